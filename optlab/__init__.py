@@ -1,0 +1,75 @@
+"""optlab: gradient transformations, schedules and a compiled training engine for JAX.
+
+Users write ``import optlab as ol; tx = ol.chain(ol.clip_by_global_norm(1.0), ol.adam(1e-3))``.
+Names, arguments and defaults follow optax wherever optax has the same algorithm.
+"""
+
+# --- core -----------------------------------------------------------------------------------
+from optlab.core.access import get as get
+from optlab.core.access import named_values as named_values
+from optlab.core.base import EmptyState as EmptyState
+from optlab.core.base import GradientTransformation as GradientTransformation
+from optlab.core.base import Params as Params
+from optlab.core.base import Schedule as Schedule
+from optlab.core.base import Updates as Updates
+from optlab.core.base import apply_updates as apply_updates
+from optlab.core.base import identity as identity
+from optlab.core.base import set_to_zero as set_to_zero
+from optlab.core.base import stateless as stateless
+from optlab.core.combine import MaskedNode as MaskedNode
+from optlab.core.combine import MaskedState as MaskedState
+from optlab.core.combine import PartitionState as PartitionState
+from optlab.core.combine import chain as chain
+from optlab.core.combine import freeze as freeze
+from optlab.core.combine import masked as masked
+from optlab.core.combine import named_chain as named_chain
+from optlab.core.combine import partition as partition
+from optlab.core.numerics import global_norm as global_norm
+
+# --- transforms: scaling --------------------------------------------------------------------
+from optlab.transforms.scale import ScaleByLearningRateState as ScaleByLearningRateState
+from optlab.transforms.scale import ScaleByScheduleState as ScaleByScheduleState
+from optlab.transforms.scale import scale as scale
+from optlab.transforms.scale import scale_by_learning_rate as scale_by_learning_rate
+from optlab.transforms.scale import scale_by_schedule as scale_by_schedule
+
+# --- transforms: clipping, regularization, constraints, noise, wrappers (issue 4) -----------
+
+# --- schedules, inject_hyperparams, controllers (issue 3) -----------------------------------
+
+# --- optimizers: first order (issue 2) ------------------------------------------------------
+
+# --- optimizers: second order, line searches, minimize (issue 5) ----------------------------
+
+# --- train engine (issue 7) ------------------------------------------------------------------
+
+# --- subpackages -----------------------------------------------------------------------------
+
+# __all__ is the sorted list of the names above (tests/test_public_api.py checks it).
+__all__ = [
+    "EmptyState",
+    "GradientTransformation",
+    "MaskedNode",
+    "MaskedState",
+    "Params",
+    "PartitionState",
+    "ScaleByLearningRateState",
+    "ScaleByScheduleState",
+    "Schedule",
+    "Updates",
+    "apply_updates",
+    "chain",
+    "freeze",
+    "get",
+    "global_norm",
+    "identity",
+    "masked",
+    "named_chain",
+    "named_values",
+    "partition",
+    "scale",
+    "scale_by_learning_rate",
+    "scale_by_schedule",
+    "set_to_zero",
+    "stateless",
+]
