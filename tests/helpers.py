@@ -12,6 +12,7 @@ import numpy as np
 
 def random_tree(rng: np.random.Generator, dtype: Any = np.float32, scale: float = 1.0) -> dict:
     """A small nested pytree of random arrays: a matrix, a vector, a scalar and a nested dict."""
+
     def arr(*shape):
         return jnp.asarray(scale * rng.standard_normal(shape), dtype)
 
@@ -30,8 +31,9 @@ def assert_trees_close(actual: Any, expected: Any, *, rtol: float, atol: float) 
         jax.tree.structure(expected),
     )
     for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(e, np.float64),
-                                   rtol=rtol, atol=atol)
+        np.testing.assert_allclose(
+            np.asarray(a, np.float64), np.asarray(e, np.float64), rtol=rtol, atol=atol
+        )
 
 
 class TraceCounter:
@@ -49,8 +51,9 @@ class TraceCounter:
         return self.fn(*args, **kwargs)
 
 
-def run_transformation(tx: Any, grads_seq: list[Any], params: Any, jit: bool = False,
-                       **extra_args: Any) -> tuple[list[Any], Any]:
+def run_transformation(
+    tx: Any, grads_seq: list[Any], params: Any, jit: bool = False, **extra_args: Any
+) -> tuple[list[Any], Any]:
     """Applies ``tx`` to a sequence of gradients, moving ``params``; returns the params after
     each step and the final state."""
     from optlab import apply_updates

@@ -93,7 +93,7 @@ def get(state: OptState, name: str) -> Any:
     wanted = tuple(part for part in name.split("/") if part)
     if not wanted:
         raise KeyError("get: name must be a non-empty field name or path, got ''")
-    matches = [(p, v) for p, v in _walk(state, ()) if p[-len(wanted):] == wanted]
+    matches = [(p, v) for p, v in _walk(state, ()) if p[-len(wanted) :] == wanted]
     if not matches:
         names = sorted({"/".join(p) for p, _ in _walk(state, ())})
         raise KeyError(
@@ -107,8 +107,10 @@ def get(state: OptState, name: str) -> Any:
         first = jax.tree.leaves(values[0])
         same = all(
             jax.tree.structure(v) == jax.tree.structure(values[0])
-            and all(np.array_equal(np.asarray(a), np.asarray(b))
-                    for a, b in zip(jax.tree.leaves(v), first, strict=True))
+            and all(
+                np.array_equal(np.asarray(a), np.asarray(b))
+                for a, b in zip(jax.tree.leaves(v), first, strict=True)
+            )
             for v in values[1:]
         )
         if same:

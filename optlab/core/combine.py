@@ -272,7 +272,7 @@ def freeze(
       >>> import jax.numpy as jnp
       >>> import optlab as ol
       >>> params = {"encoder": jnp.ones(3), "head": jnp.ones(2)}
-      >>> tx = ol.freeze("encoder*", ol.sgd(0.1))
+      >>> tx = ol.freeze("encoder*", ol.scale_by_learning_rate(0.1))
       >>> u, _ = tx.update(params, tx.init(params))
       >>> print(u["encoder"], u["head"])
       [0. 0. 0.] [-0.1 -0.1]

@@ -63,7 +63,9 @@ def tree_cast(tree: PyTree, dtype: Any) -> PyTree:
     """Casts every floating leaf to ``dtype``; ``dtype=None`` returns the tree unchanged."""
     if dtype is None:
         return tree
-    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.inexact) else x, tree)
+    return jax.tree.map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.inexact) else x, tree
+    )
 
 
 def tree_cast_like(tree: PyTree, like: PyTree) -> PyTree:
@@ -82,7 +84,6 @@ def tree_zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
 def tree_full_like(tree: PyTree, fill_value: Numeric, dtype: Any = None) -> PyTree:
     """A constant tree shaped like ``tree``, in ``dtype`` or each leaf's own dtype."""
     return jax.tree.map(lambda x: jnp.full(jnp.shape(x), fill_value, dtype or x.dtype), tree)
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +141,9 @@ def bias_correction(moments: PyTree, decay: Numeric, count: jax.Array) -> PyTree
     the result cast back to each moment's dtype."""
     factor = bias_correction_factor(decay, count)
     return jax.tree.map(
-        lambda m: None if m is None else (m / factor.astype(compute_dtype(m.dtype))).astype(m.dtype),
+        lambda m: (
+            None if m is None else (m / factor.astype(compute_dtype(m.dtype))).astype(m.dtype)
+        ),
         moments,
         is_leaf=lambda x: x is None,
     )
@@ -163,8 +166,10 @@ def tree_sum_of_squares(tree: PyTree) -> jax.Array:
     for x in leaves:  # one reduction per leaf, summed once: this is traced, not a hot Python loop
         x = jnp.asarray(x)
         dt = compute_dtype(jnp.real(x).dtype if jnp.iscomplexobj(x) else x.dtype)
-        s = jnp.sum(jnp.real(x * jnp.conj(x)).astype(dt)) if jnp.iscomplexobj(x) else jnp.sum(
-            jnp.square(x.astype(dt))
+        s = (
+            jnp.sum(jnp.real(x * jnp.conj(x)).astype(dt))
+            if jnp.iscomplexobj(x)
+            else jnp.sum(jnp.square(x.astype(dt)))
         )
         total = s if total is None else total + s.astype(jnp.promote_types(total.dtype, s.dtype))
     return total
@@ -193,8 +198,11 @@ def tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
 
 def tree_scale(scalar: Numeric, tree: PyTree) -> PyTree:
     """:math:`c\\,x` for every leaf, keeping each leaf's dtype."""
-    return jax.tree.map(lambda x: None if x is None else (scalar * x).astype(x.dtype), tree,
-                        is_leaf=lambda x: x is None)
+    return jax.tree.map(
+        lambda x: None if x is None else (scalar * x).astype(x.dtype),
+        tree,
+        is_leaf=lambda x: x is None,
+    )
 
 
 def tree_add_scaled(a: PyTree, scalar: Numeric, b: PyTree) -> PyTree:

@@ -58,8 +58,10 @@ LabelSpec = PyTree | Callable[[PyTree], PyTree] | Mapping[str, Any]
 
 
 def _is_pattern_dict(spec: Any) -> bool:
-    return isinstance(spec, Mapping) and spec and all(
-        isinstance(k, str) and any(c in k for c in "*?[") for k in spec
+    return (
+        isinstance(spec, Mapping)
+        and spec
+        and all(isinstance(k, str) and any(c in k for c in "*?[") for k in spec)
     )
 
 
@@ -83,9 +85,7 @@ def resolve_labels(fn: str, labels: LabelSpec, params: PyTree) -> PyTree:
 def broadcast_prefix(fn: str, prefix: PyTree, tree: PyTree, what: str = "mask") -> PyTree:
     """Expands a prefix tree (e.g. a mask) to the full structure of ``tree``."""
     try:
-        return jax.tree.map(
-            lambda m, sub: jax.tree.map(lambda _: m, sub), prefix, tree
-        )
+        return jax.tree.map(lambda m, sub: jax.tree.map(lambda _: m, sub), prefix, tree)
     except (ValueError, TypeError) as err:
         raise ValueError(
             f"{fn}: the {what} tree does not match the parameters "

@@ -81,17 +81,23 @@ def check_learning_rate(fn: str, value: Any, name: str = "learning_rate") -> Non
 
 def describe_structure_difference(expected: Any, got: Any) -> str:
     """A short human description of where two tree structures differ."""
-    e_paths = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(expected)[0]}
+    e_paths = {
+        jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(expected)[0]
+    }
     g_paths = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(got)[0]}
     missing = sorted(e_paths - g_paths)
     extra = sorted(g_paths - e_paths)
     parts = []
     if missing:
-        parts.append(f"missing from the updates: {', '.join(missing[:5])}"
-                     + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+        parts.append(
+            f"missing from the updates: {', '.join(missing[:5])}"
+            + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+        )
     if extra:
-        parts.append(f"not in the state: {', '.join(extra[:5])}"
-                     + (f" (+{len(extra) - 5} more)" if len(extra) > 5 else ""))
+        parts.append(
+            f"not in the state: {', '.join(extra[:5])}"
+            + (f" (+{len(extra) - 5} more)" if len(extra) > 5 else "")
+        )
     if not parts:
         parts.append(
             f"same leaf paths but different containers: expected {jax.tree.structure(expected)}, "
