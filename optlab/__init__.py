@@ -34,6 +34,11 @@ from optlab.transforms.scale import scale_by_learning_rate as scale_by_learning_
 from optlab.transforms.scale import scale_by_schedule as scale_by_schedule
 
 # --- transforms: clipping, regularization, constraints, noise, wrappers (issue 4) -----------
+from optlab.transforms.regularization import RegularizationState as RegularizationState
+from optlab.transforms.regularization import add_decayed_weights as add_decayed_weights
+from optlab.transforms.regularization import add_elastic_net as add_elastic_net
+from optlab.transforms.regularization import add_l1 as add_l1
+from optlab.transforms.regularization import decay_mask as decay_mask
 
 # --- schedules, inject_hyperparams, controllers (issue 3) -----------------------------------
 
