@@ -34,6 +34,13 @@ from optlab.transforms.scale import scale_by_learning_rate as scale_by_learning_
 from optlab.transforms.scale import scale_by_schedule as scale_by_schedule
 
 # --- transforms: clipping, regularization, constraints, noise, wrappers (issue 4) -----------
+from optlab.transforms.clipping import ClipByGlobalNormState as ClipByGlobalNormState
+from optlab.transforms.clipping import adaptive_grad_clip as adaptive_grad_clip
+from optlab.transforms.clipping import clip as clip
+from optlab.transforms.clipping import clip_by_block_rms as clip_by_block_rms
+from optlab.transforms.clipping import clip_by_global_norm as clip_by_global_norm
+from optlab.transforms.clipping import clip_by_norm as clip_by_norm
+from optlab.transforms.clipping import unitwise_norm as unitwise_norm
 from optlab.transforms.regularization import RegularizationState as RegularizationState
 from optlab.transforms.regularization import add_decayed_weights as add_decayed_weights
 from optlab.transforms.regularization import add_elastic_net as add_elastic_net
