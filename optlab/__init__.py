@@ -46,6 +46,14 @@ from optlab.transforms.regularization import add_decayed_weights as add_decayed_
 from optlab.transforms.regularization import add_elastic_net as add_elastic_net
 from optlab.transforms.regularization import add_l1 as add_l1
 from optlab.transforms.regularization import decay_mask as decay_mask
+from optlab.transforms.wrappers import ApplyIfFiniteState as ApplyIfFiniteState
+from optlab.transforms.wrappers import MultiSteps as MultiSteps
+from optlab.transforms.wrappers import MultiStepsState as MultiStepsState
+from optlab.transforms.wrappers import ZeroNansState as ZeroNansState
+from optlab.transforms.wrappers import apply_if_finite as apply_if_finite
+from optlab.transforms.wrappers import skip_large_updates as skip_large_updates
+from optlab.transforms.wrappers import skip_not_finite as skip_not_finite
+from optlab.transforms.wrappers import zero_nans as zero_nans
 
 # --- schedules, inject_hyperparams, controllers (issue 3) -----------------------------------
 

@@ -1,0 +1,219 @@
+"""Tests of optlab.transforms.wrappers: apply_if_finite, MultiSteps, zero_nans."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optlab as ol
+from tests.helpers import assert_trees_close, random_tree
+
+# ---------------------------------------------------------------------------------------------
+# apply_if_finite
+
+
+def test_apply_if_finite_1000_steps_with_injected_nans():
+    rng = np.random.default_rng(1)
+    steps = 1000
+    bad = rng.random(steps) < 0.1
+    kind = rng.integers(0, 3, steps)  # 0: NaN, 1: +Inf, 2: -Inf
+    poison = np.where(kind == 0, np.nan, np.where(kind == 1, np.inf, -np.inf))
+    target = jnp.asarray([1.0, -2.0, 0.5])
+    params = {"w": jnp.zeros(3), "b": jnp.ones(2)}
+
+    def make(lib):
+        return lib.apply_if_finite(optax.adam(1e-2), max_consecutive_errors=5)
+
+    def run(tx):
+        def step(carry, inp):
+            p, s = carry
+            is_bad, value = inp
+            g = {"w": p["w"] - target, "b": p["b"]}
+            g = jax.tree.map(lambda x: jnp.where(is_bad, x.at[0].set(value), x), g)
+            u, s = tx.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        (p, s), _ = jax.lax.scan(step, (params, tx.init(params)),
+                                 (jnp.asarray(bad), jnp.asarray(poison, jnp.float32)))
+        return p, s
+
+    p, state = jax.jit(lambda: run(make(ol)))()
+    p_ref, _ = jax.jit(lambda: run(make(optax)))()
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(p))
+    assert int(ol.get(state, "total_notfinite")) == int(bad.sum()) > 50
+    # Same wrapper semantics as optax's: identical trajectories (same float ops).
+    assert_trees_close(p, p_ref, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(p["w"]), np.asarray(target), atol=1e-2)
+
+
+def test_apply_if_finite_skip_leaves_inner_state_and_policy():
+    tx = ol.apply_if_finite(ol.named_chain(("clip", ol.clip_by_global_norm(10.0)),
+                                           ("lr", ol.scale_by_learning_rate(0.5))),
+                            max_consecutive_errors=2)
+    params = jnp.ones(2)
+    state = tx.init(params)
+    u, state = tx.update(jnp.asarray([1.0, 1.0]), state, params)
+    good_inner = state.inner_state
+    nan = jnp.asarray([jnp.nan, 1.0])
+    for expected_consecutive in (1, 2):
+        u, state = tx.update(nan, state, params, value=3.0)  # extra args are accepted
+        np.testing.assert_array_equal(np.asarray(u), 0.0)
+        assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)),
+                                         state.inner_state, good_inner))
+        assert int(ol.get(state, "notfinite_count")) == expected_consecutive
+        assert not bool(ol.get(state, "last_finite"))
+    # The third consecutive failure exceeds max_consecutive_errors=2: it goes through.
+    u, state = tx.update(nan, state, params)
+    assert np.isnan(np.asarray(u)[0])
+    assert int(ol.get(state, "lr/count")) == 2
+    assert int(ol.get(state, "total_notfinite")) == 3
+    # A finite step resets the consecutive count, not the total.
+    _, state = tx.update(jnp.ones(2), state, params)
+    assert int(ol.get(state, "notfinite_count")) == 0
+    assert int(ol.get(state, "total_notfinite")) == 3
+
+
+def test_apply_if_finite_bad_argument():
+    with pytest.raises(ValueError, match="apply_if_finite: max_consecutive_errors must be an "
+                                         "integer >= 0, got max_consecutive_errors=-1"):
+        ol.apply_if_finite(ol.identity(), -1)
+
+
+# ---------------------------------------------------------------------------------------------
+# MultiSteps
+
+
+def _regression_data(rng, n=32, d=3):
+    x = rng.standard_normal((n, d))
+    y = x @ np.asarray([1.0, -2.0, 0.5]) + 0.1 * rng.standard_normal(n)
+    return x, y
+
+
+def test_multisteps_equals_one_large_batch(rng):
+    k, lr = 4, 0.1
+    x, y = _regression_data(rng)
+    w0 = jnp.zeros(3)
+
+    def loss(w, xb, yb):
+        return 0.5 * jnp.mean((xb @ w - yb) ** 2)
+
+    ms = ol.MultiSteps(ol.scale_by_learning_rate(lr), every_k_schedule=k)
+    state = ms.init(w0)
+    w = w0
+    w_ref = np.zeros(3)
+    grad = jax.jit(jax.grad(loss))
+    update = jax.jit(ms.update)
+    for _ in range(3):
+        for xb, yb in zip(np.split(x, k), np.split(y, k), strict=True):
+            u, state = update(grad(w, xb, yb), state, w)
+            w = ol.apply_updates(w, u)
+        assert bool(ms.has_updated(state))
+        # NumPy full-batch gradient of the mean squared error.
+        w_ref = w_ref - lr * x.T @ (x @ w_ref - y) / len(y)
+        # float32 accumulation of 4 running-mean updates vs float64: ~1e-6 relative.
+        np.testing.assert_allclose(np.asarray(w), w_ref, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("every_k", "use_grad_mean", "skip"),
+    [(3, True, None), (2, False, None), (lambda step: 1 + step, True, None),
+     (3, True, "not_finite")],
+    ids=["k3_mean", "k2_sum", "growing_k", "skip_not_finite"],
+)
+def test_multisteps_matches_optax(every_k, use_grad_mean, skip, rng):
+    params = random_tree(rng)
+    kw = {"use_grad_mean": use_grad_mean}
+    ours = ol.MultiSteps(optax.adam(1e-2), every_k, should_skip_update_fn=(
+        ol.skip_not_finite if skip else None), **kw)
+    ref = optax.MultiSteps(optax.adam(1e-2), every_k, should_skip_update_fn=(
+        optax.skip_not_finite if skip else None), **kw)
+    grads = [random_tree(rng) for _ in range(12)]
+    if skip:
+        grads[4] = jax.tree.map(lambda x: x * jnp.nan, grads[4])
+
+    def run(tx):
+        def step(carry, g):
+            p, s = carry
+            u, s = tx.update(g, s, p)
+            return (optax.apply_updates(p, u), s), (u, tx.has_updated(s))
+
+        stacked = jax.tree.map(lambda *x: jnp.stack(x), *grads)
+        return jax.lax.scan(step, (params, tx.init(params)), stacked)
+
+    (p, s), (us, updated) = run(ours)
+    (p_ref, s_ref), (us_ref, updated_ref) = run(ref)
+    np.testing.assert_array_equal(np.asarray(updated), np.asarray(updated_ref))
+    # Same accumulation arithmetic; the inner Adam is optax's in both.
+    assert_trees_close(p, p_ref, rtol=1e-6, atol=1e-6)
+    assert_trees_close(us, us_ref, rtol=1e-6, atol=1e-6)
+    assert int(s.gradient_step) == int(s_ref.gradient_step) >= 3
+
+
+def test_multisteps_memory_is_one_params_buffer(rng):
+    params = random_tree(rng)
+    inner = ol.scale_by_learning_rate(0.1)
+    state = ol.MultiSteps(inner, 4).init(params)
+    own = state._replace(inner_opt_state=())
+    params_size = sum(x.size for x in jax.tree.leaves(params))
+    own_leaves = jax.tree.leaves(own)
+    # mini_step and gradient_step (scalars) plus exactly one params-shaped accumulator.
+    assert len(own_leaves) == len(jax.tree.leaves(params)) + 2
+    assert sum(x.size for x in own_leaves) == params_size + 2
+    assert jax.tree.structure(state.acc_grads) == jax.tree.structure(params)
+
+
+def test_multisteps_accumulator_dtype_and_params_forwarded(rng):
+    params = random_tree(rng, dtype=jnp.bfloat16)
+    inner = ol.chain(ol.add_decayed_weights(0.5), ol.scale_by_learning_rate(1.0))  # needs params
+    ms = ol.MultiSteps(inner, 2, accumulator_dtype=jnp.float32)
+    state = ms.init(params)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.acc_grads))
+    g = jax.tree.map(jnp.ones_like, params)
+    u, state = ms.update(g, state, params, value=1.0)
+    u, state = ms.update(g, state, params, value=1.0)
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(u))
+    expected = jax.tree.map(lambda p: -(1.0 + 0.5 * np.asarray(p, np.float64)), params)
+    assert_trees_close(u, expected, rtol=1e-2, atol=1e-2)  # bf16 rounding
+    keep = ol.MultiSteps(inner, 2, accumulator_dtype=None).init(params)
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(keep.acc_grads))
+
+
+def test_multisteps_in_chain_and_bad_k():
+    ms = ol.MultiSteps(ol.scale_by_learning_rate(1.0), 2)
+    tx = ol.chain(ol.clip(1.0), ms.gradient_transformation())
+    state = tx.init(jnp.zeros(2))
+    _, state = tx.update(jnp.asarray([3.0, 0.5]), state)
+    u, state = tx.update(jnp.asarray([0.0, 0.5]), state)
+    np.testing.assert_allclose(np.asarray(u), [-0.5, -0.5])
+    assert ms.inner_opt is not None
+    with pytest.raises(ValueError, match="MultiSteps: every_k_schedule must be an integer >= 1"):
+        ol.MultiSteps(ol.identity(), 0)
+
+
+def test_multisteps_skip_large_updates():
+    ms = ol.MultiSteps(ol.scale_by_learning_rate(1.0), 2, should_skip_update_fn=functools.partial(
+        ol.skip_large_updates, max_squared_norm=4.0))
+    state = ms.init(jnp.zeros(1))
+    _, state = ms.update(jnp.asarray([1.0]), state)
+    _, state = ms.update(jnp.asarray([10.0]), state)  # skipped: 100 >= 4
+    assert int(state.mini_step) == 1
+    np.testing.assert_allclose(float(state.skip_state["norm_squared"]), 100.0)
+    u, state = ms.update(jnp.asarray([1.5]), state)
+    np.testing.assert_allclose(np.asarray(u), [-1.25])
+
+
+# ---------------------------------------------------------------------------------------------
+# zero_nans
+
+
+def test_zero_nans_matches_optax():
+    g = {"a": jnp.asarray([1.0, jnp.nan, jnp.inf]), "b": jnp.asarray([2.0])}
+    tx, ref = ol.zero_nans(), optax.zero_nans()
+    u, s = tx.update(g, tx.init(g), None, value=1.0)
+    v, s_ref = ref.update(g, ref.init(g))
+    assert_trees_close(u, v, rtol=0, atol=0)
+    assert jax.tree.map(bool, s.found_nan) == jax.tree.map(bool, s_ref.found_nan) == {
+        "a": True, "b": False}
