@@ -58,6 +58,31 @@ from optlab.transforms.wrappers import zero_nans as zero_nans
 # --- schedules, inject_hyperparams, controllers (issue 3) -----------------------------------
 
 # --- optimizers: first order (issue 2) ------------------------------------------------------
+from optlab.optimizers.adadelta import ScaleByAdaDeltaState as ScaleByAdaDeltaState
+from optlab.optimizers.adadelta import adadelta as adadelta
+from optlab.optimizers.adadelta import scale_by_adadelta as scale_by_adadelta
+from optlab.optimizers.adagrad import ScaleByRssState as ScaleByRssState
+from optlab.optimizers.adagrad import adagrad as adagrad
+from optlab.optimizers.adagrad import scale_by_rss as scale_by_rss
+from optlab.optimizers.adam import ScaleByAdamState as ScaleByAdamState
+from optlab.optimizers.adam import ScaleByAmsgradState as ScaleByAmsgradState
+from optlab.optimizers.adam import adam as adam
+from optlab.optimizers.adam import adamax as adamax
+from optlab.optimizers.adam import adamw as adamw
+from optlab.optimizers.adam import amsgrad as amsgrad
+from optlab.optimizers.adam import nadam as nadam
+from optlab.optimizers.adam import nadamw as nadamw
+from optlab.optimizers.adam import scale_by_adam as scale_by_adam
+from optlab.optimizers.adam import scale_by_adamax as scale_by_adamax
+from optlab.optimizers.adam import scale_by_amsgrad as scale_by_amsgrad
+from optlab.optimizers.rmsprop import ScaleByRStdDevState as ScaleByRStdDevState
+from optlab.optimizers.rmsprop import ScaleByRmsState as ScaleByRmsState
+from optlab.optimizers.rmsprop import rmsprop as rmsprop
+from optlab.optimizers.rmsprop import scale_by_rms as scale_by_rms
+from optlab.optimizers.rmsprop import scale_by_stddev as scale_by_stddev
+from optlab.optimizers.sgd import TraceState as TraceState
+from optlab.optimizers.sgd import sgd as sgd
+from optlab.optimizers.sgd import trace as trace
 
 # --- optimizers: second order, line searches, minimize (issue 5) ----------------------------
 

@@ -139,3 +139,12 @@ def require_params(fn: str, params: Any) -> None:
             f"{fn}: this transformation needs the current parameters; call "
             f"tx.update(grads, state, params) (with flax.nnx.Optimizer they are passed for you)"
         )
+
+
+def check_not_schedule(fn: str, name: str, value: Any) -> None:
+    """Raises ``ValueError`` if ``value`` is callable where only a number or an array is allowed
+    (decay rates, epsilons: schedule them with ``inject_hyperparams`` instead)."""
+    if callable(value):
+        raise ValueError(
+            f"{fn}: {name} must be a number or a jax array, not a schedule, got {name}={value!r}"
+        )
