@@ -41,6 +41,13 @@ from optlab.transforms.clipping import clip_by_block_rms as clip_by_block_rms
 from optlab.transforms.clipping import clip_by_global_norm as clip_by_global_norm
 from optlab.transforms.clipping import clip_by_norm as clip_by_norm
 from optlab.transforms.clipping import unitwise_norm as unitwise_norm
+from optlab.transforms.constraints import keep_params_nonnegative as keep_params_nonnegative
+from optlab.transforms.constraints import max_norm as max_norm
+from optlab.transforms.constraints import project_box as project_box
+from optlab.transforms.constraints import project_l2_ball as project_l2_ball
+from optlab.transforms.constraints import project_params as project_params
+from optlab.transforms.noise import AddNoiseState as AddNoiseState
+from optlab.transforms.noise import add_noise as add_noise
 from optlab.transforms.regularization import RegularizationState as RegularizationState
 from optlab.transforms.regularization import add_decayed_weights as add_decayed_weights
 from optlab.transforms.regularization import add_elastic_net as add_elastic_net
