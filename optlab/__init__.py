@@ -63,6 +63,36 @@ from optlab.transforms.wrappers import skip_not_finite as skip_not_finite
 from optlab.transforms.wrappers import zero_nans as zero_nans
 
 # --- schedules, inject_hyperparams, controllers (issue 3) -----------------------------------
+from optlab.schedules.basic import constant_schedule as constant_schedule
+from optlab.schedules.basic import exponential_decay as exponential_decay
+from optlab.schedules.basic import inverse_sqrt_schedule as inverse_sqrt_schedule
+from optlab.schedules.basic import inverse_time_decay as inverse_time_decay
+from optlab.schedules.basic import linear_schedule as linear_schedule
+from optlab.schedules.basic import piecewise_constant_schedule as piecewise_constant_schedule
+from optlab.schedules.basic import piecewise_interpolate_schedule as piecewise_interpolate_schedule
+from optlab.schedules.basic import polynomial_schedule as polynomial_schedule
+from optlab.schedules.cosine import cosine_decay_schedule as cosine_decay_schedule
+from optlab.schedules.cosine import cosine_onecycle_schedule as cosine_onecycle_schedule
+from optlab.schedules.cosine import linear_onecycle_schedule as linear_onecycle_schedule
+from optlab.schedules.cosine import sgdr_schedule as sgdr_schedule
+from optlab.schedules.cosine import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
+from optlab.schedules.cyclic import cyclic_schedule as cyclic_schedule
+from optlab.schedules.inject import InjectHyperparamsState as InjectHyperparamsState
+from optlab.schedules.inject import inject_hyperparams as inject_hyperparams
+from optlab.schedules.inject import set_hyperparams as set_hyperparams
+from optlab.schedules.join import epochs_to_steps as epochs_to_steps
+from optlab.schedules.join import join_schedules as join_schedules
+from optlab.schedules.warmup import warmup_constant_schedule as warmup_constant_schedule
+from optlab.schedules.warmup import (
+    warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+)
+from optlab.schedules.warmup import warmup_stable_decay_schedule as warmup_stable_decay_schedule
+from optlab.transforms.controllers import BoldDriverState as BoldDriverState
+from optlab.transforms.controllers import EarlyStoppingState as EarlyStoppingState
+from optlab.transforms.controllers import ReduceLROnPlateauState as ReduceLROnPlateauState
+from optlab.transforms.controllers import bold_driver as bold_driver
+from optlab.transforms.controllers import early_stopping as early_stopping
+from optlab.transforms.controllers import reduce_on_plateau as reduce_on_plateau
 
 # --- optimizers: first order (issue 2) ------------------------------------------------------
 from optlab.optimizers.adadelta import ScaleByAdaDeltaState as ScaleByAdaDeltaState
@@ -92,10 +122,41 @@ from optlab.optimizers.sgd import sgd as sgd
 from optlab.optimizers.sgd import trace as trace
 
 # --- optimizers: second order, line searches, minimize (issue 5) ----------------------------
+from optlab.optimizers.lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
+from optlab.optimizers.lbfgs import lbfgs as lbfgs
+from optlab.optimizers.lbfgs import scale_by_lbfgs as scale_by_lbfgs
+from optlab.optimizers.linesearch import BacktrackingLinesearchInfo as BacktrackingLinesearchInfo
+from optlab.optimizers.linesearch import (
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
+from optlab.optimizers.linesearch import ScaleByZoomLinesearchState as ScaleByZoomLinesearchState
+from optlab.optimizers.linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo
+from optlab.optimizers.linesearch import (
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+)
+from optlab.optimizers.linesearch import scale_by_zoom_linesearch as scale_by_zoom_linesearch
+from optlab.optimizers.linesearch import value_and_grad_from_state as value_and_grad_from_state
+from optlab.optimizers.minimize import MinimizeResult as MinimizeResult
+from optlab.optimizers.minimize import minimize as minimize
+from optlab.optimizers.newton import ScaleByBFGSState as ScaleByBFGSState
+from optlab.optimizers.newton import ScaleByNewtonState as ScaleByNewtonState
+from optlab.optimizers.newton import bfgs as bfgs
+from optlab.optimizers.newton import newton as newton
+from optlab.optimizers.newton import scale_by_bfgs as scale_by_bfgs
+from optlab.optimizers.newton import scale_by_newton as scale_by_newton
 
 # --- train engine (issue 7) ------------------------------------------------------------------
+from optlab.train import callbacks as callbacks
+from optlab.train.fit import fit as fit
+from optlab.train.history import History as History
+from optlab.train.state import TrainState as TrainState
+from optlab.train.step import make_eval_step as make_eval_step
+from optlab.train.step import make_train_step as make_train_step
+from optlab.train.step import train_epoch as train_epoch
 
 # --- subpackages -----------------------------------------------------------------------------
+from optlab import data as data
+from optlab import nn as nn
 
 # __all__ is the sorted list of the names above (tests/test_public_api.py checks it).
 __all__ = [

@@ -1,0 +1,44 @@
+"""Tiny models, data and a loss shared by the engine's tests (and the fresh-process resume job)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+class Tiny(nnx.Module):
+    """A plain nnx MLP (mode by flags): Linear -> BatchNorm -> relu -> Dropout -> Linear."""
+
+    def __init__(self, din: int = 4, hidden: int = 8, dout: int = 3, *, dropout: float = 0.0,
+                 batchnorm: bool = False, seed: int = 0):
+        rngs = nnx.Rngs(seed)
+        self.l1 = nnx.Linear(din, hidden, rngs=rngs)
+        self.bn = nnx.BatchNorm(hidden, rngs=rngs) if batchnorm else None
+        self.do = nnx.Dropout(dropout, rngs=rngs) if dropout else None
+        self.l2 = nnx.Linear(hidden, dout, rngs=rngs)
+
+    def __call__(self, x):
+        h = self.l1(x)
+        if self.bn is not None:
+            h = self.bn(h)
+        h = nnx.relu(h)
+        if self.do is not None:
+            h = self.do(h)
+        return self.l2(h)
+
+
+def xent(logits, labels):
+    """Softmax cross-entropy with integer labels, per example (written out, not imported)."""
+    logp = jax.nn.log_softmax(logits)
+    return -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
+
+
+def blobs(n: int = 96, din: int = 4, classes: int = 3, seed: int = 0):
+    """Gaussian blobs: float32 features, int32 labels."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n).astype(np.int32)
+    centers = rng.standard_normal((classes, din)) * 2.0
+    x = (centers[y] + rng.standard_normal((n, din))).astype(np.float32)
+    return x, y

@@ -1,0 +1,184 @@
+"""The compiled train/eval steps and the scanned epoch, against hand-written optax loops."""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import optlab as ol
+from optlab.train.step import accuracy, evaluate
+from tests.helpers import TraceCounter, assert_trees_close
+from tests.train.models import Tiny, blobs, xent
+
+STEP = ol.make_train_step(xent)
+EVAL = ol.make_eval_step(xent)
+
+
+def _batches(num_batches=6, batch=16, seed=0):
+    x, y = blobs(num_batches * batch, seed=seed)
+    return jnp.asarray(x.reshape(num_batches, batch, -1)), jnp.asarray(y.reshape(num_batches, -1))
+
+
+def _forward(p, x):
+    h = jax.nn.relu(x @ p["l1"]["kernel"] + p["l1"]["bias"])
+    return h @ p["l2"]["kernel"] + p["l2"]["bias"]
+
+
+def _reference(tx, params, batches):
+    """A hand-written optax loop over the same batches: params, losses, accs, grad norms."""
+    opt_state = tx.init(params)
+    losses, accs, norms = [], [], []
+
+    def objective(p, x, y):
+        logits = _forward(p, x)
+        return jnp.mean(xent(logits, y)), logits
+
+    @jax.jit
+    def step(params, opt_state, x, y):  # one jitted call per step: a plain Python loop
+        (value, logits), g = jax.value_and_grad(objective, has_aux=True)(params, x, y)
+        u, opt_state = tx.update(g, opt_state, params)
+        return optax.apply_updates(params, u), opt_state, value, logits, g
+
+    for x, y in zip(*batches, strict=True):
+        params, opt_state, value, logits, g = step(params, opt_state, x, y)
+        losses.append(float(value))
+        accs.append(float(np.mean(np.argmax(np.asarray(logits), -1) == np.asarray(y))))
+        norms.append(float(optax.tree.norm(g)))
+    return params, losses, accs, norms
+
+
+@pytest.mark.parametrize("which", ["adam", "sgd_momentum"])
+def test_epoch_matches_hand_written_optax_loop(which):
+    batches = _batches()
+    make = {"adam": lambda: ol.adam(1e-2), "sgd_momentum": lambda: ol.sgd(0.1, momentum=0.9)}
+    oracle = {"adam": optax.adam(1e-2), "sgd_momentum": optax.sgd(0.1, momentum=0.9)}[which]
+    state = ol.TrainState.create(Tiny(), make[which]())
+    ref_params, losses, accs, norms = _reference(oracle, state.params, batches)
+    state, logs = ol.train_epoch(STEP, state, batches)
+    # float32, 6 steps: the compiled scan fuses differently from the eager loop.
+    assert_trees_close(state.params, ref_params, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(float(logs["loss"]), np.mean(losses), rtol=1e-5)
+    np.testing.assert_allclose(float(logs["accuracy"]), np.mean(accs), rtol=1e-6)
+    np.testing.assert_allclose(float(logs["grad_norm"]), np.mean(norms), rtol=1e-5)
+    assert int(state.step) == 6
+
+
+def test_learning_rate_is_the_last_steps_value_of_a_schedule():
+    schedule = lambda n: 0.1 / (1.0 + n)
+    state = ol.TrainState.create(Tiny(), ol.scale_by_learning_rate(schedule))
+    state, logs = ol.train_epoch(STEP, state, _batches())
+    # The 6th step (count 5) used 0.1 / 6.
+    np.testing.assert_allclose(float(logs["learning_rate"]), 0.1 / 6, rtol=1e-6)
+
+
+def test_one_compilation_per_step_function_and_state_is_donated():
+    counted = TraceCounter(ol.make_train_step(xent, metrics=()))
+    tx = ol.scale_by_learning_rate(0.1)
+    state = ol.TrainState.create(Tiny(), tx)
+    batches = _batches()
+    for _ in range(3):
+        old = state
+        state, _ = ol.train_epoch(counted, state, batches)
+    assert counted.count == 1  # traced once: the three epochs share one executable
+    assert all(leaf.is_deleted() for leaf in jax.tree.leaves(old.params))
+    assert int(state.step) == 18
+
+
+class _Recorder(NamedTuple):
+    value: jax.Array
+    metric: jax.Array
+    grad_norm: jax.Array
+
+
+def _recording_tx():
+    """Records the extra arguments it gets; updates are plain SGD with rate 0.1."""
+
+    def init(params):
+        z = jnp.zeros((), jnp.float32)
+        return _Recorder(z, z, z)
+
+    def update(updates, state, params=None, *, value, grad, value_fn, metric=jnp.nan, **kw):
+        del state, kw
+        check = value_fn(params)  # the batch loss as a function of the parameters
+        rec = _Recorder(jnp.asarray(value - check + value, jnp.float32),
+                        jnp.asarray(metric, jnp.float32), optax.tree.norm(grad))
+        return jax.tree.map(lambda g: -0.1 * g, updates), rec
+
+    return ol.GradientTransformation(init, update)
+
+
+def test_extra_arguments_reach_the_transformation():
+    state = ol.TrainState.create(Tiny(), _recording_tx())
+    x, y = blobs(16)
+    params = state.params
+    state, logs = jax.jit(STEP)(state, (jnp.asarray(x), jnp.asarray(y)), jnp.float32(0.75))
+    expected = jnp.mean(xent(_forward(params, jnp.asarray(x)), jnp.asarray(y)))
+    np.testing.assert_allclose(float(state.opt_state.value), float(expected), rtol=1e-6)
+    np.testing.assert_allclose(float(state.opt_state.metric), 0.75)
+    np.testing.assert_allclose(float(state.opt_state.grad_norm), float(logs["grad_norm"]),
+                               rtol=1e-6)
+
+
+def test_plain_optax_transformation_without_extra_args():
+    batches = _batches(num_batches=2)
+    state = ol.TrainState.create(Tiny(), optax.sgd(0.1))
+    ref_params, _, _, _ = _reference(optax.sgd(0.1), state.params, batches)
+    state, logs = ol.train_epoch(STEP, state, batches)
+    assert_trees_close(state.params, ref_params, rtol=2e-5, atol=2e-6)
+    assert "learning_rate" not in logs  # optax.sgd records no learning rate
+
+
+def test_lr_scale_multiplies_every_update():
+    batches = _batches(num_batches=1)
+    base = ol.TrainState.create(Tiny(), ol.scale_by_learning_rate(0.1))
+    p0 = base.params
+    half = base.replace(lr_scale=jnp.float32(0.5))
+    full, _ = jax.jit(STEP)(base, (batches[0][0], batches[1][0]))
+    halved, logs = jax.jit(STEP)(half, (batches[0][0], batches[1][0]))
+    delta_full = jax.tree.map(lambda a, b: a - b, full.params, p0)
+    delta_half = jax.tree.map(lambda a, b: a - b, halved.params, p0)
+    assert_trees_close(delta_half, jax.tree.map(lambda d: 0.5 * d, delta_full),
+                       rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(float(logs["learning_rate"]), 0.05)
+
+
+def test_eval_uses_running_statistics_and_no_dropout():
+    model = Tiny(batchnorm=True, dropout=0.5)
+    state = ol.TrainState.create(model, ol.scale_by_learning_rate(0.05))
+    state, _ = ol.train_epoch(STEP, state, _batches())
+    x, y = blobs(32, seed=3)
+    logs_a = evaluate(EVAL, state, (jnp.asarray(x), jnp.asarray(y)))
+    logs_b = evaluate(EVAL, state, (jnp.asarray(x), jnp.asarray(y)))
+    assert float(logs_a["loss"]) == float(logs_b["loss"])
+    # Independent evaluation: BatchNorm with the running averages, written out.
+    p, s = state.params, state.model_state
+    bn_p, bn_s = p["bn"], s["bn"]
+    h = x @ np.asarray(p["l1"]["kernel"]) + np.asarray(p["l1"]["bias"])
+    h = (h - np.asarray(bn_s["mean"])) / np.sqrt(np.asarray(bn_s["var"]) + 1e-5)
+    h = np.maximum(h * np.asarray(bn_p["scale"]) + np.asarray(bn_p["bias"]), 0.0)
+    logits = h @ np.asarray(p["l2"]["kernel"]) + np.asarray(p["l2"]["bias"])
+    ref = np.mean(np.asarray(xent(jnp.asarray(logits), jnp.asarray(y))))
+    np.testing.assert_allclose(float(logs_a["loss"]), ref, rtol=1e-5)
+    assert not np.allclose(np.asarray(s["bn"]["mean"]), 0.0)  # training moved the averages
+
+
+def test_accuracy_forms():
+    logits = jnp.array([[2.0, 0.1], [0.3, 0.9], [1.0, 0.0], [0.0, 3.0]])
+    assert float(accuracy(logits, jnp.array([0, 1, 1, 1]))) == 0.75
+    assert float(accuracy(logits, jax.nn.one_hot(jnp.array([0, 0, 0, 1]), 2))) == 0.75
+    assert float(accuracy(jnp.array([[1.0], [-1.0]]), jnp.array([1, 1]))) == 0.5
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="make_train_step: unknown metric 'auc'"):
+        ol.make_train_step(xent, metrics=("auc",))
+    with pytest.raises(ValueError, match="make_eval_step: loss must be a function"):
+        ol.make_eval_step("cross_entropy")
+    with pytest.raises(TypeError, match="TrainState.create: model must be a flax.nnx.Module"):
+        ol.TrainState.create(object(), ol.identity())
+    with pytest.raises(TypeError, match="tx must be a gradient transformation"):
+        ol.TrainState.create(nnx.Linear(1, 1, rngs=nnx.Rngs(0)), 0.1)
