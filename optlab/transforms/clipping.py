@@ -28,8 +28,7 @@ def _stateless(update) -> GradientTransformation:
 
 
 def _map(f, updates):
-    return jax.tree.map(lambda u: None if u is None else f(u), updates,
-                        is_leaf=lambda x: x is None)
+    return jax.tree.map(lambda u: None if u is None else f(u), updates, is_leaf=lambda x: x is None)
 
 
 def _scale_leaf(u: jax.Array, factor: jax.Array) -> jax.Array:
@@ -110,8 +109,9 @@ def clip_by_norm(max_norm: Numeric, axis: Axis = None) -> GradientTransformation
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        return _map(lambda u: _scale_leaf(u, _shrink_factor(_norm(u, axis), max_norm)),
-                    updates), state
+        return _map(
+            lambda u: _scale_leaf(u, _shrink_factor(_norm(u, axis), max_norm)), updates
+        ), state
 
     return _stateless(update_fn)
 

@@ -149,8 +149,12 @@ def project_box(lower: Numeric | PyTree, upper: Numeric | PyTree) -> GradientTra
         return jax.tree.map(lambda _: bound, tree)
 
     def projection(tree):
-        return jax.tree.map(lambda x, a, b: jnp.clip(x, a, b).astype(x.dtype), tree,
-                            as_tree(lower, tree), as_tree(upper, tree))
+        return jax.tree.map(
+            lambda x, a, b: jnp.clip(x, a, b).astype(x.dtype),
+            tree,
+            as_tree(lower, tree),
+            as_tree(upper, tree),
+        )
 
     return project_params(projection)
 
@@ -177,7 +181,9 @@ def keep_params_nonnegative() -> GradientTransformation:
     def update_params(updates, params):
         return jax.tree.map(
             lambda p, u: None if p is None else jnp.where(p + u < 0, -p, u).astype(u.dtype),
-            params, updates, is_leaf=lambda x: x is None,
+            params,
+            updates,
+            is_leaf=lambda x: x is None,
         )
 
     return _stateless("keep_params_nonnegative", update_params)

@@ -302,9 +302,7 @@ class MultiSteps:
         )
         new_state = MultiStepsState(
             mini_step=jnp.where(emit, zero_count(), safe_increment(state.mini_step)),
-            gradient_step=jnp.where(
-                emit, safe_increment(state.gradient_step), state.gradient_step
-            ),
+            gradient_step=jnp.where(emit, safe_increment(state.gradient_step), state.gradient_step),
             inner_opt_state=inner_state,
             acc_grads=jax.tree.map(lambda a: jnp.where(emit, jnp.zeros_like(a), a), acc),
             skip_state=state.skip_state,
@@ -319,7 +317,8 @@ class MultiSteps:
                 f"{jnp.asarray(skip).dtype} and shape {jnp.shape(skip)}"
             )
         kept = jax.tree.map(
-            lambda old, new: jnp.where(skip, old, new), state._replace(skip_state=()),
+            lambda old, new: jnp.where(skip, old, new),
+            state._replace(skip_state=()),
             new_state._replace(skip_state=()),
         )
         new_updates = jax.tree.map(lambda u: jnp.where(skip, jnp.zeros_like(u), u), new_updates)
@@ -375,4 +374,3 @@ def zero_nans() -> GradientTransformation:
         return cleaned, ZeroNansState(found_nan=found)
 
     return GradientTransformation(init_fn, update_fn)
-

@@ -68,16 +68,22 @@ def np_agc(g, p, lam, eps):
 # Scale 3 so that some leaves are clipped and others (the scalar, small leaves) are not.
 CASES = {
     "clip": (lambda: ol.clip(1.5), lambda: optax.clip(1.5), lambda g, p: np_clip(g, 1.5)),
-    "clip_by_norm": (lambda: ol.clip_by_norm(4.0), None,
-                     lambda g, p: np_clip_by_norm(g, 4.0)),
-    "clip_by_block_rms": (lambda: ol.clip_by_block_rms(2.0), lambda: optax.clip_by_block_rms(2.0),
-                          lambda g, p: np_block_rms(g, 2.0)),
-    "clip_by_global_norm": (lambda: ol.clip_by_global_norm(5.0),
-                            lambda: optax.clip_by_global_norm(5.0),
-                            lambda g, p: np_clip_global_optax(g, 5.0)),
-    "adaptive_grad_clip": (lambda: ol.adaptive_grad_clip(0.5),
-                           lambda: optax.adaptive_grad_clip(0.5),
-                           lambda g, p: np_agc(g, p, 0.5, 1e-3)),
+    "clip_by_norm": (lambda: ol.clip_by_norm(4.0), None, lambda g, p: np_clip_by_norm(g, 4.0)),
+    "clip_by_block_rms": (
+        lambda: ol.clip_by_block_rms(2.0),
+        lambda: optax.clip_by_block_rms(2.0),
+        lambda g, p: np_block_rms(g, 2.0),
+    ),
+    "clip_by_global_norm": (
+        lambda: ol.clip_by_global_norm(5.0),
+        lambda: optax.clip_by_global_norm(5.0),
+        lambda g, p: np_clip_global_optax(g, 5.0),
+    ),
+    "adaptive_grad_clip": (
+        lambda: ol.adaptive_grad_clip(0.5),
+        lambda: optax.adaptive_grad_clip(0.5),
+        lambda g, p: np_agc(g, p, 0.5, 1e-3),
+    ),
 }
 
 
@@ -102,8 +108,10 @@ def test_matches_numpy_and_optax(name, rng):
             v, ref_state = ref.update(g, ref_state, params)
             # optax divides then multiplies (or uses a select); one rounding apart.
             assert_trees_close(u, v, rtol=2e-6, atol=1e-6)
-        clipped_any |= any(not np.allclose(a, b) for a, b in
-                           zip(jax.tree.leaves(u), jax.tree.leaves(g), strict=True))
+        clipped_any |= any(
+            not np.allclose(a, b)
+            for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(g), strict=True)
+        )
         params = ol.apply_updates(params, jax.tree.map(lambda x: -0.01 * x, u))
     assert clipped_any  # the case exercised the clipping branch
 
@@ -125,8 +133,9 @@ def test_global_norm_torch_relationship(rng):
     torch_ref = np_clip_global_torch(g64, 1.0)
     # Clipping: ours == torch * (n + 1e-6) / n, so ours has norm exactly max_norm and torch's
     # is smaller by the factor n / (n + 1e-6).
-    assert_trees_close(u, jax.tree.map(lambda x: x * (n + 1e-6) / n, torch_ref),
-                       rtol=2e-6, atol=1e-7)
+    assert_trees_close(
+        u, jax.tree.map(lambda x: x * (n + 1e-6) / n, torch_ref), rtol=2e-6, atol=1e-7
+    )
     np.testing.assert_allclose(float(ol.global_norm(u)), 1.0, rtol=1e-6)
     assert np_global_norm(torch_ref) < 1.0
     np.testing.assert_allclose(float(ol.get(state, "grad_norm")), n, rtol=1e-6)
@@ -138,8 +147,9 @@ def test_global_norm_torch_relationship(rng):
 
 def test_grad_norm_readable_in_a_chain_and_scan(rng):
     params = random_tree(rng)
-    tx = ol.named_chain(("clip", ol.clip_by_global_norm(1.0)),
-                        ("sgd", ol.scale_by_learning_rate(0.1)))
+    tx = ol.named_chain(
+        ("clip", ol.clip_by_global_norm(1.0)), ("sgd", ol.scale_by_learning_rate(0.1))
+    )
     grads = jnp.stack([2.0 * jnp.ones(()), 0.5 * jnp.ones(())])
 
     def step(carry, scale):
@@ -164,17 +174,21 @@ def test_zero_gradient_and_zero_norm_give_no_nan():
 
 
 def test_adaptive_grad_clip_shapes_and_axis(rng):
-    params = {"conv": jnp.asarray(rng.standard_normal((3, 3, 2, 4)), jnp.float32),
-              "w": jnp.asarray(rng.standard_normal((4, 5)), jnp.float32),
-              "b": jnp.asarray(rng.standard_normal(5), jnp.float32)}
+    params = {
+        "conv": jnp.asarray(rng.standard_normal((3, 3, 2, 4)), jnp.float32),
+        "w": jnp.asarray(rng.standard_normal((4, 5)), jnp.float32),
+        "b": jnp.asarray(rng.standard_normal(5), jnp.float32),
+    }
     grads = jax.tree.map(lambda x: 5.0 * x[::-1], params)
     u, _ = ol.adaptive_grad_clip(0.2).update(grads, ol.EmptyState(), params)
     v, _ = optax.adaptive_grad_clip(0.2).update(grads, optax.EmptyState(), params)
     assert_trees_close(u, v, rtol=2e-6, atol=1e-6)
-    u1, _ = ol.adaptive_grad_clip(0.2, axis=1).update({"w": grads["w"]}, ol.EmptyState(),
-                                                      {"w": params["w"]})
-    v1, _ = optax.adaptive_grad_clip(0.2, axis=1).update({"w": grads["w"]}, optax.EmptyState(),
-                                                         {"w": params["w"]})
+    u1, _ = ol.adaptive_grad_clip(0.2, axis=1).update(
+        {"w": grads["w"]}, ol.EmptyState(), {"w": params["w"]}
+    )
+    v1, _ = optax.adaptive_grad_clip(0.2, axis=1).update(
+        {"w": grads["w"]}, optax.EmptyState(), {"w": params["w"]}
+    )
     assert_trees_close(u1, v1, rtol=2e-6, atol=1e-6)
     with pytest.raises(ValueError, match="adaptive_grad_clip: cannot choose the unit"):
         ol.adaptive_grad_clip(0.2).update(jnp.ones((2,) * 6), ol.EmptyState(), jnp.ones((2,) * 6))

@@ -18,11 +18,16 @@ def np_max_norm(q, r, axis):
 def _run_sgd(constrained, steps=100):
     # A loss whose minimum lies far outside the ball: the weights grow without the constraint.
     rng = np.random.default_rng(3)
-    params = {"kernel": jnp.asarray(0.1 * rng.standard_normal((4, 3)), jnp.float32),
-              "bias": jnp.zeros(3)}
+    params = {
+        "kernel": jnp.asarray(0.1 * rng.standard_normal((4, 3)), jnp.float32),
+        "bias": jnp.zeros(3),
+    }
     target = jnp.asarray(5.0 * rng.standard_normal((4, 3)), jnp.float32)
-    tx = ol.chain(ol.scale_by_learning_rate(0.05), ol.max_norm(1.0)) if constrained \
+    tx = (
+        ol.chain(ol.scale_by_learning_rate(0.05), ol.max_norm(1.0))
+        if constrained
         else ol.scale_by_learning_rate(0.05)
+    )
 
     def loss(p):
         return 0.5 * jnp.sum((p["kernel"] - target) ** 2) + 0.5 * jnp.sum((p["bias"] - 3.0) ** 2)
@@ -33,8 +38,9 @@ def _run_sgd(constrained, steps=100):
         p = ol.apply_updates(p, u)
         return (p, s), jnp.max(jnp.linalg.norm(p["kernel"], axis=0))
 
-    (p, _), max_norms = jax.jit(lambda: jax.lax.scan(step, (params, tx.init(params)), None,
-                                                     length=steps))()
+    (p, _), max_norms = jax.jit(
+        lambda: jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
+    )()
     return p, np.asarray(max_norms)
 
 
@@ -51,8 +57,10 @@ def test_max_norm_bounds_every_column_over_100_steps():
 
 
 def test_max_norm_leaves_weights_inside_untouched(rng):
-    params = {"kernel": jnp.asarray(0.1 * rng.standard_normal((5, 4)), jnp.float32),
-              "bias": jnp.asarray(rng.standard_normal(4), jnp.float32)}
+    params = {
+        "kernel": jnp.asarray(0.1 * rng.standard_normal((5, 4)), jnp.float32),
+        "bias": jnp.asarray(rng.standard_normal(4), jnp.float32),
+    }
     updates = jax.tree.map(lambda x: 0.01 * x, params)
     tx = ol.max_norm(10.0)
     u, _ = tx.update(updates, tx.init(params), params)
@@ -80,8 +88,9 @@ def test_max_norm_mask_and_errors(rng):
     tx = ol.max_norm(1.0, mask={"kernel": False, "bias": True})
     u, _ = tx.update(zeros, tx.init(params), params)
     np.testing.assert_array_equal(np.asarray(u["kernel"]), 0.0)
-    np.testing.assert_allclose(np.linalg.norm(np.asarray(params["bias"] + u["bias"])), 1.0,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        np.linalg.norm(np.asarray(params["bias"] + u["bias"])), 1.0, rtol=1e-6
+    )
     with pytest.raises(ValueError, match="max_norm: the mask tree does not match"):
         bad = ol.max_norm(1.0, mask={"kernel": True})
         bad.update(zeros, bad.init(params), params)
@@ -114,8 +123,7 @@ def test_project_l2_ball_matches_optax(rng):
     expected = optax.projections.projection_l2_ball(proposed, 1.5)
     # Rounding of (projected - p) + p in float32.
     assert_trees_close(ol.apply_updates(params, u), expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(float(ol.global_norm(ol.apply_updates(params, u))), 1.5,
-                               rtol=1e-5)
+    np.testing.assert_allclose(float(ol.global_norm(ol.apply_updates(params, u))), 1.5, rtol=1e-5)
 
 
 def test_project_box_numpy_and_tree_bounds(rng):
@@ -138,8 +146,9 @@ def test_project_box_numpy_and_tree_bounds(rng):
 def test_project_params_with_optax_simplex(rng):
     params = jnp.full(4, 0.25)
     g = jnp.asarray(rng.standard_normal(4), jnp.float32)
-    tx = ol.chain(ol.scale_by_learning_rate(0.1), ol.project_params(
-        optax.projections.projection_simplex))
+    tx = ol.chain(
+        ol.scale_by_learning_rate(0.1), ol.project_params(optax.projections.projection_simplex)
+    )
     u, _ = tx.update(g, tx.init(params), params)
     new = np.asarray(ol.apply_updates(params, u))
     expected = np.asarray(optax.projections.projection_simplex(params - 0.1 * g))
@@ -151,7 +160,11 @@ def test_project_params_with_optax_simplex(rng):
 def test_dtypes_kept(dtype, rng):
     params = random_tree(rng, dtype=dtype)
     g = random_tree(rng, dtype=dtype)
-    for tx in [ol.max_norm(0.5), ol.keep_params_nonnegative(), ol.project_l2_ball(1.0),
-               ol.project_box(-0.1, 0.1)]:
+    for tx in [
+        ol.max_norm(0.5),
+        ol.keep_params_nonnegative(),
+        ol.project_l2_ball(1.0),
+        ol.project_box(-0.1, 0.1),
+    ]:
         u, _ = tx.update(g, tx.init(params), params, value=0.0)
         assert all(x.dtype == dtype for x in jax.tree.leaves(u))

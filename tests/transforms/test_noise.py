@@ -52,8 +52,10 @@ def test_deterministic_and_key_or_seed():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"eta": -1.0, "gamma": 0.5}, r"add_noise: eta must be >= 0, got eta=-1\.0"),
-     ({"eta": 1.0, "gamma": float("nan")}, "add_noise: gamma must be finite")],
+    [
+        ({"eta": -1.0, "gamma": 0.5}, r"add_noise: eta must be >= 0, got eta=-1\.0"),
+        ({"eta": 1.0, "gamma": float("nan")}, "add_noise: gamma must be finite"),
+    ],
     ids=["neg_eta", "nan_gamma"],
 )
 def test_bad_arguments(kwargs, message):

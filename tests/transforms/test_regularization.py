@@ -29,8 +29,11 @@ def _make(kind, l1, l2, mask):
 
 
 @pytest.mark.parametrize("kind", ["l2", "l1", "elastic"])
-@pytest.mark.parametrize("mask", [None, MASK, ol.decay_mask, ["*w", "inner/*"]],
-                         ids=["no_mask", "tree", "decay_mask", "globs"])
+@pytest.mark.parametrize(
+    "mask",
+    [None, MASK, ol.decay_mask, ["*w", "inner/*"]],
+    ids=["no_mask", "tree", "decay_mask", "globs"],
+)
 def test_matches_numpy_formula(kind, mask, rng):
     # Schedules for the coefficients: the value read at step t is the schedule at count t.
     l1 = lambda t: 0.01 * (1.0 + t)
@@ -47,7 +50,9 @@ def test_matches_numpy_formula(kind, mask, rng):
         u, state = tx.update(g, state, params)
         expected = jax.tree.map(
             lambda gg, pp, f, t=t: _numpy_penalty(kind, gg, pp, l1(t), l2(t)) if f else gg,
-            to_numpy64(g), p_ref, flags,
+            to_numpy64(g),
+            p_ref,
+            flags,
         )
         # float32 arithmetic of a single add: a few ulps.
         assert_trees_close(u, expected, rtol=1e-6, atol=1e-6)
@@ -100,10 +105,12 @@ def test_coupled_and_decoupled_identical_under_sgd():
 
 def test_coupled_and_decoupled_differ_under_adam():
     wd, lr = 0.1, 0.05
-    coupled = ol.chain(ol.add_decayed_weights(wd), optax.scale_by_adam(),
-                       ol.scale_by_learning_rate(lr))
-    decoupled = ol.chain(optax.scale_by_adam(), ol.add_decayed_weights(wd),
-                         ol.scale_by_learning_rate(lr))
+    coupled = ol.chain(
+        ol.add_decayed_weights(wd), optax.scale_by_adam(), ol.scale_by_learning_rate(lr)
+    )
+    decoupled = ol.chain(
+        optax.scale_by_adam(), ol.add_decayed_weights(wd), ol.scale_by_learning_rate(lr)
+    )
     a, b = _quadratic_run(coupled), _quadratic_run(decoupled)
     # The decoupled run is optax.adamw (an independent reference for that ordering).
     np.testing.assert_allclose(b, _quadratic_run(optax.adamw(lr, weight_decay=wd)), rtol=1e-5)
@@ -111,10 +118,13 @@ def test_coupled_and_decoupled_differ_under_adam():
 
 
 def test_decay_mask_excludes_vectors_and_scalars():
-    params = {"kernel": jnp.ones((3, 2)), "bias": jnp.ones(2), "scale": jnp.ones(()),
-              "conv": jax.ShapeDtypeStruct((2, 2, 3), jnp.float32)}
-    assert ol.decay_mask(params) == {"kernel": True, "bias": False, "scale": False,
-                                     "conv": True}
+    params = {
+        "kernel": jnp.ones((3, 2)),
+        "bias": jnp.ones(2),
+        "scale": jnp.ones(()),
+        "conv": jax.ShapeDtypeStruct((2, 2, 3), jnp.float32),
+    }
+    assert ol.decay_mask(params) == {"kernel": True, "bias": False, "scale": False, "conv": True}
 
 
 def test_decay_mask_on_nnx_state():
@@ -125,9 +135,17 @@ def test_decay_mask_on_nnx_state():
     tx = ol.add_decayed_weights(0.5, mask=ol.decay_mask)
     grads = jax.tree.map(jnp.zeros_like, params)
     u, _ = tx.update(grads, tx.init(params), params)
-    flat = {ol_path: x for ol_path, x in zip(
-        ["/".join(str(k) for k in path) for path, _ in
-         jax.tree_util.tree_flatten_with_path(u)[0]], jax.tree.leaves(u), strict=True)}
+    flat = {
+        ol_path: x
+        for ol_path, x in zip(
+            [
+                "/".join(str(k) for k in path)
+                for path, _ in jax.tree_util.tree_flatten_with_path(u)[0]
+            ],
+            jax.tree.leaves(u),
+            strict=True,
+        )
+    }
     kernels = [k for k in flat if "kernel" in k]
     others = [k for k in flat if "kernel" not in k]
     assert kernels and others
@@ -140,8 +158,11 @@ def test_decay_mask_on_nnx_state():
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32], ids=["bf16", "f32"])
 def test_dtype_kept(dtype, rng):
     params = random_tree(rng, dtype=dtype)
-    for tx in [ol.add_decayed_weights(jnp.asarray(0.1)), ol.add_l1(0.1),
-               ol.add_elastic_net(0.1, 0.2)]:
+    for tx in [
+        ol.add_decayed_weights(jnp.asarray(0.1)),
+        ol.add_l1(0.1),
+        ol.add_elastic_net(0.1, 0.2),
+    ]:
         u, _ = tx.update(params, tx.init(params), params)
         assert all(x.dtype == dtype for x in jax.tree.leaves(u))
 
@@ -150,8 +171,7 @@ def test_f64(x64, rng):
     params = random_tree(rng, dtype=np.float64)
     tx = ol.add_decayed_weights(0.25)
     u, _ = tx.update(params, tx.init(params), params)
-    assert_trees_close(u, jax.tree.map(lambda x: 1.25 * x, to_numpy64(params)),
-                       rtol=1e-15, atol=0)
+    assert_trees_close(u, jax.tree.map(lambda x: 1.25 * x, to_numpy64(params)), rtol=1e-15, atol=0)
     assert all(x.dtype == jnp.float64 for x in jax.tree.leaves(u))
 
 
@@ -184,8 +204,11 @@ def test_abstract_init():
 
 @pytest.mark.parametrize(
     ("factory", "name"),
-    [(lambda v: ol.add_decayed_weights(v), "weight_decay"), (lambda v: ol.add_l1(v), "l1"),
-     (lambda v: ol.add_elastic_net(0.1, v), "l2")],
+    [
+        (lambda v: ol.add_decayed_weights(v), "weight_decay"),
+        (lambda v: ol.add_l1(v), "l1"),
+        (lambda v: ol.add_elastic_net(0.1, v), "l2"),
+    ],
     ids=["add_decayed_weights", "add_l1", "add_elastic_net"],
 )
 @pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf")], ids=["neg", "nan", "inf"])
@@ -197,8 +220,11 @@ def test_bad_coefficients(factory, name, value):
 def test_mask_mismatch_shows_difference(rng):
     params = random_tree(rng)
     tx = ol.add_decayed_weights(0.1, mask={"w": True, "b": False, "other": True})
-    with pytest.raises(ValueError, match=r"add_decayed_weights: the mask tree does not match.*"
-                                         r"other"):
+    with pytest.raises(
+        ValueError,
+        match=r"add_decayed_weights: the mask tree does not match.*"
+        r"other",
+    ):
         tx.update(params, tx.init(params), params)
 
 

@@ -36,8 +36,9 @@ def test_apply_if_finite_1000_steps_with_injected_nans():
             u, s = tx.update(g, s, p)
             return (optax.apply_updates(p, u), s), None
 
-        (p, s), _ = jax.lax.scan(step, (params, tx.init(params)),
-                                 (jnp.asarray(bad), jnp.asarray(poison, jnp.float32)))
+        (p, s), _ = jax.lax.scan(
+            step, (params, tx.init(params)), (jnp.asarray(bad), jnp.asarray(poison, jnp.float32))
+        )
         return p, s
 
     p, state = jax.jit(lambda: run(make(ol)))()
@@ -50,9 +51,12 @@ def test_apply_if_finite_1000_steps_with_injected_nans():
 
 
 def test_apply_if_finite_skip_leaves_inner_state_and_policy():
-    tx = ol.apply_if_finite(ol.named_chain(("clip", ol.clip_by_global_norm(10.0)),
-                                           ("lr", ol.scale_by_learning_rate(0.5))),
-                            max_consecutive_errors=2)
+    tx = ol.apply_if_finite(
+        ol.named_chain(
+            ("clip", ol.clip_by_global_norm(10.0)), ("lr", ol.scale_by_learning_rate(0.5))
+        ),
+        max_consecutive_errors=2,
+    )
     params = jnp.ones(2)
     state = tx.init(params)
     u, state = tx.update(jnp.asarray([1.0, 1.0]), state, params)
@@ -61,8 +65,9 @@ def test_apply_if_finite_skip_leaves_inner_state_and_policy():
     for expected_consecutive in (1, 2):
         u, state = tx.update(nan, state, params, value=3.0)  # extra args are accepted
         np.testing.assert_array_equal(np.asarray(u), 0.0)
-        assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)),
-                                         state.inner_state, good_inner))
+        assert jax.tree.all(
+            jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), state.inner_state, good_inner)
+        )
         assert int(ol.get(state, "notfinite_count")) == expected_consecutive
         assert not bool(ol.get(state, "last_finite"))
     # The third consecutive failure exceeds max_consecutive_errors=2: it goes through.
@@ -77,8 +82,11 @@ def test_apply_if_finite_skip_leaves_inner_state_and_policy():
 
 
 def test_apply_if_finite_bad_argument():
-    with pytest.raises(ValueError, match="apply_if_finite: max_consecutive_errors must be an "
-                                         "integer >= 0, got max_consecutive_errors=-1"):
+    with pytest.raises(
+        ValueError,
+        match="apply_if_finite: max_consecutive_errors must be an "
+        "integer >= 0, got max_consecutive_errors=-1",
+    ):
         ol.apply_if_finite(ol.identity(), -1)
 
 
@@ -119,17 +127,29 @@ def test_multisteps_equals_one_large_batch(rng):
 
 @pytest.mark.parametrize(
     ("every_k", "use_grad_mean", "skip"),
-    [(3, True, None), (2, False, None), (lambda step: 1 + step, True, None),
-     (3, True, "not_finite")],
+    [
+        (3, True, None),
+        (2, False, None),
+        (lambda step: 1 + step, True, None),
+        (3, True, "not_finite"),
+    ],
     ids=["k3_mean", "k2_sum", "growing_k", "skip_not_finite"],
 )
 def test_multisteps_matches_optax(every_k, use_grad_mean, skip, rng):
     params = random_tree(rng)
     kw = {"use_grad_mean": use_grad_mean}
-    ours = ol.MultiSteps(optax.adam(1e-2), every_k, should_skip_update_fn=(
-        ol.skip_not_finite if skip else None), **kw)
-    ref = optax.MultiSteps(optax.adam(1e-2), every_k, should_skip_update_fn=(
-        optax.skip_not_finite if skip else None), **kw)
+    ours = ol.MultiSteps(
+        optax.adam(1e-2),
+        every_k,
+        should_skip_update_fn=(ol.skip_not_finite if skip else None),
+        **kw,
+    )
+    ref = optax.MultiSteps(
+        optax.adam(1e-2),
+        every_k,
+        should_skip_update_fn=(optax.skip_not_finite if skip else None),
+        **kw,
+    )
     grads = [random_tree(rng) for _ in range(12)]
     if skip:
         grads[4] = jax.tree.map(lambda x: x * jnp.nan, grads[4])
@@ -194,8 +214,11 @@ def test_multisteps_in_chain_and_bad_k():
 
 
 def test_multisteps_skip_large_updates():
-    ms = ol.MultiSteps(ol.scale_by_learning_rate(1.0), 2, should_skip_update_fn=functools.partial(
-        ol.skip_large_updates, max_squared_norm=4.0))
+    ms = ol.MultiSteps(
+        ol.scale_by_learning_rate(1.0),
+        2,
+        should_skip_update_fn=functools.partial(ol.skip_large_updates, max_squared_norm=4.0),
+    )
     state = ms.init(jnp.zeros(1))
     _, state = ms.update(jnp.asarray([1.0]), state)
     _, state = ms.update(jnp.asarray([10.0]), state)  # skipped: 100 >= 4
@@ -215,5 +238,8 @@ def test_zero_nans_matches_optax():
     u, s = tx.update(g, tx.init(g), None, value=1.0)
     v, s_ref = ref.update(g, ref.init(g))
     assert_trees_close(u, v, rtol=0, atol=0)
-    assert jax.tree.map(bool, s.found_nan) == jax.tree.map(bool, s_ref.found_nan) == {
-        "a": True, "b": False}
+    assert (
+        jax.tree.map(bool, s.found_nan)
+        == jax.tree.map(bool, s_ref.found_nan)
+        == {"a": True, "b": False}
+    )
