@@ -157,6 +157,8 @@ from optlab.train.step import train_epoch as train_epoch
 # --- subpackages -----------------------------------------------------------------------------
 from optlab import data as data
 from optlab import nn as nn
+from optlab import data as data
+from optlab import nn as nn
 
 # __all__ is the sorted list of the names above (tests/test_public_api.py checks it).
 __all__ = [

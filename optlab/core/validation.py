@@ -141,6 +141,24 @@ def require_params(fn: str, params: Any) -> None:
         )
 
 
+def check_choice(fn: str, name: str, value: Any, choices: Any) -> None:
+    """Raises ``ValueError`` unless ``value`` is one of ``choices``, suggesting the closest names.
+
+    Used wherever something is chosen by name (activations, initializers, datasets)::
+
+        get_activation: name must be one of ['elu', 'relu', ...], got name='rleu';
+        did you mean 'relu'?
+    """
+    import difflib
+
+    options = sorted(str(c) for c in choices)
+    if value in choices:
+        return
+    close = difflib.get_close_matches(str(value), options, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(f"{fn}: {name} must be one of {options}, got {name}={value!r}{hint}")
+
+
 def check_not_schedule(fn: str, name: str, value: Any) -> None:
     """Raises ``ValueError`` if ``value`` is callable where only a number or an array is allowed
     (decay rates, epsilons: schedule them with ``inject_hyperparams`` instead)."""

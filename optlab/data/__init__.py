@@ -1,0 +1,21 @@
+"""Datasets (offline), splits, preprocessing fitted on training data, augmentation, batching.
+
+Imports only :mod:`optlab.core` (and jax/numpy/scikit-learn/mnist1d).
+"""
+
+from optlab.data.batching import Batches as Batches
+from optlab.data.batching import batches as batches
+from optlab.data.batching import num_batches as num_batches
+from optlab.data.datasets import Dataset as Dataset
+from optlab.data.datasets import blobs as blobs
+from optlab.data.datasets import cache_dir as cache_dir
+from optlab.data.datasets import dataset_names as dataset_names
+from optlab.data.datasets import digits as digits
+from optlab.data.datasets import fashion_mnist as fashion_mnist
+from optlab.data.datasets import load as load
+from optlab.data.datasets import mnist as mnist
+from optlab.data.datasets import mnist1d as mnist1d
+from optlab.data.datasets import two_spirals as two_spirals
+from optlab.data.idx import IdxError as IdxError
+from optlab.data.idx import read_idx as read_idx
+from optlab.data.idx import write_idx as write_idx

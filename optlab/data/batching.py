@@ -1,0 +1,124 @@
+"""Shuffled mini-batches of one epoch as stacked arrays, ready for ``jax.lax.scan``.
+
+``batches(x, y, batch_size, key)`` permutes the rows with ``key`` and returns
+``Batches(x, y, mask)`` with leading axes ``(num_batches, batch_size)``; an epoch is then one
+``lax.scan`` over the first axis. Pass a different key each epoch (e.g.
+``jax.random.fold_in(key, epoch)``) for a new order.
+
+Remainder policy (``n`` rows, batch size ``b``):
+
+* ``drop_remainder=True`` (default): ``n // b`` full batches; the ``n % b`` rows left over are
+  not used this epoch. Since the order is reshuffled every epoch, a different random subset is
+  left out each time, every row is used equally often in expectation, and every step averages
+  exactly ``b`` gradients. ``mask`` is all ones.
+* ``drop_remainder=False``: ``ceil(n / b)`` batches; the last one is padded with copies of
+  earlier rows whose ``mask`` is 0. Weight per-example losses with the mask,
+  ``sum(loss * mask) / sum(mask)``, so padded rows contribute nothing.
+
+Special cases: ``batch_size=None`` (or ``>= n``) is full-batch gradient descent: one batch of
+all ``n`` rows; ``batch_size=1`` is stochastic gradient descent: ``n`` batches of one row.
+
+``x`` and ``y`` may be pytrees of arrays (e.g. a tuple of inputs for a multi-input model)
+sharing the leading axis. The function is written in ``jax.numpy`` and can be jitted with
+``batch_size``, ``drop_remainder`` and ``shuffle`` static.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optlab.core.validation import check_int_at_least
+
+
+class Batches(NamedTuple):
+    """One epoch of mini-batches: leading axes ``(num_batches, batch_size)`` on every leaf."""
+
+    x: Any
+    y: Any
+    mask: jax.Array
+
+
+def _as_key(key_or_seed: Any) -> jax.Array:
+    if isinstance(key_or_seed, int | np.integer):
+        return jax.random.key(int(key_or_seed))
+    return key_or_seed
+
+
+def num_batches(num_examples: int, batch_size: int | None, drop_remainder: bool = True) -> int:
+    """The number of batches :func:`batches` makes (see the remainder policy above)."""
+    if batch_size is None or batch_size >= num_examples:
+        return 1
+    if drop_remainder:
+        return num_examples // batch_size
+    return -(-num_examples // batch_size)
+
+
+def batches(
+    x: Any,
+    y: Any,
+    batch_size: int | None,
+    key_or_seed: Any = 0,
+    *,
+    drop_remainder: bool = True,
+    shuffle: bool = True,
+) -> Batches:
+    """One epoch of shuffled mini-batches stacked as ``(num_batches, batch_size, ...)``.
+
+    Args:
+      x: inputs (an array or a pytree of arrays with a common leading axis).
+      y: targets (same leading axis), or ``None``.
+      batch_size: rows per batch; ``None`` for the full batch.
+      key_or_seed: a ``jax.random`` key or an int seed for the permutation.
+      drop_remainder: drop the last incomplete batch (default) or pad it and mask it.
+      shuffle: permute the rows first (``False`` keeps their order).
+
+    Returns:
+      :class:`Batches` ``(x, y, mask)``.
+
+    Examples:
+      >>> import optlab
+      >>> b = optlab.data.batches(np.arange(10.0), np.arange(10), 4, 0, shuffle=False)
+      >>> print(b.x.shape, b.mask.shape)
+      (2, 4) (2, 4)
+      >>> b = optlab.data.batches(np.arange(10.0), np.arange(10), 4, drop_remainder=False,
+      ...                         shuffle=False)
+      >>> print(b.y[-1], b.mask[-1])
+      [8 9 0 1] [1. 1. 0. 0.]
+    """
+    leaves = jax.tree.leaves((x, y))
+    if not leaves:
+        raise ValueError("batches: x and y hold no arrays")
+    n = int(np.shape(leaves[0])[0])
+    for leaf in leaves:
+        if np.shape(leaf)[0] != n:
+            raise ValueError(
+                f"batches: every array needs the same number of rows, got {n} and "
+                f"{np.shape(leaf)[0]}"
+            )
+    if n == 0:
+        raise ValueError("batches: no rows to batch")
+    if batch_size is not None:
+        check_int_at_least("batches", "batch_size", batch_size, 1)
+    size = n if batch_size is None or batch_size >= n else batch_size
+    count = num_batches(n, batch_size, drop_remainder)
+    if shuffle:
+        order = jax.random.permutation(_as_key(key_or_seed), n)
+    else:
+        order = jnp.arange(n)
+    total = count * size
+    if total <= n:
+        index = order[:total]
+        mask = jnp.ones((total,), jnp.float32)
+    else:  # pad with rows from the start of the permutation, masked out
+        index = jnp.concatenate([order, order[: total - n]])
+        mask = (jnp.arange(total) < n).astype(jnp.float32)
+
+    def take(a):
+        a = jnp.asarray(a)
+        return jnp.take(a, index, axis=0).reshape(count, size, *a.shape[1:])
+
+    return Batches(jax.tree.map(take, x), jax.tree.map(take, y), mask.reshape(count, size))
