@@ -106,10 +106,10 @@ def test_coupled_and_decoupled_identical_under_sgd():
 def test_coupled_and_decoupled_differ_under_adam():
     wd, lr = 0.1, 0.05
     coupled = ol.chain(
-        ol.add_decayed_weights(wd), optax.scale_by_adam(), ol.scale_by_learning_rate(lr)
+        ol.add_decayed_weights(wd), ol.scale_by_adam(), ol.scale_by_learning_rate(lr)
     )
     decoupled = ol.chain(
-        optax.scale_by_adam(), ol.add_decayed_weights(wd), ol.scale_by_learning_rate(lr)
+        ol.scale_by_adam(), ol.add_decayed_weights(wd), ol.scale_by_learning_rate(lr)
     )
     a, b = _quadratic_run(coupled), _quadratic_run(decoupled)
     # The decoupled run is optax.adamw (an independent reference for that ordering).
