@@ -83,8 +83,10 @@ class Dataset:
         return len(self.x_test)
 
     def __repr__(self) -> str:
-        return (f"Dataset(name={self.name!r}, train={self.x_train.shape}, "
-                f"test={self.x_test.shape}, num_classes={self.num_classes})")
+        return (
+            f"Dataset(name={self.name!r}, train={self.x_train.shape}, "
+            f"test={self.x_test.shape}, num_classes={self.num_classes})"
+        )
 
 
 def _make(name, x_tr, y_tr, x_te, y_te, num_classes, description) -> Dataset:
@@ -126,9 +128,16 @@ def digits(*, test_size: float = 0.2, seed: int = 0, flatten: bool = True) -> Da
     if not flatten:
         x = x.reshape(-1, 8, 8, 1)
     x_tr, x_te, y_tr, y_te = _stratified_split(x, bunch.target, test_size, seed)
-    return _make("digits", x_tr, y_tr, x_te, y_te, 10,
-                 f"scikit-learn 8x8 digits / 16, stratified train_test_split("
-                 f"test_size={test_size}, random_state={seed})")
+    return _make(
+        "digits",
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        10,
+        f"scikit-learn 8x8 digits / 16, stratified train_test_split("
+        f"test_size={test_size}, random_state={seed})",
+    )
 
 
 def cache_dir() -> str:
@@ -153,8 +162,10 @@ def mnist1d(*, cache: bool = True, **args: Any) -> Dataset:
     base = get_dataset_args(as_dict=True)
     unknown = sorted(set(args) - set(base))
     if unknown:
-        raise ValueError(f"mnist1d: unknown option(s) {unknown}; options are cache and "
-                         f"{sorted(k for k in base if k != 'url')}")
+        raise ValueError(
+            f"mnist1d: unknown option(s) {unknown}; options are cache and "
+            f"{sorted(k for k in base if k != 'url')}"
+        )
     base.update(args)
     base.pop("url", None)
     key = hashlib.sha256(json.dumps(base, sort_keys=True).encode()).hexdigest()[:12]
@@ -183,8 +194,15 @@ def mnist1d(*, cache: bool = True, **args: Any) -> Dataset:
             tmp = f"{path}.{os.getpid()}.tmp.npz"
             np.savez(tmp, **arrays)
             os.replace(tmp, path)
-    return _make("mnist1d", arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"], 10,
-                 "MNIST-1D, mnist1d.data.make_dataset(get_dataset_args()) (paper split)")
+    return _make(
+        "mnist1d",
+        arrays["x"],
+        arrays["y"],
+        arrays["x_test"],
+        arrays["y_test"],
+        10,
+        "MNIST-1D, mnist1d.data.make_dataset(get_dataset_args()) (paper split)",
+    )
 
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -225,33 +243,48 @@ def _idx_dataset(name: str, path: str, how_to_get: str, flatten: bool) -> Datase
     x_te = arrays["t10k", "images"].astype(np.float32) / 255.0
     x_tr = x_tr.reshape(len(x_tr), -1) if flatten else x_tr[..., None]
     x_te = x_te.reshape(len(x_te), -1) if flatten else x_te[..., None]
-    return _make(name, x_tr, arrays["train", "labels"], x_te, arrays["t10k", "labels"], 10,
-                 f"IDX files in {path}, official train/test split")
+    return _make(
+        name,
+        x_tr,
+        arrays["train", "labels"],
+        x_te,
+        arrays["t10k", "labels"],
+        10,
+        f"IDX files in {path}, official train/test split",
+    )
 
 
 def fashion_mnist(*, path: str | None = None, flatten: bool = True) -> Dataset:
     """Fashion-MNIST from IDX files (default: the directory of Debian's package)."""
     path = FASHION_MNIST_DIR if path is None else os.fspath(path)
-    how = (f"Install it with `apt-get install dataset-fashion-mnist` (files in "
-           f"{FASHION_MNIST_DIR}), or pass path= a directory holding train-images-idx3-ubyte.gz, "
-           f"train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz "
-           f"(from https://github.com/zalandoresearch/fashion-mnist).")
+    how = (
+        f"Install it with `apt-get install dataset-fashion-mnist` (files in "
+        f"{FASHION_MNIST_DIR}), or pass path= a directory holding train-images-idx3-ubyte.gz, "
+        f"train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz "
+        f"(from https://github.com/zalandoresearch/fashion-mnist)."
+    )
     return _idx_dataset("fashion_mnist", path, how, flatten)
 
 
 def mnist(*, path: str | None = None, flatten: bool = True) -> Dataset:
     """MNIST from IDX files in ``path``."""
-    how = ("Pass path= a directory holding train-images-idx3-ubyte[.gz], "
-           "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and "
-           "t10k-labels-idx1-ubyte[.gz] (the MNIST files from http://yann.lecun.com/exdb/mnist/ "
-           "or a mirror).")
+    how = (
+        "Pass path= a directory holding train-images-idx3-ubyte[.gz], "
+        "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and "
+        "t10k-labels-idx1-ubyte[.gz] (the MNIST files from http://yann.lecun.com/exdb/mnist/ "
+        "or a mirror)."
+    )
     if path is None:
         raise FileNotFoundError(f"mnist: no path given. {how}")
     return _idx_dataset("mnist", os.fspath(path), how, flatten)
 
 
 def two_spirals(
-    *, num_samples: int = 1000, noise: float = 0.2, turns: float = 1.5, test_size: float = 0.2,
+    *,
+    num_samples: int = 1000,
+    noise: float = 0.2,
+    turns: float = 1.5,
+    test_size: float = 0.2,
     seed: int = 0,
 ) -> Dataset:
     r"""Two interleaved spirals in the plane, a classic hard case for shallow MLPs.
@@ -276,15 +309,25 @@ def two_spirals(
 
 
 def blobs(
-    *, num_samples: int = 1000, num_classes: int = 3, num_features: int = 2,
-    cluster_std: float = 1.0, test_size: float = 0.2, seed: int = 0,
+    *,
+    num_samples: int = 1000,
+    num_classes: int = 3,
+    num_features: int = 2,
+    cluster_std: float = 1.0,
+    test_size: float = 0.2,
+    seed: int = 0,
 ) -> Dataset:
     """Isotropic Gaussian blobs, one per class (``sklearn.datasets.make_blobs``)."""
     from sklearn.datasets import make_blobs
 
     check_int_at_least("blobs", "num_classes", num_classes, 2)
-    x, y = make_blobs(n_samples=num_samples, centers=num_classes, n_features=num_features,
-                      cluster_std=cluster_std, random_state=seed)
+    x, y = make_blobs(
+        n_samples=num_samples,
+        centers=num_classes,
+        n_features=num_features,
+        cluster_std=cluster_std,
+        random_state=seed,
+    )
     x_tr, x_te, y_tr, y_te = _stratified_split(x, y, test_size, seed)
     return _make("blobs", x_tr, y_tr, x_te, y_te, num_classes, "synthetic Gaussian blobs")
 

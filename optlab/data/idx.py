@@ -45,8 +45,10 @@ def _read_bytes(path: str) -> bytes:
     except (EOFError, OSError, zlib.error) as err:
         if isinstance(err, FileNotFoundError):
             raise
-        raise IdxError(f"{path}: cannot decompress the gzip stream ({err}); the file is "
-                       f"truncated or corrupt, download it again") from err
+        raise IdxError(
+            f"{path}: cannot decompress the gzip stream ({err}); the file is "
+            f"truncated or corrupt, download it again"
+        ) from err
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -81,22 +83,29 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         )
     code, ndim = data[2], data[3]
     if code not in _DTYPES:
-        raise IdxError(f"{path}: unknown element type code 0x{code:02x} in the header "
-                       f"(known: {', '.join(f'0x{c:02x}' for c in _DTYPES)})")
+        raise IdxError(
+            f"{path}: unknown element type code 0x{code:02x} in the header "
+            f"(known: {', '.join(f'0x{c:02x}' for c in _DTYPES)})"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise IdxError(f"{path}: truncated header: {ndim} dimensions need {header} bytes, the "
-                       f"file has {len(data)}")
+        raise IdxError(
+            f"{path}: truncated header: {ndim} dimensions need {header} bytes, the "
+            f"file has {len(data)}"
+        )
     shape = tuple(int(s) for s in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = _DTYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     body = len(data) - header
     if body < expected:
-        raise IdxError(f"{path}: truncated: shape {shape} of {dtype.name} needs {expected} bytes "
-                       f"of data, the file has {body}")
+        raise IdxError(
+            f"{path}: truncated: shape {shape} of {dtype.name} needs {expected} bytes "
+            f"of data, the file has {body}"
+        )
     if body > expected:
-        raise IdxError(f"{path}: {body - expected} unexpected trailing bytes after the data of "
-                       f"shape {shape}")
+        raise IdxError(
+            f"{path}: {body - expected} unexpected trailing bytes after the data of shape {shape}"
+        )
     arr = np.frombuffer(data, dtype, offset=header).reshape(shape)
     return arr.astype(dtype.newbyteorder("="))
 

@@ -177,8 +177,9 @@ def parse_activation(spec: ActivationSpec, fn: str = "get_activation") -> tuple[
     elif isinstance(spec, str):
         name, opts = spec, {}
     else:
-        raise ValueError(f"{fn}: activation must be a name, (name, options) or a callable, "
-                         f"got {spec!r}")
+        raise ValueError(
+            f"{fn}: activation must be a name, (name, options) or a callable, got {spec!r}"
+        )
     name = name.lower()
     check_choice(fn, "activation", name, activation_names())
     defaults = STATELESS[name][1] if name in STATELESS else LAYERS[name]
@@ -194,8 +195,10 @@ def parse_activation(spec: ActivationSpec, fn: str = "get_activation") -> tuple[
     if name == "rrelu":
         check_nonnegative(fn, "lower", merged["lower"])
         if merged["upper"] < merged["lower"]:
-            raise ValueError(f"{fn}: rrelu needs lower <= upper, got lower={merged['lower']}, "
-                             f"upper={merged['upper']}")
+            raise ValueError(
+                f"{fn}: rrelu needs lower <= upper, got lower={merged['lower']}, "
+                f"upper={merged['upper']}"
+            )
     return name, merged
 
 

@@ -119,8 +119,9 @@ class Dense(nnx.Module):
     def __call__(self, x: Array, *, train: bool, rng: Array | None = None) -> Array:
         w = self.kernel[...]
         if train and self.dropconnect > 0.0:
-            keep = jax.random.bernoulli(_need_rng("Dense(dropconnect)", rng),
-                                        1.0 - self.dropconnect, w.shape)
+            keep = jax.random.bernoulli(
+                _need_rng("Dense(dropconnect)", rng), 1.0 - self.dropconnect, w.shape
+            )
             w = jnp.where(keep, w / (1.0 - self.dropconnect), jnp.zeros_like(w))
         y = x @ w
         if self.bias is not None:

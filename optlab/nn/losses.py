@@ -83,8 +83,9 @@ def softmax_cross_entropy(
     logits = jnp.asarray(logits)
     labels = jnp.asarray(labels, logits.dtype)
     if label_smoothing:
-        labels = jnp.moveaxis(smooth_labels(jnp.moveaxis(labels, axis, -1), label_smoothing),
-                              -1, axis)
+        labels = jnp.moveaxis(
+            smooth_labels(jnp.moveaxis(labels, axis, -1), label_smoothing), -1, axis
+        )
     log_probs = jax.nn.log_softmax(logits, axis=axis, where=where)
     terms = jnp.where(labels == 0, 0.0, labels * log_probs)
     return -jnp.sum(terms, axis=axis, where=where)
@@ -130,8 +131,14 @@ def softmax_cross_entropy_with_integer_labels(
             f"softmax_cross_entropy_with_integer_labels: labels must be integers, got dtype "
             f"{labels.dtype}; for one-hot labels use softmax_cross_entropy"
         )
-    check_in_range("softmax_cross_entropy_with_integer_labels", "label_smoothing",
-                   label_smoothing, 0.0, 1.0, high_closed=True)
+    check_in_range(
+        "softmax_cross_entropy_with_integer_labels",
+        "label_smoothing",
+        label_smoothing,
+        0.0,
+        1.0,
+        high_closed=True,
+    )
     axis = axis % logits.ndim
     label_logits = jnp.take_along_axis(logits, jnp.expand_dims(labels, axis), axis=axis)
     label_logits = jnp.squeeze(label_logits, axis)

@@ -78,8 +78,14 @@ class Block(nnx.Module):
         check_in_range("MLP", "dropout", dropout, 0.0, 1.0)
         check_in_range("MLP", "stochastic_depth", stochastic_depth, 0.0, 1.0)
         act, width = make_activation(activation, out_features)
-        self.dense = Dense(in_features, width, kernel_init=kernel_init, bias_init=bias_init,
-                           dropconnect=dropconnect, rngs=rngs)
+        self.dense = Dense(
+            in_features,
+            width,
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            dropconnect=dropconnect,
+            rngs=rngs,
+        )
         self.pre_activation = norm_position == "pre_activation"
         self.norm = make_norm(norm, width if self.pre_activation else out_features, rngs=rngs)
         self.act = act
@@ -178,11 +184,22 @@ class MLP(nnx.Module):
         self.noise = GaussianNoise(input_noise) if input_noise else None
         blocks, width = [], in_features
         for h, rate in zip(hidden, rates, strict=True):
-            blocks.append(Block(
-                width, h, activation=activation, kernel_init=kernel_init, bias_init=bias_init,
-                norm=norm, norm_position=norm_position, dropout=rate, dropconnect=dropconnect,
-                residual=residual, stochastic_depth=stochastic_depth, rngs=rngs,
-            ))
+            blocks.append(
+                Block(
+                    width,
+                    h,
+                    activation=activation,
+                    kernel_init=kernel_init,
+                    bias_init=bias_init,
+                    norm=norm,
+                    norm_position=norm_position,
+                    dropout=rate,
+                    dropconnect=dropconnect,
+                    residual=residual,
+                    stochastic_depth=stochastic_depth,
+                    rngs=rngs,
+                )
+            )
             width = h
         self.blocks = nnx.List(blocks)
         self.features = width
@@ -242,10 +259,12 @@ class MultiInputMLP(nnx.Module):
                 f"{len(tower_hidden)} towers"
             )
         rngs = as_rngs(rngs)
-        self.towers = nnx.List([
-            MLP(f, tuple(th), None, rngs=rngs, **options)
-            for f, th in zip(in_features, tower_hidden, strict=True)
-        ])
+        self.towers = nnx.List(
+            [
+                MLP(f, tuple(th), None, rngs=rngs, **options)
+                for f, th in zip(in_features, tower_hidden, strict=True)
+            ]
+        )
         merged = sum(t.features for t in self.towers)
         self.head = MLP(merged, tuple(hidden), out_features, rngs=rngs, **options)
 
@@ -255,8 +274,9 @@ class MultiInputMLP(nnx.Module):
                 f"MultiInputMLP: expected {len(self.towers)} inputs, got {len(inputs)}"
             )
         keys = _split(rng, len(self.towers) + 1)
-        feats = [t(x, train=train, rng=k) for t, x, k in zip(self.towers, inputs, keys,
-                                                             strict=False)]
+        feats = [
+            t(x, train=train, rng=k) for t, x, k in zip(self.towers, inputs, keys, strict=False)
+        ]
         return self.head(jnp.concatenate(feats, axis=-1), train=train, rng=keys[-1])
 
 
@@ -346,6 +366,9 @@ def majority_vote(outputs: Array) -> Array:
 
 def count_params(model_or_tree: Any) -> int:
     """Number of trainable parameters (``nnx.Param`` entries) of a model, or leaves of a tree."""
-    tree = nnx.state(model_or_tree, nnx.Param) if isinstance(model_or_tree, nnx.Module) \
+    tree = (
+        nnx.state(model_or_tree, nnx.Param)
+        if isinstance(model_or_tree, nnx.Module)
         else model_or_tree
+    )
     return int(sum(jnp.size(x) for x in jax.tree.leaves(tree)))

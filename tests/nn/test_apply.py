@@ -58,8 +58,9 @@ def test_train_uses_batch_statistics_and_updates_running_averages(bn_dropout_mod
     ref = np.maximum(hn + p["blocks"][0]["norm"]["bias"], 0) @ p["head"]["kernel"]
     np.testing.assert_allclose(np.asarray(y), ref + p["head"]["bias"], rtol=1e-4, atol=1e-4)
     stats = new_state["blocks"][0]["norm"]
-    np.testing.assert_allclose(np.asarray(stats["mean"]), 0.99 * 0.0 + 0.01 * mu, rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(stats["mean"]), 0.99 * 0.0 + 0.01 * mu, rtol=1e-4, atol=1e-6
+    )
     np.testing.assert_allclose(np.asarray(stats["var"]), 0.99 * 1.0 + 0.01 * var, rtol=1e-4)
     # The input state is not mutated.
     np.testing.assert_array_equal(np.asarray(state["blocks"][0]["norm"]["mean"]), 0.0)
