@@ -19,6 +19,7 @@ from optlab.core.numerics import (
     bias_correction_factor,
     canonicalize_dtype,
     safe_increment,
+    tree_cast_like,
     tree_zeros_like,
     update_moment,
     update_moment_per_elem_norm,
@@ -43,6 +44,14 @@ def _check_adam_args(fn: str, b1: Any, b2: Any, eps: Any, eps_root: Any = 0.0) -
     check_in_range(fn, "b2", b2, 0.0, 1.0)
     check_positive(fn, "eps", eps)
     check_nonnegative(fn, "eps_root", eps_root)
+
+
+def _widen(moments: Any, updates: Any) -> Any:
+    """Each moment in the wider of its storage dtype and the gradient's: a step uses the
+    unrounded moment and only the stored copy is rounded to ``mu_dtype``/``nu_dtype``."""
+    return jax.tree.map(
+        lambda m, g: m.astype(jnp.promote_types(m.dtype, g.dtype)), moments, updates
+    )
 
 
 def _adam_direction(m: Any, v: Any, c1: Any, c2: Any, eps: Any, eps_root: Any) -> jax.Array:
@@ -133,8 +142,8 @@ def scale_by_adam(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         check_same_structure(fn, updates, state.nu)
-        mu = update_moment(updates, state.mu, b1, 1)
-        nu = update_moment_per_elem_norm(updates, state.nu, b2, 2)
+        mu = update_moment(updates, _widen(state.mu, updates), b1, 1)
+        nu = update_moment_per_elem_norm(updates, _widen(state.nu, updates), b2, 2)
         count = safe_increment(state.count)
         c2 = 1.0 / bias_correction_factor(b2, count)
         if nesterov:
@@ -153,7 +162,10 @@ def scale_by_adam(
         new_updates = jax.tree.map(
             lambda g, m, v: direction(g, m, v).astype(g.dtype), updates, mu, nu
         )
-        return new_updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+        stored = ScaleByAdamState(
+            count=count, mu=tree_cast_like(mu, state.mu), nu=tree_cast_like(nu, state.nu)
+        )
+        return new_updates, stored
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -235,7 +247,7 @@ def scale_by_amsgrad(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         check_same_structure(fn, updates, state.nu)
-        mu = update_moment(updates, state.mu, b1, 1)
+        mu = update_moment(updates, _widen(state.mu, updates), b1, 1)
         nu = update_moment_per_elem_norm(updates, state.nu, b2, 2)
         count = safe_increment(state.count)
         c1 = 1.0 / bias_correction_factor(b1, count) if bias_correction_mu else 1.0
@@ -249,7 +261,9 @@ def scale_by_amsgrad(
             mu,
             nu_max,
         )
-        return new_updates, ScaleByAmsgradState(count=count, mu=mu, nu=nu, nu_max=nu_max)
+        return new_updates, ScaleByAmsgradState(
+            count=count, mu=tree_cast_like(mu, state.mu), nu=nu, nu_max=nu_max
+        )
 
     return GradientTransformation(init_fn, update_fn)
 

@@ -100,7 +100,10 @@ def check_against_optax(case: Case, rng: np.random.Generator, steps: int = 12) -
 
 def check_jit_and_no_recompile(case: Case, rng: np.random.Generator) -> None:
     """jit equals eager; neither a second call nor a new value of the traced hyperparameter
-    recompiles. Same float32 code path both ways, so rtol 1e-6 (XLA may fuse differently)."""
+    recompiles. Same float32 formula both ways, but XLA's fused code may contract
+    multiply-adds (FMA) and the hyperparameter is a traced array rather than a constant, so
+    the last bits differ; a few ulps, amplified by the cancellation in centered variances
+    (n - m^2), stay below rtol 1e-5."""
     params, grads = _steps(rng, 3, np.float32)
 
     def step(hp, g, state, p):
@@ -114,7 +117,7 @@ def check_jit_and_no_recompile(case: Case, rng: np.random.Generator) -> None:
     for g, e in zip(grads, eager, strict=True):
         u, state = jitted(hp, g, state, params)
         for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(e), strict=True):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     jitted(jnp.asarray(case.hp2, jnp.float32), grads[0], state, params)
     assert counter.count == 1, f"{case.name}: recompiled ({counter.count} traces)"
 
@@ -153,7 +156,7 @@ def check_structure_mismatch(case: Case) -> None:
     params = {"a": jnp.ones(2), "b": jnp.ones(3)}
     tx = case.ours(case.hp)
     state = tx.init(params)
-    with pytest.raises(ValueError, match=rf"{case.block}: .*structure.*\['c'\]"):
+    with pytest.raises(ValueError, match=rf"{case.block}: .*structure.*'c'"):
         tx.update({"a": jnp.ones(2), "c": jnp.ones(3)}, state, params)
 
 
