@@ -62,6 +62,48 @@ def _all_paths(state: OptState) -> list[str]:
     return ["/".join(p) for p, _ in _walk(state, ())]
 
 
+def _child(node: Any, key: str) -> Any:
+    if _is_namedtuple(node):
+        return getattr(node, key)
+    if isinstance(node, dict):
+        return {str(k): v for k, v in node.items()}[key]
+    return node[int(key)]
+
+
+def _is_injected(node: Any) -> bool:
+    return (_is_namedtuple(node) and "hyperparams" in node._fields
+            and "inner_state" in node._fields and isinstance(node.hyperparams, dict))
+
+
+def _drop_shadowed_by_injection(
+    state: OptState, matches: list[tuple[tuple[str, ...], Any]]
+) -> list[tuple[tuple[str, ...], Any]]:
+    """Keeps an injected hyperparameter (or step count) over its copies in the inner state.
+
+    A state made by ``inject_hyperparams`` (any NamedTuple with a ``hyperparams`` dict and an
+    ``inner_state``, optax's included) holds the value in force at ``.../hyperparams/x`` and
+    ``.../count``; the wrapped transformation may record the same name inside
+    ``.../inner_state/...`` (``scale_by_learning_rate`` records ``learning_rate``). The wrapper's
+    entry is the one ``set_hyperparams`` overwrites, so it wins.
+    """
+    paths = {p for p, _ in matches}
+
+    def shadowed(path: tuple[str, ...]) -> bool:
+        node = state
+        for i, part in enumerate(path[:-1]):
+            if part == "inner_state" and _is_injected(node):
+                prefix, key = path[:i], path[-1]
+                if (*prefix, "hyperparams", key) in paths or (
+                    key in node._fields and (*prefix, key) in paths
+                ):
+                    return True
+            node = _child(node, part)
+        return False
+
+    kept = [(p, v) for p, v in matches if not shadowed(p)]
+    return kept if kept else matches
+
+
 def get(state: OptState, name: str) -> Any:
     """Reads one named value out of an optimizer state, however deeply chained.
 
@@ -69,7 +111,10 @@ def get(state: OptState, name: str) -> Any:
     trailing part of its path (``"1/count"``, ``"clip/grad_norm"``). When the name occurs more
     than once, the value is returned if every occurrence holds the same concrete value (the
     step counts of a chain advance together); otherwise, or when the values are traced inside
-    ``jit``, a ``KeyError`` lists the paths to choose from.
+    ``jit``, a ``KeyError`` lists the paths to choose from. Under ``inject_hyperparams`` the
+    injected value (``hyperparams/learning_rate``, the wrapper's ``count``) is returned in
+    preference to the copies the wrapped transformation records in its ``inner_state``: it is
+    the value in force (the one ``set_hyperparams`` overwrites), also inside ``jit``.
 
     Args:
       state: any optimizer state (``tx.init(params)`` or the state after updates).
@@ -100,6 +145,8 @@ def get(state: OptState, name: str) -> Any:
             f"get: no value named {name!r} in this state; the state holds: "
             f"{', '.join(names) if names else '(nothing: the state is empty)'}"
         )
+    if len(matches) > 1:
+        matches = _drop_shadowed_by_injection(state, matches)
     if len(matches) == 1:
         return matches[0][1]
     values = [v for _, v in matches]

@@ -1,0 +1,262 @@
+"""Hyperparameters that live in the optimizer state: readable, overwritable, vmappable.
+
+``inject_hyperparams(ol.adam)(learning_rate=1e-3)`` builds ``adam`` afresh inside every
+``update`` from hyperparameters kept in the state, so they can be read
+(``ol.get(state, "b1")``), overwritten between steps (:func:`set_hyperparams`) and vmapped over
+without recompiling, and schedules can be given for any numeric argument.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optlab.core.base import GradientTransformation, OptState
+from optlab.core.combine import _with_extra_args
+from optlab.core.numerics import safe_increment, zero_count
+
+
+class InjectHyperparamsState(NamedTuple):
+    """State of a transformation made by :func:`inject_hyperparams`.
+
+    Attributes:
+      count: number of updates applied.
+      hyperparams: ``{name: value}``. A number or array given when the transformation was made
+        is stored here and used by every following update until overwritten (see
+        :func:`set_hyperparams`); a schedule's entry is the value the last update used (before
+        any update, its value at step 0) and is recomputed from the schedule at each update.
+      inner_state: the state of the wrapped transformation.
+    """
+
+    count: jax.Array
+    hyperparams: dict[str, jax.Array]
+    inner_state: OptState
+
+
+def _is_numeric(value: Any) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | float | np.number):
+        return True
+    if isinstance(value, np.ndarray | jax.Array):
+        return jnp.issubdtype(value.dtype, jnp.number) and not jnp.issubdtype(
+            value.dtype, jnp.complexfloating
+        )
+    return False
+
+
+def _store(value: Any, dtype: Any) -> jax.Array:
+    """A hyperparameter as a state leaf.
+
+    A Python number becomes a weakly typed scalar, which is exactly what JAX turns it into when
+    it meets an array: the wrapped optimizer computes with the same dtypes and values as when
+    the number is passed to it directly (params in bfloat16 stay in bfloat16, and so on).
+    Arrays keep their dtype. ``dtype`` (``hyperparam_dtype``) overrides floating dtypes.
+    """
+    array = jnp.asarray(value)
+    if dtype is not None and jnp.issubdtype(array.dtype, jnp.floating):
+        array = array.astype(dtype)
+    return array
+
+
+def inject_hyperparams(
+    inner_factory: Callable[..., GradientTransformation],
+    static_args: str | Iterable[str] = (),
+    hyperparam_dtype: Any = None,
+) -> Callable[..., GradientTransformation]:
+    """Wraps a factory so that its numeric hyperparameters live in the state.
+
+    ``inject_hyperparams(factory)(*args, **kwargs)`` takes the arguments of ``factory``;
+    numbers, arrays and schedules (callables ``count -> value``) among them become entries of
+    ``state.hyperparams``, and ``factory`` is called anew inside every ``update`` with the
+    current values. Booleans, strings, ``None`` and the arguments named in ``static_args`` are
+    passed through unchanged (name a callable that is not a schedule, e.g. a mask function, or
+    an integer that sets a shape, in ``static_args``).
+
+    Wrapping does not change the trajectory: a Python number is stored as the weakly typed
+    scalar JAX would make of it, so the wrapped optimizer computes bit for bit what the
+    unwrapped one does (optax's casts to the parameters' dtype change it, optax issue #1532).
+
+    The arguments are checked eagerly, as the factory itself checks them.
+
+    Args:
+      inner_factory: a function returning a ``GradientTransformation`` (optlab's or optax's).
+      static_args: names of arguments never to treat as hyperparameters.
+      hyperparam_dtype: if given, floating hyperparameters are stored in this dtype.
+
+    Returns:
+      A factory with the signature of ``inner_factory``, returning a transformation whose state
+      is an :class:`InjectHyperparamsState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optlab as ol
+      >>> tx = ol.inject_hyperparams(ol.scale_by_learning_rate)(learning_rate=0.1)
+      >>> state = tx.init(jnp.zeros(2))
+      >>> state = ol.set_hyperparams(state, learning_rate=0.5)
+      >>> u, state = tx.update(jnp.ones(2), state)
+      >>> print(u, ol.get(state, "learning_rate"))
+      [-0.5 -0.5] 0.5
+    """
+    static = {static_args} if isinstance(static_args, str) else set(static_args)
+    signature = inspect.signature(inner_factory)
+    name = getattr(inner_factory, "__name__", repr(inner_factory))
+    if not static.issubset(signature.parameters):
+        raise ValueError(
+            f"inject_hyperparams: static_args must name parameters of {name} "
+            f"({', '.join(signature.parameters)}), got static_args={sorted(static)!r}"
+        )
+
+    @functools.wraps(inner_factory)
+    def wrapped(*args: Any, **kwargs: Any) -> GradientTransformation:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"inject_hyperparams({name}): {err}") from err
+        bound.apply_defaults()
+        kinds = {n: p.kind for n, p in signature.parameters.items()}
+        schedules, numbers = {}, {}
+        for arg, value in bound.arguments.items():
+            if arg in static or kinds[arg] in (
+                inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD
+            ):
+                continue
+            if callable(value):
+                schedules[arg] = value
+            elif _is_numeric(value):
+                numbers[arg] = value
+        # The factory's own eager checks, with each schedule standing for its value at step 0
+        # (a schedule is valid for any numeric hyperparameter once injected).
+        check = inspect.BoundArguments(signature, bound.arguments.copy())
+        for arg, schedule in schedules.items():
+            check.arguments[arg] = schedule(0)
+        inner_factory(*check.args, **check.kwargs)
+
+        def build(hyperparams):
+            call = inspect.BoundArguments(signature, bound.arguments.copy())
+            for arg, value in hyperparams.items():
+                call.arguments[arg] = value
+            return inner_factory(*call.args, **call.kwargs)
+
+        def current(hyperparams, count):
+            values = dict(hyperparams)
+            for arg, schedule in schedules.items():
+                values[arg] = _store(schedule(count), hyperparam_dtype)
+            return values
+
+        def init_fn(params):
+            count = zero_count()
+            stored = {arg: _store(v, hyperparam_dtype) for arg, v in numbers.items()}
+            hyperparams = current(stored, count)
+            return InjectHyperparamsState(
+                count=count, hyperparams=hyperparams, inner_state=build(hyperparams).init(params)
+            )
+
+        def update_fn(updates, state, params=None, **extra_args):
+            hyperparams = current(state.hyperparams, state.count)
+            update = _with_extra_args(build(hyperparams))
+            updates, inner_state = update(updates, state.inner_state, params, **extra_args)
+            return updates, InjectHyperparamsState(
+                count=safe_increment(state.count), hyperparams=hyperparams,
+                inner_state=inner_state,
+            )
+
+        return GradientTransformation(init_fn, update_fn)
+
+    return wrapped
+
+
+def _is_namedtuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def _is_injected(x: Any) -> bool:
+    return (_is_namedtuple(x) and "hyperparams" in x._fields and "inner_state" in x._fields
+            and isinstance(x.hyperparams, dict))
+
+
+def _rebuild(node: Any, path: tuple[str, ...], fn: Callable) -> Any:
+    """Copies a state, passing every injected hyperparameter through ``fn(path, value)``."""
+    if _is_injected(node):
+        hyperparams = {k: fn((*path, "hyperparams", str(k)), v)
+                       for k, v in node.hyperparams.items()}
+        inner = _rebuild(node.inner_state, (*path, "inner_state"), fn)
+        return node._replace(hyperparams=hyperparams, inner_state=inner)
+    if _is_namedtuple(node):
+        return type(node)(*(_rebuild(getattr(node, f), (*path, f), fn) for f in node._fields))
+    if isinstance(node, dict):
+        return type(node)({k: _rebuild(v, (*path, str(k)), fn) for k, v in node.items()})
+    if isinstance(node, list | tuple):
+        return type(node)(_rebuild(v, (*path, str(i)), fn) for i, v in enumerate(node))
+    return node
+
+
+def _like(old: Any, value: Any) -> jax.Array:
+    """``value`` with the dtype of ``old``, weakly typed when both are (so nothing recompiles)."""
+    old = jnp.asarray(old)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        new = jnp.zeros_like(old) + value  # keeps old's dtype and weak type
+    else:
+        new = jnp.asarray(value)
+    if new.dtype != old.dtype:
+        new = new.astype(old.dtype)
+    return new
+
+
+def set_hyperparams(state: OptState, **values: Any) -> OptState:
+    """Returns a copy of ``state`` with injected hyperparameters overwritten.
+
+    Works on any state containing :func:`inject_hyperparams` states, however deeply chained,
+    and inside ``jit`` and ``vmap`` (a sweep: ``jax.vmap(lambda lr: set_hyperparams(state,
+    learning_rate=lr))``). A name may be a trailing path, as for :func:`optlab.get`
+    (``**{"decay/learning_rate": 1e-4}``); every injected hyperparameter that matches is set.
+    The new value keeps the stored dtype (and weak type, for Python numbers), so the next
+    compiled update does not recompile.
+
+    A hyperparameter given as a schedule is recomputed from it at every update: overwriting it
+    affects only what :func:`optlab.get` reads until then.
+
+    Args:
+      state: an optimizer state.
+      **values: new values by name.
+
+    Returns:
+      The new state (the input is not modified).
+
+    Raises:
+      KeyError: a name matches no injected hyperparameter (the message lists those there).
+
+    Examples:
+      >>> import optlab as ol
+      >>> tx = ol.inject_hyperparams(ol.scale_by_learning_rate)(learning_rate=0.1)
+      >>> state = ol.set_hyperparams(tx.init(None), learning_rate=0.01)
+      >>> print(ol.get(state, "hyperparams/learning_rate"))
+      0.01
+    """
+    wanted = {n: tuple(p for p in n.split("/") if p) for n in values}
+    found = {n: 0 for n in values}
+    available = []
+
+    def replace(path, old):
+        available.append("/".join(path))
+        for name, parts in wanted.items():
+            if parts and path[-len(parts):] == parts:
+                found[name] += 1
+                return _like(old, values[name])
+        return old
+
+    new_state = _rebuild(state, (), replace)
+    missing = [n for n, c in found.items() if c == 0]
+    if missing:
+        raise KeyError(
+            f"set_hyperparams: no injected hyperparameter named {', '.join(map(repr, missing))}; "
+            f"the state holds: {', '.join(available) if available else '(none: wrap the '}"
+            f"{'' if available else 'optimizer with optlab.inject_hyperparams)'}"
+        )
+    return new_state

@@ -1,0 +1,212 @@
+"""inject_hyperparams, set_hyperparams and reading values with optlab.get."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optlab as ol
+from tests.helpers import TraceCounter, random_tree
+
+
+def _trajectory(tx, params, grads, jit):
+    update = jax.jit(tx.update) if jit else tx.update
+    state = tx.init(params)
+    out = []
+    for g in grads:
+        u, state = update(g, state, params)
+        params = ol.apply_updates(params, u)
+        out.append(params)
+    return out, state
+
+
+# optlab.core.numerics.update_moment computes (1 - decay) in Python float64 when decay is a
+# float, and in float32 when it is an array (injected); adam also branches on
+# isinstance(eps_root, float). Both must treat a float and a weak float32 scalar alike before
+# wrapping can be bit-exact for these optimizers (see the report of issue 3).
+_PYTHON_ARITHMETIC = pytest.mark.xfail(
+    strict=True, reason="(1 - decay) is computed in Python float64 for float hyperparameters"
+)
+
+CASES = [
+    ("sgd_momentum", ol.sgd, dict(learning_rate=0.1, momentum=0.9)),
+    ("nesterov", ol.sgd, dict(learning_rate=0.05, momentum=0.8, nesterov=True)),
+    ("adagrad", ol.adagrad, dict(learning_rate=0.1)),
+    ("adam", ol.adam, dict(learning_rate=1e-2)),
+    ("rmsprop", ol.rmsprop, dict(learning_rate=1e-2, momentum=0.9)),
+]
+OPTIMIZERS = [
+    pytest.param(factory, kwargs, dtype, id=f"{dt}-{name}",
+                 marks=[_PYTHON_ARITHMETIC] if dt == "f32" and name in ("adam", "rmsprop") else [])
+    for name, factory, kwargs in CASES
+    for dt, dtype in (("f32", jnp.float32), ("bf16", jnp.bfloat16))
+]
+
+
+@pytest.mark.parametrize(("factory", "kwargs", "dtype"), OPTIMIZERS)
+def test_wrapping_does_not_change_the_trajectory(factory, kwargs, dtype):
+    rng = np.random.default_rng(1)
+    params = {"w": jnp.asarray(rng.standard_normal(5), dtype)}
+    grads = [{"w": jnp.asarray(rng.standard_normal(5), dtype)} for _ in range(6)]
+    plain, _ = _trajectory(factory(**kwargs), params, grads, jit=False)
+    wrapped, state = _trajectory(ol.inject_hyperparams(factory)(**kwargs), params, grads,
+                                 jit=False)
+    for a, b in zip(plain, wrapped, strict=True):  # bit for bit
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            assert x.dtype == y.dtype
+            np.testing.assert_array_equal(np.asarray(x, np.float32), np.asarray(y, np.float32))
+    assert float(ol.get(state, "learning_rate")) == pytest.approx(kwargs["learning_rate"])
+
+
+def test_wrapping_with_a_schedule_is_bit_exact():
+    sched = ol.warmup_cosine_decay_schedule(0.0, 0.1, 3, 10)
+    rng = np.random.default_rng(2)
+    params = random_tree(rng)
+    grads = [random_tree(rng) for _ in range(6)]
+    plain, s1 = _trajectory(ol.sgd(sched, momentum=0.9), params, grads, jit=False)
+    wrapped, s2 = _trajectory(ol.inject_hyperparams(ol.sgd)(sched, momentum=0.9), params, grads,
+                              jit=False)
+    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(wrapped), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # The rate of the last (6th) update, read from the plain optimizer and from the injection.
+    expected = float(sched(5))
+    assert float(ol.get(s1, "learning_rate")) == pytest.approx(expected, rel=1e-6)
+    assert float(ol.get(s2, "learning_rate")) == pytest.approx(expected, rel=1e-6)
+    assert int(ol.get(s2, "count")) == 6
+
+
+def test_python_floats_are_stored_weakly_typed():
+    # A bf16 model with an injected float rate keeps computing in bf16 (optax issue #1414
+    # stores it in the parameters' dtype, a different number).
+    tx = ol.inject_hyperparams(ol.sgd)(learning_rate=0.1, momentum=0.9)
+    state = tx.init({"w": jnp.zeros(3, jnp.bfloat16)})
+    lr = state.hyperparams["learning_rate"]
+    assert lr.dtype == jnp.float32 and lr.weak_type
+    forced = ol.inject_hyperparams(ol.sgd, hyperparam_dtype=jnp.float16)(learning_rate=0.1)
+    assert forced.init(jnp.zeros(1)).hyperparams["learning_rate"].dtype == jnp.float16
+
+
+def test_overwriting_between_steps_does_not_recompile():
+    tx = ol.inject_hyperparams(ol.sgd)(learning_rate=0.1, momentum=0.0)
+    counted = TraceCounter(tx.update)
+    update = jax.jit(counted)
+    params = {"w": jnp.ones(2)}
+    state = tx.init(params)
+    g = {"w": jnp.asarray([1.0, -2.0])}
+    u, state = update(g, state, params)
+    np.testing.assert_allclose(u["w"], [-0.1, 0.2], rtol=1e-6)
+    state = ol.set_hyperparams(state, learning_rate=0.01)
+    assert float(ol.get(state, "learning_rate")) == pytest.approx(0.01)
+    u, state = update(g, state, params)
+    np.testing.assert_allclose(u["w"], [-0.01, 0.02], rtol=1e-6)
+    state = ol.set_hyperparams(state, learning_rate=jnp.asarray(0.5))  # an array: one retrace
+    u, state = update(g, state, params)
+    np.testing.assert_allclose(u["w"], [-0.5, 1.0], rtol=1e-6)
+    assert counted.count <= 2
+    # And dict mutation, the optax way, works as well.
+    state.hyperparams["learning_rate"] = 0.2
+    u, _ = update(g, state, params)
+    np.testing.assert_allclose(u["w"], [-0.2, 0.4], rtol=1e-6)
+
+
+def test_vmapped_learning_rate_sweep():
+    tx = ol.inject_hyperparams(ol.adam)(learning_rate=1e-3)
+    params = {"w": jnp.asarray([1.0, -1.0])}
+    g = {"w": jnp.asarray([0.5, 2.0])}
+    rates = jnp.asarray([0.1, 0.01, 0.001])
+
+    def one(lr):
+        state = ol.set_hyperparams(tx.init(params), learning_rate=lr)
+        u, state = tx.update(g, state, params)
+        return u["w"], ol.get(state, "learning_rate")
+
+    u, lr = jax.jit(jax.vmap(one))(rates)
+    # The first Adam step is -lr * sign(g) (up to eps).
+    np.testing.assert_allclose(u, -rates[:, None] * np.sign([0.5, 2.0]), rtol=1e-5)
+    np.testing.assert_allclose(lr, rates, rtol=1e-7)
+
+
+def test_schedule_for_a_non_learning_rate_hyperparameter():
+    b1 = ol.linear_schedule(0.0, 0.9, 4)
+    tx = ol.inject_hyperparams(ol.scale_by_adam)(b1=b1, b2=0.999)
+    state = tx.init(jnp.zeros(1))
+    for t in range(3):
+        _, state = tx.update(jnp.ones(1), state)
+        assert float(ol.get(state, "b1")) == pytest.approx(0.9 * t / 4, abs=1e-7)
+    assert float(ol.get(state, "b2")) == pytest.approx(0.999)
+
+
+def test_get_reads_learning_rate_and_count_in_deep_chains():
+    sched = ol.exponential_decay(0.1, 1, 0.5)
+    tx = ol.named_chain(
+        ("clip", ol.clip_by_global_norm(1.0)),
+        ("opt", ol.inject_hyperparams(ol.adam)(learning_rate=sched, b1=0.8)),
+    )
+    params = {"w": jnp.zeros(3)}
+    state = tx.init(params)
+    for _ in range(3):
+        _, state = tx.update({"w": jnp.ones(3)}, state, params)
+    assert float(ol.get(state, "learning_rate")) == pytest.approx(0.1 * 0.5**2)
+    assert float(ol.get(state, "b1")) == pytest.approx(0.8)
+    assert int(ol.get(state, "opt/count")) == 3
+    assert int(ol.get(state, "count")) == 3  # every counter agrees
+    # Inside jit the injected entry is chosen over its copy in the inner state.
+    lr = jax.jit(lambda s: ol.get(s, "learning_rate"))(state)
+    assert float(lr) == pytest.approx(0.025)
+    with pytest.raises(KeyError, match=r"no value named 'momentum'.*opt/hyperparams/b1"):
+        ol.get(state, "momentum")
+
+
+def test_get_prefers_the_overwritten_value_and_plain_adam_records_its_rate():
+    tx = ol.inject_hyperparams(ol.adam)(learning_rate=0.1)
+    state = tx.init(jnp.zeros(1))
+    _, state = tx.update(jnp.ones(1), state)
+    state = ol.set_hyperparams(state, learning_rate=0.3)
+    assert float(ol.get(state, "learning_rate")) == pytest.approx(0.3)  # the value in force
+    plain = ol.adam(ol.linear_schedule(0.1, 0.0, 10))
+    s = plain.init(jnp.zeros(1))
+    for _ in range(4):
+        _, s = plain.update(jnp.ones(1), s)
+    assert float(ol.get(s, "learning_rate")) == pytest.approx(0.1 * (1 - 3 / 10))
+
+
+def test_set_hyperparams_by_trailing_path_in_a_partition():
+    tx = ol.named_chain(
+        ("a", ol.inject_hyperparams(ol.sgd)(learning_rate=0.1)),
+        ("b", ol.inject_hyperparams(ol.sgd)(learning_rate=0.2)),
+    )
+    state = tx.init(jnp.zeros(1))
+    state = ol.set_hyperparams(state, **{"b/hyperparams/learning_rate": 0.7})
+    assert float(ol.get(state, "a/hyperparams/learning_rate")) == pytest.approx(0.1)
+    assert float(ol.get(state, "b/hyperparams/learning_rate")) == pytest.approx(0.7)
+    with pytest.raises(KeyError, match=r"no injected hyperparameter named 'b3'.*a/hyperparams"):
+        ol.set_hyperparams(state, b3=0.5)
+    with pytest.raises(KeyError, match=r"wrap the optimizer with optlab\.inject_hyperparams"):
+        ol.set_hyperparams(ol.sgd(0.1).init(jnp.zeros(1)), learning_rate=0.5)
+
+
+def test_eager_validation_and_static_args():
+    with pytest.raises(ValueError, match="b1 must be in"):
+        ol.inject_hyperparams(ol.adam)(learning_rate=0.1, b1=1.5)
+    with pytest.raises(ValueError, match="static_args must name parameters of adam"):
+        ol.inject_hyperparams(ol.adam, static_args="beta1")
+    with pytest.raises(TypeError, match=r"inject_hyperparams\(adam\)"):
+        ol.inject_hyperparams(ol.adam)(learning_rate=0.1, beta1=0.9)
+
+
+def test_state_structure_does_not_depend_on_float_or_schedule():
+    params = {"w": jnp.zeros(2)}
+    a = ol.inject_hyperparams(ol.sgd)(learning_rate=0.1).init(params)
+    b = ol.inject_hyperparams(ol.sgd)(learning_rate=ol.constant_schedule(0.1)).init(params)
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+
+
+def test_optax_factories_and_optax_states_work():
+    tx = ol.inject_hyperparams(optax.adam)(learning_rate=0.1)
+    state = tx.init(jnp.zeros(2))
+    u, state = tx.update(jnp.ones(2), state, value=1.0)  # extra arguments are dropped for optax
+    np.testing.assert_allclose(u, [-0.1, -0.1], rtol=1e-5)
+    theirs = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    s = ol.set_hyperparams(theirs.init(jnp.zeros(1)), learning_rate=0.4)
+    assert float(ol.get(s, "learning_rate")) == pytest.approx(0.4)
