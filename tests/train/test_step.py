@@ -178,7 +178,7 @@ def test_bad_arguments():
         ol.make_train_step(xent, metrics=("auc",))
     with pytest.raises(ValueError, match="make_eval_step: loss must be a function"):
         ol.make_eval_step("cross_entropy")
-    with pytest.raises(TypeError, match="TrainState.create: model must be a flax.nnx.Module"):
+    with pytest.raises(TypeError, match=r"TrainState\.create: model must be a flax\.nnx\.Module"):
         ol.TrainState.create(object(), ol.identity())
     with pytest.raises(TypeError, match="tx must be a gradient transformation"):
         ol.TrainState.create(nnx.Linear(1, 1, rngs=nnx.Rngs(0)), 0.1)
