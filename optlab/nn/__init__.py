@@ -11,6 +11,7 @@ from optlab.nn.activations import prelu as prelu
 from optlab.nn.activations import rrelu as rrelu
 from optlab.nn.apply import Apply as Apply
 from optlab.nn.apply import functional as functional
+from optlab.nn.fold import fold_batchnorm as fold_batchnorm
 from optlab.nn.initializers import get_initializer as get_initializer
 from optlab.nn.initializers import initializer_names as initializer_names
 from optlab.nn.layers import Activation as Activation

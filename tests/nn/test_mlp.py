@@ -1,0 +1,204 @@
+"""MLP forward shapes and parameter counts over activation x norm x topology; topologies."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import optlab.nn as onn
+
+IN, HIDDEN, OUT, BATCH = 4, (8, 8), 3, 16
+X = jnp.asarray(np.random.default_rng(0).normal(size=(BATCH, IN)), jnp.float32)
+
+
+def expected_count(activation, norm, norm_position="pre_activation", residual=False, hidden=HIDDEN):
+    """Parameter count written out from the layer definitions (independent of the code)."""
+    pieces = 2 if activation == "maxout" else 1
+    total, width = 0, IN
+    for h in hidden:
+        total += width * h * pieces + h * pieces  # Dense to h * pieces units
+        if norm is not None:
+            total += 2 * (h * pieces if norm_position == "pre_activation" else h)  # scale, bias
+        if activation == "prelu":
+            total += 1  # one learned slope per layer
+        if residual and width != h:
+            total += width * h  # bias-free projection shortcut
+        width = h
+    return total + width * OUT + OUT
+
+
+ACTIVATIONS = [
+    "relu",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "gelu",
+    "swish",
+    "tanh",
+    "sigmoid",
+    "prelu",
+    "rrelu",
+    "maxout",
+]
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activation_shapes_and_counts(activation):
+    model = onn.MLP(IN, HIDDEN, OUT, activation=activation, dropout=0.1, rngs=0)
+    assert onn.count_params(model) == expected_count(activation, None)
+    apply, params, state = onn.functional(model)
+    y_eval, _ = apply(params, state, X, train=False)
+    y_train, _ = apply(params, state, X, train=True, rng=jax.random.key(0))
+    assert y_eval.shape == y_train.shape == (BATCH, OUT)
+    assert bool(jnp.all(jnp.isfinite(y_train)))
+
+
+@pytest.mark.parametrize("norm", [None, "batch", "layer", "group"])
+@pytest.mark.parametrize(
+    ("activation", "position", "residual"),
+    [
+        pytest.param("relu", "pre_activation", False, id="relu-pre"),
+        pytest.param("relu", "post_activation", False, id="relu-post"),
+        pytest.param("maxout", "pre_activation", False, id="maxout-pre"),
+        pytest.param("prelu", "post_activation", True, id="prelu-post-residual"),
+        pytest.param("elu", "pre_activation", True, id="elu-pre-residual"),
+    ],
+)
+def test_norm_topology_shapes_and_counts(norm, activation, position, residual):
+    model = onn.MLP(
+        IN,
+        HIDDEN,
+        OUT,
+        activation=activation,
+        norm=norm,
+        norm_position=position,
+        residual=residual,
+        stochastic_depth=0.2 if residual else 0.0,
+        rngs=0,
+    )
+    assert onn.count_params(model) == expected_count(activation, norm, position, residual)
+    apply, params, state = onn.functional(model)
+    y, new_state = apply(params, state, X, train=True, rng=jax.random.key(0))
+    assert y.shape == (BATCH, OUT)
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    assert (norm == "batch") == bool(jax.tree.leaves(state))
+
+
+def test_group_norm_groups_and_options():
+    model = onn.MLP(IN, (8,), OUT, norm=("group", {"num_groups": 2}), rngs=0)
+    assert model.blocks[0].norm.num_groups == 2
+    assert onn.MLP(IN, (8,), OUT, norm="group", rngs=0).blocks[0].norm.num_groups == 8
+    with pytest.raises(ValueError, match="num_groups to divide"):
+        onn.MLP(IN, (8,), OUT, norm=("group", {"num_groups": 3}), rngs=0)
+
+
+def test_residual_identity_when_branch_is_zero():
+    model = onn.MLP(IN, (IN,), OUT, residual=True, kernel_init="zeros", rngs=0)
+    h = model.blocks[0](X, train=False)
+    np.testing.assert_array_equal(np.asarray(h), np.asarray(X))  # x + relu(0) = x
+
+
+def test_stochastic_depth_drops_whole_branches():
+    model = onn.MLP(IN, (IN,), OUT, residual=True, stochastic_depth=0.5, rngs=0)
+    block = model.blocks[0]
+    branch = np.asarray(jax.nn.relu(block.dense(X, train=False)))
+    h = np.asarray(block(X, train=True, rng=jax.random.key(1))) - np.asarray(X)
+    for row, ref in zip(h, branch, strict=True):  # each row: branch dropped or scaled by 2
+        assert np.allclose(row, 0.0, atol=1e-6) or np.allclose(row, 2 * ref, atol=1e-5)
+    assert 0 < sum(np.allclose(r, 0.0, atol=1e-6) for r in h) < BATCH
+
+
+def test_linear_model_and_flattening():
+    model = onn.MLP(IN, (), OUT, rngs=0)
+    assert onn.count_params(model) == IN * OUT + OUT
+    images = X.reshape(BATCH, 2, 2, 1)
+    np.testing.assert_allclose(model(images, train=False), model(X, train=False), rtol=1e-6)
+
+
+def test_per_layer_dropout_and_validation():
+    model = onn.MLP(IN, HIDDEN, OUT, dropout=(0.1, 0.4), rngs=0)
+    assert [b.dropout for b in model.blocks] == [0.1, 0.4]
+    with pytest.raises(ValueError, match="one per hidden layer"):
+        onn.MLP(IN, HIDDEN, OUT, dropout=(0.1,), rngs=0)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        onn.MLP(IN, HIDDEN, OUT, dropout=1.0, rngs=0)
+    with pytest.raises(ValueError, match="did you mean 'pre_activation'"):
+        onn.MLP(IN, HIDDEN, OUT, norm_position="pre_activaton", rngs=0)
+    with pytest.raises(ValueError, match="did you mean 'batch'"):
+        onn.MLP(IN, HIDDEN, OUT, norm="bach", rngs=0)
+
+
+def test_multi_input_uses_both_towers():
+    model = onn.MultiInputMLP((IN, 2), ((8,), (8,)), (8,), OUT, norm="layer", rngs=0)
+    per_tower = (IN * 8 + 8 + 16) + (2 * 8 + 8 + 16)
+    assert onn.count_params(model) == per_tower + (16 * 8 + 8 + 16) + 8 * OUT + OUT
+    a = jnp.ones((BATCH, 2))
+    y = model((X, a), train=False)
+    assert y.shape == (BATCH, OUT)
+    assert not np.allclose(y, model((X, 2 * a), train=False))
+    assert not np.allclose(y, model((2 * X, a), train=False))
+    with pytest.raises(ValueError, match="expected 2 inputs"):
+        model((X,), train=False)
+
+
+def test_multi_label_output_with_sigmoid_loss():
+    model = onn.MLP(IN, HIDDEN, OUT, rngs=0)  # OUT independent labels
+    labels = (np.random.default_rng(1).uniform(size=(BATCH, OUT)) < 0.5).astype(np.float32)
+    apply, params, state = onn.functional(model)
+
+    def loss(p):
+        logits, _ = apply(p, state, X, train=False)
+        return onn.sigmoid_binary_cross_entropy(logits, labels).sum(-1).mean()
+
+    grads = jax.grad(loss)(params)
+    assert float(onn.l2_penalty(grads)) > 0
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    return onn.Ensemble(lambda r: onn.MLP(IN, (8,), OUT, norm="batch", rngs=r), 3, rngs=0)
+
+
+def test_ensemble_members_match_individual_models(ensemble):
+    assert onn.count_params(ensemble) == 3 * expected_count("relu", "batch", hidden=(8,))
+    ys = ensemble(X, train=False)
+    assert ys.shape == (3, BATCH, OUT)
+    graphdef, state = nnx.split(ensemble.members)
+    for i in range(3):
+        member = nnx.merge(graphdef, jax.tree.map(lambda a, i=i: a[i], state))
+        np.testing.assert_allclose(ys[i], member(X, train=False), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ys[0], ys[1])  # independently initialized
+
+
+def test_ensemble_training_updates_each_members_statistics(ensemble):
+    apply, params, state = onn.functional(ensemble)
+    _, new_state = apply(params, state, X, train=True, rng=jax.random.key(0))
+    mean = new_state["members"]["blocks"][0]["norm"]["mean"]
+    assert mean.shape == (3, 8)
+    assert not np.allclose(mean[0], mean[1])  # each member's own batch statistics
+    # The stacked members fold together: fold_batchnorm keeps the eval outputs.
+    trained = apply.merge(params, new_state)
+    folded = onn.fold_batchnorm(trained)
+    np.testing.assert_allclose(
+        folded(X, train=False), trained(X, train=False), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_majority_vote_against_numpy():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(5, 40, 4))
+    votes = scores.argmax(-1)
+    ref = np.array([np.bincount(votes[:, j], minlength=4).argmax() for j in range(40)])
+    np.testing.assert_array_equal(np.asarray(onn.majority_vote(jnp.asarray(scores))), ref)
+    tie = jnp.array([[[0.0, 1.0, 0.0]], [[0.0, 0.0, 1.0]]])  # one vote each for 1 and 2
+    assert int(onn.majority_vote(tie)[0]) == 1
+
+
+def test_average_predictions_against_numpy():
+    logits = np.random.default_rng(0).normal(size=(3, 6, 4))
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(onn.average_predictions(jnp.asarray(logits)), p.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(
+        onn.average_predictions(jnp.asarray(p), logits=False), p.mean(0), rtol=1e-5
+    )
