@@ -18,8 +18,8 @@ from optlab.core.base import GradientTransformation, Params, PyTree, Updates
 from optlab.core.combine import _with_extra_args
 from optlab.core.numerics import (
     canonicalize_dtype,
+    compute_dtype,
     safe_increment,
-    tree_all_finite,
     tree_sum_of_squares,
     tree_zeros_like,
     zero_count,
@@ -28,6 +28,25 @@ from optlab.core.validation import check_int_at_least
 
 # ---------------------------------------------------------------------------------------------
 # apply_if_finite
+
+
+def _all_finite(tree: PyTree) -> jax.Array:
+    r"""Whether every element of every leaf is finite, as one float reduction per leaf.
+
+    :math:`\sum_i (g_i - g_i)` is 0 when every :math:`g_i` is finite and NaN otherwise. XLA
+    compiles it to one streaming reduction, where ``all(isfinite(g))`` writes a boolean
+    array first (and a ``max(|g|)`` reduction does not reliably propagate NaN on CPU).
+    """
+    total = jnp.zeros([], jnp.float32)
+    for x in map(jnp.asarray, jax.tree.leaves(tree)):
+        if jnp.issubdtype(x.dtype, jnp.inexact):
+            d = (
+                jnp.sum(x - x)
+                if jnp.iscomplexobj(x)
+                else jnp.sum((x - x).astype(compute_dtype(x.dtype)))
+            )
+            total = total + (jnp.real(d) + jnp.imag(d)).astype(jnp.float32)
+    return jnp.isfinite(total)
 
 
 class ApplyIfFiniteState(NamedTuple):
@@ -98,9 +117,14 @@ def apply_if_finite(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        finite = tree_all_finite(updates)
+        finite = _all_finite(updates)
         notfinite_count = jnp.where(finite, zero_count(), safe_increment(state.notfinite_count))
         accept = finite | (notfinite_count > max_consecutive_errors)
+        # optax's structure: the inner update runs only on accepted steps. Measured against
+        # the alternative (always run it, then select state and updates with jnp.where), this
+        # needs fewer bytes when the train step donates its state (52 vs 64 bytes/parameter
+        # for Adam + apply_updates in float32; plain Adam: 40), because the selects force XLA
+        # to copy the donated moments.
 
         def do_update(operands):
             u, s = operands

@@ -243,3 +243,22 @@ def test_zero_nans_matches_optax():
         == jax.tree.map(bool, s_ref.found_nan)
         == {"a": True, "b": False}
     )
+
+
+def test_apply_if_finite_detects_any_position_and_dtype():
+    # The finiteness check is a float reduction: a NaN/Inf anywhere, in any float dtype and
+    # under jit, must reject the step.
+    tx = ol.apply_if_finite(ol.scale_by_learning_rate(1.0), max_consecutive_errors=10)
+    step = jax.jit(tx.update)
+    for dtype in (jnp.float32, jnp.bfloat16):
+        g = {"a": jnp.ones((300, 40), dtype), "b": jnp.ones(3, jnp.float32)}
+        state = tx.init(g)
+        for value in (jnp.nan, jnp.inf, -jnp.inf):
+            for index in ((0, 0), (150, 17), (299, 39)):
+                bad = {"a": g["a"].at[index].set(value), "b": g["b"]}
+                u, state = step(bad, state)
+                assert not bool(state.last_finite)
+                assert all(np.all(np.asarray(x, np.float32) == 0) for x in jax.tree.leaves(u))
+        assert int(state.total_notfinite) == 9
+        _, state = step(g, state)
+        assert bool(state.last_finite)
