@@ -294,7 +294,8 @@ def scale_by_newton(
     Args:
       damping: :math:`\lambda \ge 0`.
       solver: ``"dense"`` or ``"cg"``.
-      cg_max_steps: the most CG iterations (default: the number of parameters).
+      cg_max_steps: the most CG iterations (default: 20 times the number of parameters, as
+        SciPy's Newton-CG: in floating point CG may need more than :math:`n` iterations).
       cg_tol: relative residual tolerance of CG (``None``: the forcing sequence above).
 
     Returns:
@@ -365,7 +366,7 @@ def scale_by_newton(
 
             g = jax.tree.map(lambda u: u.astype(jnp.promote_types(u.dtype, jnp.float32)),
                              updates)
-            max_steps = cg_max_steps if cg_max_steps is not None else _num_params(params)
+            max_steps = cg_max_steps if cg_max_steps is not None else 20 * _num_params(params)
             d, steps, negative_first = _newton_cg(hvp, g, damping, max_steps, cg_tol)
             bad = negative_first | ~tree_all_finite(d) | ~(tree_vdot(d, g) > 0)
             d = jax.tree.map(lambda a, b: jnp.where(bad, b, a), d, g)
