@@ -20,14 +20,20 @@ import jax
 import jax.numpy as jnp
 
 from optlab.core.base import GradientTransformation
-from optlab.core.numerics import compute_dtype, safe_increment, tree_scale, zero_count
+from optlab.core.numerics import (
+    compute_dtype,
+    safe_increment,
+    tree_scale,
+    tree_zeros_like,
+    zero_count,
+)
 from optlab.core.validation import check_in_range, check_nonnegative
 from optlab.schedules._common import check_choice, check_steps
 
 
 def _state_dtype(params: Any) -> Any:
     """float32, or wider when the parameters are (f64 under x64)."""
-    dtypes = [jnp.asarray(x).dtype for x in jax.tree.leaves(params)
+    dtypes = [jnp.dtype(x.dtype) for x in jax.tree.leaves(params)
               if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)]
     dtype = jnp.float32
     for d in dtypes:
@@ -296,7 +302,7 @@ def bold_driver(
             scale=jnp.ones([], dtype),
             reference_value=jnp.asarray(jnp.inf, dtype),
             rejected=jnp.asarray(False),
-            last_update=jax.tree.map(jnp.zeros_like, params) if reject else None,
+            last_update=tree_zeros_like(params) if reject else None,
         )
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -470,3 +470,14 @@ def test_wsd_accepts_a_decay_shape_function():
     sched = ol.warmup_stable_decay_schedule(1.0, 2, 2, 4, decay_type=lambda x: (1 - x) ** 2)
     expected = [0.0, 0.5, 1.0, 1.0, 1.0, 0.5625, 0.25, 0.0625, 0.0, 0.0]
     np.testing.assert_allclose(_values(sched, np.arange(10)), expected, atol=1e-7)
+
+
+def test_float64_under_x64(x64):
+    # With x64 the schedules compute in float64: the closed forms then agree to 1e-12.
+    steps = np.array([0, 3, 7, 12, 30, 100])
+    for name in ("cosine_alpha_exponent", "inverse_time", "warmup_exponential", "cyclic_exp_range"):
+        make, reference, _ = CASES[name]
+        got = jax.jit(jax.vmap(make()))(jnp.asarray(steps))
+        assert got.dtype == jnp.float64, name
+        np.testing.assert_allclose(got, [reference(int(t)) for t in steps], rtol=1e-12,
+                                   err_msg=name)

@@ -99,8 +99,38 @@ def _scan(tx, values, **kwargs):
 # ---------------------------------------------------------------------------------------------
 # reduce_on_plateau
 
-PLATEAU = [5.0, 4.0, 4.0, 4.0, 4.0, 3.5, 3.5, 3.5, 3.5, 3.5, 3.5, 2.0, 2.0, 2.0, 2.0, 2.0,
-           2.0, 2.0, 2.0, 2.0, 1.0, 1.25, 1.0, 1.0, 0.75, 0.75, 0.75, 0.75, 0.75, 0.75]
+PLATEAU = [
+    5.0,
+    4.0,
+    4.0,
+    4.0,
+    4.0,
+    3.5,
+    3.5,
+    3.5,
+    3.5,
+    3.5,
+    3.5,
+    2.0,
+    2.0,
+    2.0,
+    2.0,
+    2.0,
+    2.0,
+    2.0,
+    2.0,
+    2.0,
+    1.0,
+    1.25,
+    1.0,
+    1.0,
+    0.75,
+    0.75,
+    0.75,
+    0.75,
+    0.75,
+    0.75,
+]
 
 
 def _noisy(seed, negative=False):
@@ -132,8 +162,14 @@ def test_reduce_on_plateau_matches_keras_step_for_step():
     seqs = jnp.asarray([SEQUENCES[s] for _, s in pairs], jnp.float32)
 
     def one(h, values):
-        tx = ol.reduce_on_plateau(factor=h[0], patience=h[1].astype(jnp.int32), atol=h[2],
-                                  cooldown=h[3].astype(jnp.int32), min_scale=h[4], rtol=h[5])
+        tx = ol.reduce_on_plateau(
+            factor=h[0],
+            patience=h[1].astype(jnp.int32),
+            atol=h[2],
+            cooldown=h[3].astype(jnp.int32),
+            min_scale=h[4],
+            rtol=h[5],
+        )
 
         def step(state, v):
             u, state = tx.update(jnp.ones(1), state, value=v)
@@ -158,8 +194,9 @@ def test_reduce_on_plateau_reduces_for_negative_losses():
 
 def test_reduce_on_plateau_mode_max_matches_keras():
     accuracy = [0.5, 0.6, 0.6, 0.6, 0.7, 0.7, 0.7, 0.7, 0.65, 0.8, 0.8, 0.8, 0.8]
-    tx = ol.reduce_on_plateau(factor=0.5, patience=2, rtol=0.0, atol=0.01, cooldown=1,
-                              mode="max", monitor="metric")
+    tx = ol.reduce_on_plateau(
+        factor=0.5, patience=2, rtol=0.0, atol=0.01, cooldown=1, mode="max", monitor="metric"
+    )
     _, (_, state) = _scan(tx, accuracy, monitor="metric")
     keras = KerasReduceLROnPlateau(0.5, 2, 0.01, 1, 0.0, "max")
     np.testing.assert_allclose(state.scale, [keras.on_epoch_end(v) for v in accuracy], rtol=1e-6)
@@ -173,7 +210,7 @@ def test_reduce_on_plateau_accumulates_windows():
     expected = []
     for w in range(10):  # the scale changes only at the end of each window of 3 values
         before = keras.lr
-        after = keras.on_epoch_end(float(np.mean(np.float32(values[3 * w:3 * w + 3]))))
+        after = keras.on_epoch_end(float(np.mean(np.float32(values[3 * w : 3 * w + 3]))))
         expected += [before, before, after]
     np.testing.assert_allclose(state.scale, expected, rtol=1e-6)
 
@@ -260,8 +297,7 @@ def test_early_stopping_matches_keras_under_scan(mode, patience, min_delta, valu
 
 def test_controllers_vmap_over_loss_sequences():
     seqs = [_noisy(5), _noisy(6, negative=True), PLATEAU]
-    tx = ol.chain(ol.reduce_on_plateau(0.5, 2, rtol=0.0), ol.early_stopping(4),
-                  ol.bold_driver())
+    tx = ol.chain(ol.reduce_on_plateau(0.5, 2, rtol=0.0), ol.early_stopping(4), ol.bold_driver())
 
     def run(values):
         def step(state, v):
@@ -317,9 +353,43 @@ def test_missing_value_says_what_to_pass(tx, call):
         (lambda: ol.early_stopping(min_delta=-1.0), "early_stopping: min_delta must be >= 0"),
         (lambda: ol.bold_driver(reject=True).init(None), "call tx.init\\(params\\)"),
     ],
-    ids=["factor", "patience", "accumulation", "atol", "mode", "increase", "decrease",
-         "min_delta", "reject_needs_params"],
+    ids=[
+        "factor",
+        "patience",
+        "accumulation",
+        "atol",
+        "mode",
+        "increase",
+        "decrease",
+        "min_delta",
+        "reject_needs_params",
+    ],
 )
 def test_bad_arguments(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ol.reduce_on_plateau(),
+        lambda: ol.bold_driver(reject=True),
+        lambda: ol.early_stopping(),
+    ],
+    ids=["plateau", "bold_driver", "early_stopping"],
+)
+def test_abstract_init_and_x64_state_dtype(make, x64):
+    params = {
+        "w": jax.ShapeDtypeStruct((3,), jnp.float64),
+        "b": jax.ShapeDtypeStruct((), jnp.int32),
+    }
+    state = make().init(params)
+    floats = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
+    assert floats and all(x.dtype == jnp.float64 for x in floats)
+    u, _ = make().update(
+        {"w": jnp.ones(3), "b": jnp.zeros((), jnp.int32)},
+        make().init({"w": jnp.zeros(3), "b": jnp.zeros((), jnp.int32)}),
+        value=jnp.asarray(1.0, jnp.float64),
+    )
+    assert u["w"].dtype == jnp.float64
