@@ -3,6 +3,11 @@
 Imports only :mod:`optlab.core` (and jax/numpy/scikit-learn/mnist1d).
 """
 
+from optlab.data.augment import cutout as cutout
+from optlab.data.augment import gaussian_noise as gaussian_noise
+from optlab.data.augment import mixup as mixup
+from optlab.data.augment import random_flip_left_right as random_flip_left_right
+from optlab.data.augment import random_shift as random_shift
 from optlab.data.batching import Batches as Batches
 from optlab.data.batching import batches as batches
 from optlab.data.batching import num_batches as num_batches
@@ -19,3 +24,9 @@ from optlab.data.datasets import two_spirals as two_spirals
 from optlab.data.idx import IdxError as IdxError
 from optlab.data.idx import read_idx as read_idx
 from optlab.data.idx import write_idx as write_idx
+from optlab.data.preprocess import Preprocessor as Preprocessor
+from optlab.data.preprocess import fit_preprocessor as fit_preprocessor
+from optlab.data.preprocess import preprocess as preprocess
+from optlab.data.splits import kfold_indices as kfold_indices
+from optlab.data.splits import train_val_split as train_val_split
+from optlab.data.splits import validation_indices as validation_indices

@@ -31,3 +31,116 @@ def test_digits_images():
 def test_unknown_name_suggests():
     with pytest.raises(ValueError, match="did you mean 'digits'"):
         od.load("digit")
+
+
+def test_mnist1d_is_generated_offline_cached_and_matches_the_package(tmp_path, monkeypatch):
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    monkeypatch.setenv("OPTLAB_CACHE_DIR", str(tmp_path))
+    before = np.random.get_state()[1].copy()  # noqa: NPY002 (checking the global state)
+    # 1000 samples instead of the default 5000 (4000/1000 split) keep the test fast; every
+    # other argument is the package's default.
+    ds = od.load("mnist1d", num_samples=1000)
+    np.testing.assert_array_equal(np.random.get_state()[1], before)  # noqa: NPY002
+    assert (ds.num_train, ds.num_test, ds.input_shape, ds.num_classes) == (800, 200, (40,), 10)
+    cached = list(tmp_path.glob("mnist1d-*.npz"))
+    assert len(cached) == 1
+    args = get_dataset_args()
+    args.num_samples = 1000
+    ref = make_dataset(args)
+    np.testing.assert_allclose(ds.x_train, ref["x"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(ds.y_test, ref["y_test"])
+    again = od.load("mnist1d", num_samples=1000)  # from the cache file
+    np.testing.assert_array_equal(again.x_test, ds.x_test)
+    with pytest.raises(ValueError, match="unknown option"):
+        od.load("mnist1d", num_sample=10)
+
+
+def _write_idx_dir(path, n_train=6, n_test=4, gz=True):
+    rng = np.random.default_rng(0)
+    ext = ".gz" if gz else ""
+    arrays = {}
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        od.write_idx(path / f"{split}-images-idx3-ubyte{ext}", x)
+        od.write_idx(path / f"{split}-labels-idx1-ubyte{ext}", y)
+        arrays[split] = (x, y)
+    return arrays
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_idx_datasets_from_a_directory(tmp_path, name):
+    arrays = _write_idx_dir(tmp_path, gz=name == "mnist")
+    ds = od.load(name, path=str(tmp_path))
+    assert ds.x_train.shape == (6, 784) and ds.num_test == 4 and ds.input_shape == (784,)
+    np.testing.assert_allclose(ds.x_train, arrays["train"][0].reshape(6, -1) / 255.0)
+    np.testing.assert_array_equal(ds.y_test, arrays["t10k"][1])
+    images = od.load(name, path=str(tmp_path), flatten=False)
+    assert images.x_test.shape == (4, 28, 28, 1)
+
+
+def test_missing_datasets_say_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(od.datasets, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        od.load("fashion_mnist")
+    with pytest.raises(FileNotFoundError, match="Pass path= a directory"):
+        od.load("mnist")
+    with pytest.raises(FileNotFoundError, match="has no file t10k-images-idx3-ubyte"):
+        _write_idx_dir(tmp_path)
+        (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
+        od.load("mnist", path=str(tmp_path))
+
+
+def test_mismatched_idx_files(tmp_path):
+    _write_idx_dir(tmp_path)
+    od.write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(5, np.uint8))
+    with pytest.raises(ValueError, match="expected \\(n, h, w\\) images and n labels"):
+        od.load("mnist", path=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "classes", "shape"),
+    [
+        pytest.param("two_spirals", {"num_samples": 200}, 2, (2,), id="two_spirals"),
+        pytest.param("blobs", {"num_samples": 200, "num_classes": 4}, 4, (2,), id="blobs"),
+    ],
+)
+def test_synthetic(name, options, classes, shape):
+    ds = od.load(name, **options)
+    assert ds.num_train + ds.num_test == 200 and ds.input_shape == shape
+    assert set(np.unique(ds.y_train)) == set(range(classes))
+    again = od.load(name, **options)
+    np.testing.assert_array_equal(ds.x_train, again.x_train)  # seeded
+    assert not np.array_equal(ds.x_train, od.load(name, seed=1, **options).x_train)
+
+
+def test_two_spirals_are_interleaved():
+    ds = od.load("two_spirals", num_samples=400, noise=0.0)
+    x = np.concatenate([ds.x_train, ds.x_test])
+    y = np.concatenate([ds.y_train, ds.y_test])
+    # Class 1 is class 0 rotated by pi: every class-1 point's mirror is near the class-0 spiral.
+    a, b = x[y == 0], -x[y == 1]
+    dist = np.min(np.linalg.norm(a[:, None] - b[None], axis=-1), axis=1)
+    assert np.median(dist) < 0.05
+    assert abs(np.linalg.norm(x, axis=1).max() - 1.0) < 0.05
+
+
+def test_everything_loads_with_the_network_disabled(monkeypatch, tmp_path):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dataset tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("OPTLAB_CACHE_DIR", str(tmp_path))
+    _write_idx_dir(tmp_path)
+    for name, options in [
+        ("digits", {}),
+        ("blobs", {}),
+        ("two_spirals", {}),
+        ("mnist", {"path": str(tmp_path)}),
+        ("mnist1d", {"num_samples": 500}),
+    ]:
+        assert od.load(name, **options).num_train > 0
