@@ -40,9 +40,10 @@ class InjectHyperparamsState(NamedTuple):
 
 
 def _is_numeric(value: Any) -> bool:
-    if isinstance(value, bool | np.bool_):
+    """Floats and float/int arrays; Python integers are static (they often set shapes)."""
+    if isinstance(value, bool | np.bool_ | int | np.integer):
         return False
-    if isinstance(value, int | float | np.number):
+    if isinstance(value, float | np.floating):
         return True
     if isinstance(value, np.ndarray | jax.Array):
         return jnp.issubdtype(value.dtype, jnp.number) and not jnp.issubdtype(
@@ -73,11 +74,12 @@ def inject_hyperparams(
     """Wraps a factory so that its numeric hyperparameters live in the state.
 
     ``inject_hyperparams(factory)(*args, **kwargs)`` takes the arguments of ``factory``;
-    numbers, arrays and schedules (callables ``count -> value``) among them become entries of
-    ``state.hyperparams``, and ``factory`` is called anew inside every ``update`` with the
-    current values. Booleans, strings, ``None`` and the arguments named in ``static_args`` are
-    passed through unchanged (name a callable that is not a schedule, e.g. a mask function, or
-    an integer that sets a shape, in ``static_args``).
+    floats, numeric arrays and schedules (callables ``count -> value``) among them become
+    entries of ``state.hyperparams``, and ``factory`` is called anew inside every ``update``
+    with the current values. Everything else is passed through unchanged: booleans, strings,
+    ``None``, Python integers (they often set shapes, e.g. ``memory_size``; pass ``10.0`` or an
+    array to inject one), callables given for ``mask`` or ``*_mask`` arguments, and the
+    arguments named in ``static_args`` (name any other callable that is not a schedule there).
 
     Wrapping does not change the trajectory: a Python number is stored as the weakly typed
     scalar JAX would make of it, so the wrapped optimizer computes bit for bit what the
@@ -127,7 +129,7 @@ def inject_hyperparams(
                 inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD
             ):
                 continue
-            if callable(value):
+            if callable(value) and not (arg == "mask" or arg.endswith("_mask")):
                 schedules[arg] = value
             elif _is_numeric(value):
                 numbers[arg] = value

@@ -215,3 +215,18 @@ def test_optax_factories_and_optax_states_work():
     theirs = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
     s = ol.set_hyperparams(theirs.init(jnp.zeros(1)), learning_rate=0.4)
     assert float(ol.get(s, "learning_rate")) == pytest.approx(0.4)
+
+
+def test_integers_and_mask_functions_stay_static():
+    # memory_size sets shapes and mask is a function of the parameters, not a schedule.
+    tx = ol.inject_hyperparams(ol.adamw)(learning_rate=0.1, weight_decay=0.5,
+                                          mask=lambda p: {"w": True, "b": False})
+    params = {"w": jnp.ones(2), "b": jnp.ones(2)}
+    state = tx.init(params)
+    assert set(state.hyperparams) == {"learning_rate", "b1", "b2", "eps", "eps_root",
+                                      "weight_decay"}
+    u, _ = tx.update({"w": jnp.zeros(2), "b": jnp.zeros(2)}, state, params)
+    np.testing.assert_allclose(u["w"], [-0.05, -0.05], rtol=1e-6)  # -lr * wd * w, masked in
+    np.testing.assert_allclose(u["b"], [0.0, 0.0])
+    lbfgs = ol.inject_hyperparams(ol.lbfgs)(learning_rate=1.0, memory_size=3)
+    assert "memory_size" not in lbfgs.init({"w": jnp.zeros(2)}).hyperparams
