@@ -559,8 +559,16 @@ def nadamw(
       <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
     return adamw(
-        learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask,
-        nesterov=True, nu_dtype=nu_dtype,
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        weight_decay,
+        mask,
+        nesterov=True,
+        nu_dtype=nu_dtype,
     )
 
 

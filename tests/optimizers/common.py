@@ -73,7 +73,10 @@ def check_numpy_reference(case: Case, rng: np.random.Generator, steps: int = 4) 
         assert len(expected) == steps
         for t, (u, e) in enumerate(zip(ours, expected, strict=True)):
             np.testing.assert_allclose(
-                np.asarray(jax.tree.leaves(u)[i]), e, rtol=1e-10, atol=1e-12,
+                np.asarray(jax.tree.leaves(u)[i]),
+                e,
+                rtol=1e-10,
+                atol=1e-12,
                 err_msg=f"{case.name}: leaf {jax.tree_util.keystr(path)}, step {t + 1}",
             )
 
@@ -93,7 +96,10 @@ def check_against_optax(case: Case, rng: np.random.Generator, steps: int = 12) -
         assert jax.tree.structure(u) == jax.tree.structure(v)
         for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(v), strict=True):
             np.testing.assert_allclose(
-                np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-6,
+                np.asarray(a),
+                np.asarray(b),
+                rtol=2e-5,
+                atol=1e-6,
                 err_msg=f"{case.name}: step {t + 1}",
             )
 

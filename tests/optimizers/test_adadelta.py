@@ -38,14 +38,33 @@ def adadelta_ref(rho=None, eps=1e-6, lr=False, wd=0.0):
 
 
 CASES = [
-    Case("scale_by_adadelta", lambda r: ol.scale_by_adadelta(r),
-         lambda r: optax.scale_by_adadelta(r), adadelta_ref(), hp=0.9, hp2=0.5,
-         block="scale_by_adadelta"),
-    Case("adadelta", lambda lr: ol.adadelta(lr), lambda lr: optax.adadelta(lr),
-         adadelta_ref(rho=0.9, lr=True), hp=1.0, hp2=0.5, block="scale_by_adadelta"),
-    Case("adadelta-weight-decay", lambda lr: ol.adadelta(lr, rho=0.8, weight_decay=0.1),
-         lambda lr: optax.adadelta(lr, rho=0.8, weight_decay=0.1),
-         adadelta_ref(rho=0.8, lr=True, wd=0.1), hp=1.0, hp2=0.5, block="add_decayed_weights"),
+    Case(
+        "scale_by_adadelta",
+        lambda r: ol.scale_by_adadelta(r),
+        lambda r: optax.scale_by_adadelta(r),
+        adadelta_ref(),
+        hp=0.9,
+        hp2=0.5,
+        block="scale_by_adadelta",
+    ),
+    Case(
+        "adadelta",
+        lambda lr: ol.adadelta(lr),
+        lambda lr: optax.adadelta(lr),
+        adadelta_ref(rho=0.9, lr=True),
+        hp=1.0,
+        hp2=0.5,
+        block="scale_by_adadelta",
+    ),
+    Case(
+        "adadelta-weight-decay",
+        lambda lr: ol.adadelta(lr, rho=0.8, weight_decay=0.1),
+        lambda lr: optax.adadelta(lr, rho=0.8, weight_decay=0.1),
+        adadelta_ref(rho=0.8, lr=True, wd=0.1),
+        hp=1.0,
+        hp2=0.5,
+        block="add_decayed_weights",
+    ),
 ]
 
 
@@ -111,8 +130,10 @@ def test_weight_decay_mask_leaves_unmasked_leaves_alone():
         (lambda: ol.adadelta(eps=0.0), r"adadelta: eps must be > 0, got eps=0.0"),
         (lambda: ol.adadelta(-1.0), r"adadelta: learning_rate must be >= 0"),
         (lambda: ol.adadelta(weight_decay=-0.1), r"adadelta: weight_decay must be >= 0"),
-        (lambda: ol.scale_by_adadelta(rho=lambda n: 0.9),
-         r"scale_by_adadelta: rho must be a number or a jax array"),
+        (
+            lambda: ol.scale_by_adadelta(rho=lambda n: 0.9),
+            r"scale_by_adadelta: rho must be a number or a jax array",
+        ),
     ],
     ids=["rho-1", "zero-eps", "negative-lr", "negative-weight-decay", "schedule-rho"],
 )

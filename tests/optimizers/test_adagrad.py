@@ -34,14 +34,31 @@ def adagrad_ref(s0=None, eps=1e-7, lr=None):
 
 
 CASES = [
-    Case("scale_by_rss", lambda s0: ol.scale_by_rss(s0), lambda s0: optax.scale_by_rss(s0),
-         adagrad_ref(), hp=0.1, hp2=0.3, block="scale_by_rss"),
-    Case("scale_by_rss-zero-init", lambda e: ol.scale_by_rss(0.0, eps=e),
-         lambda e: optax.scale_by_rss(0.0, eps=e),
-         lambda gs, p, e: adagrad_ref(s0=0.0, eps=e)(gs, p, e), hp=1e-3, hp2=1e-2,
-         block="scale_by_rss"),
-    Case("adagrad", lambda lr: ol.adagrad(lr), lambda lr: optax.adagrad(lr),
-         lambda gs, p, lr: adagrad_ref(s0=0.1, lr=True)(gs, p, lr), block="scale_by_rss"),
+    Case(
+        "scale_by_rss",
+        lambda s0: ol.scale_by_rss(s0),
+        lambda s0: optax.scale_by_rss(s0),
+        adagrad_ref(),
+        hp=0.1,
+        hp2=0.3,
+        block="scale_by_rss",
+    ),
+    Case(
+        "scale_by_rss-zero-init",
+        lambda e: ol.scale_by_rss(0.0, eps=e),
+        lambda e: optax.scale_by_rss(0.0, eps=e),
+        lambda gs, p, e: adagrad_ref(s0=0.0, eps=e)(gs, p, e),
+        hp=1e-3,
+        hp2=1e-2,
+        block="scale_by_rss",
+    ),
+    Case(
+        "adagrad",
+        lambda lr: ol.adagrad(lr),
+        lambda lr: optax.adagrad(lr),
+        lambda gs, p, lr: adagrad_ref(s0=0.1, lr=True)(gs, p, lr),
+        block="scale_by_rss",
+    ),
 ]
 
 
@@ -91,8 +108,10 @@ def test_zero_gradient_with_zero_accumulator_gives_zero_step():
     ("factory", "message"),
     [
         (lambda: ol.adagrad(-1.0), r"adagrad: learning_rate must be >= 0, got learning_rate=-1.0"),
-        (lambda: ol.adagrad(0.1, initial_accumulator_value=-0.1),
-         r"adagrad: initial_accumulator_value must be >= 0, got initial_accumulator_value=-0.1"),
+        (
+            lambda: ol.adagrad(0.1, initial_accumulator_value=-0.1),
+            r"adagrad: initial_accumulator_value must be >= 0, got initial_accumulator_value=-0.1",
+        ),
         (lambda: ol.adagrad(0.1, eps=0.0), r"adagrad: eps must be > 0, got eps=0.0"),
         (lambda: ol.scale_by_rss(eps=float("inf")), r"scale_by_rss: eps must be finite"),
     ],

@@ -19,8 +19,20 @@ from tests.optimizers.common import (
 )
 
 
-def adam_ref(role="lr", b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, nesterov=False, wd=0.0,
-             amsgrad=False, bc_mu=True, bc_nu=True, adamax=False, lr=None):
+def adam_ref(
+    role="lr",
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    nesterov=False,
+    wd=0.0,
+    amsgrad=False,
+    bc_mu=True,
+    bc_nu=True,
+    adamax=False,
+    lr=None,
+):
     """Kingma & Ba's Algorithm 1 (with Dozat's look-ahead for ``nesterov``, Reddi et al.'s
     running maximum for ``amsgrad``, section 7.1's infinity norm for ``adamax``), then
     decoupled weight decay and -lr. ``hp`` takes the role named by ``role``."""
@@ -54,39 +66,100 @@ def adam_ref(role="lr", b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, nesterov=False
 
 
 CASES = [
-    Case("scale_by_adam", lambda b1: ol.scale_by_adam(b1), lambda b1: optax.scale_by_adam(b1),
-         adam_ref("b1"), hp=0.9, hp2=0.8, block="scale_by_adam"),
-    Case("scale_by_adam-eps-root", lambda b2: ol.scale_by_adam(b2=b2, eps_root=1e-6),
-         lambda b2: optax.scale_by_adam(b2=b2, eps_root=1e-6), adam_ref("b2", eps_root=1e-6),
-         hp=0.99, hp2=0.9, block="scale_by_adam"),
-    Case("scale_by_adam-nesterov", lambda b1: ol.scale_by_adam(b1, nesterov=True),
-         lambda b1: optax.scale_by_adam(b1, nesterov=True), adam_ref("b1", nesterov=True),
-         hp=0.9, hp2=0.8, block="scale_by_adam"),
-    Case("scale_by_amsgrad", lambda b2: ol.scale_by_amsgrad(b2=b2),
-         lambda b2: optax.scale_by_amsgrad(b2=b2), adam_ref("b2", amsgrad=True),
-         hp=0.9, hp2=0.99, block="scale_by_amsgrad"),
-    Case("scale_by_amsgrad-paper",
-         lambda b2: ol.scale_by_amsgrad(b2=b2, bias_correction_mu=False, bias_correction_nu=False),
-         lambda b2: optax.scale_by_amsgrad(b2=b2, bias_correction_mu=False,
-                                           bias_correction_nu=False),
-         adam_ref("b2", amsgrad=True, bc_mu=False, bc_nu=False), hp=0.9, hp2=0.99,
-         block="scale_by_amsgrad"),
-    Case("scale_by_adamax", lambda b2: ol.scale_by_adamax(b2=b2),
-         lambda b2: optax.scale_by_adamax(b2=b2), adam_ref("b2", adamax=True),
-         hp=0.9, hp2=0.99, block="scale_by_adamax"),
-    Case("adam", lambda lr: ol.adam(lr), lambda lr: optax.adam(lr), adam_ref(),
-         block="scale_by_adam"),
-    Case("adamw", lambda lr: ol.adamw(lr, weight_decay=0.1),
-         lambda lr: optax.adamw(lr, weight_decay=0.1), adam_ref(wd=0.1), block="scale_by_adam"),
-    Case("nadam", lambda lr: ol.nadam(lr), lambda lr: optax.nadam(lr), adam_ref(nesterov=True),
-         block="scale_by_adam"),
-    Case("nadamw", lambda lr: ol.nadamw(lr, weight_decay=0.1),
-         lambda lr: optax.nadamw(lr, weight_decay=0.1), adam_ref(nesterov=True, wd=0.1),
-         block="scale_by_adam"),
-    Case("amsgrad", lambda lr: ol.amsgrad(lr), lambda lr: optax.amsgrad(lr),
-         adam_ref(amsgrad=True), block="scale_by_amsgrad"),
-    Case("adamax", lambda lr: ol.adamax(lr), lambda lr: optax.adamax(lr), adam_ref(adamax=True),
-         block="scale_by_adamax"),
+    Case(
+        "scale_by_adam",
+        lambda b1: ol.scale_by_adam(b1),
+        lambda b1: optax.scale_by_adam(b1),
+        adam_ref("b1"),
+        hp=0.9,
+        hp2=0.8,
+        block="scale_by_adam",
+    ),
+    Case(
+        "scale_by_adam-eps-root",
+        lambda b2: ol.scale_by_adam(b2=b2, eps_root=1e-6),
+        lambda b2: optax.scale_by_adam(b2=b2, eps_root=1e-6),
+        adam_ref("b2", eps_root=1e-6),
+        hp=0.99,
+        hp2=0.9,
+        block="scale_by_adam",
+    ),
+    Case(
+        "scale_by_adam-nesterov",
+        lambda b1: ol.scale_by_adam(b1, nesterov=True),
+        lambda b1: optax.scale_by_adam(b1, nesterov=True),
+        adam_ref("b1", nesterov=True),
+        hp=0.9,
+        hp2=0.8,
+        block="scale_by_adam",
+    ),
+    Case(
+        "scale_by_amsgrad",
+        lambda b2: ol.scale_by_amsgrad(b2=b2),
+        lambda b2: optax.scale_by_amsgrad(b2=b2),
+        adam_ref("b2", amsgrad=True),
+        hp=0.9,
+        hp2=0.99,
+        block="scale_by_amsgrad",
+    ),
+    Case(
+        "scale_by_amsgrad-paper",
+        lambda b2: ol.scale_by_amsgrad(b2=b2, bias_correction_mu=False, bias_correction_nu=False),
+        lambda b2: optax.scale_by_amsgrad(
+            b2=b2, bias_correction_mu=False, bias_correction_nu=False
+        ),
+        adam_ref("b2", amsgrad=True, bc_mu=False, bc_nu=False),
+        hp=0.9,
+        hp2=0.99,
+        block="scale_by_amsgrad",
+    ),
+    Case(
+        "scale_by_adamax",
+        lambda b2: ol.scale_by_adamax(b2=b2),
+        lambda b2: optax.scale_by_adamax(b2=b2),
+        adam_ref("b2", adamax=True),
+        hp=0.9,
+        hp2=0.99,
+        block="scale_by_adamax",
+    ),
+    Case(
+        "adam", lambda lr: ol.adam(lr), lambda lr: optax.adam(lr), adam_ref(), block="scale_by_adam"
+    ),
+    Case(
+        "adamw",
+        lambda lr: ol.adamw(lr, weight_decay=0.1),
+        lambda lr: optax.adamw(lr, weight_decay=0.1),
+        adam_ref(wd=0.1),
+        block="scale_by_adam",
+    ),
+    Case(
+        "nadam",
+        lambda lr: ol.nadam(lr),
+        lambda lr: optax.nadam(lr),
+        adam_ref(nesterov=True),
+        block="scale_by_adam",
+    ),
+    Case(
+        "nadamw",
+        lambda lr: ol.nadamw(lr, weight_decay=0.1),
+        lambda lr: optax.nadamw(lr, weight_decay=0.1),
+        adam_ref(nesterov=True, wd=0.1),
+        block="scale_by_adam",
+    ),
+    Case(
+        "amsgrad",
+        lambda lr: ol.amsgrad(lr),
+        lambda lr: optax.amsgrad(lr),
+        adam_ref(amsgrad=True),
+        block="scale_by_amsgrad",
+    ),
+    Case(
+        "adamax",
+        lambda lr: ol.adamax(lr),
+        lambda lr: optax.adamax(lr),
+        adam_ref(adamax=True),
+        block="scale_by_adamax",
+    ),
 ]
 
 
@@ -127,8 +200,10 @@ def test_structure_mismatch(case):
 
 
 def test_adamw_mask_by_pattern_matches_optax_with_a_tree_mask(rng):
-    params = {"kernel": jnp.asarray(rng.standard_normal((3, 2)), jnp.float32),
-              "bias": jnp.asarray(rng.standard_normal(2), jnp.float32)}
+    params = {
+        "kernel": jnp.asarray(rng.standard_normal((3, 2)), jnp.float32),
+        "bias": jnp.asarray(rng.standard_normal(2), jnp.float32),
+    }
     ours = ol.adamw(0.1, weight_decay=0.5, mask="*kernel")
     theirs = optax.adamw(0.1, weight_decay=0.5, mask={"kernel": True, "bias": False})
     s1, s2 = ours.init(params), theirs.init(params)
@@ -143,9 +218,11 @@ def test_adamw_mask_by_pattern_matches_optax_with_a_tree_mask(rng):
 
 @pytest.mark.parametrize(
     ("kwargs", "mu", "nu"),
-    [({"mu_dtype": jnp.bfloat16}, jnp.bfloat16, jnp.float32),
-     ({"nu_dtype": jnp.bfloat16}, jnp.float32, jnp.bfloat16),
-     ({"mu_dtype": jnp.float32, "nu_dtype": jnp.float32}, jnp.float32, jnp.float32)],
+    [
+        ({"mu_dtype": jnp.bfloat16}, jnp.bfloat16, jnp.float32),
+        ({"nu_dtype": jnp.bfloat16}, jnp.float32, jnp.bfloat16),
+        ({"mu_dtype": jnp.float32, "nu_dtype": jnp.float32}, jnp.float32, jnp.float32),
+    ],
     ids=["mu-bf16", "nu-bf16", "both-f32"],
 )
 def test_moment_dtypes(kwargs, mu, nu, rng):
@@ -204,11 +281,24 @@ def test_bias_correction_is_computed_in_float32_for_bfloat16():
         (lambda: ol.nadam(-0.1), r"nadam: learning_rate must be >= 0"),
         (lambda: ol.amsgrad(0.1, b2=1.0), r"amsgrad: b2 must be in \[0, 1\)"),
         (lambda: ol.adamax(0.1, eps=-1.0), r"adamax: eps must be > 0"),
-        (lambda: ol.scale_by_adam(b1=lambda n: 0.9),
-         r"scale_by_adam: b1 must be a number or a jax array, not a schedule"),
+        (
+            lambda: ol.scale_by_adam(b1=lambda n: 0.9),
+            r"scale_by_adam: b1 must be a number or a jax array, not a schedule",
+        ),
     ],
-    ids=["b1", "b2", "eps", "eps-root", "inf-lr", "weight-decay", "nadamw-b1", "nadam-lr",
-         "amsgrad-b2", "adamax-eps", "schedule-b1"],
+    ids=[
+        "b1",
+        "b2",
+        "eps",
+        "eps-root",
+        "inf-lr",
+        "weight-decay",
+        "nadamw-b1",
+        "nadam-lr",
+        "amsgrad-b2",
+        "adamax-eps",
+        "schedule-b1",
+    ],
 )
 def test_bad_input(factory, message):
     with pytest.raises(ValueError, match=message):

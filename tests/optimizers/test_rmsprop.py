@@ -18,8 +18,17 @@ from tests.optimizers.common import (
 )
 
 
-def rms_ref(decay=None, eps=1e-8, s0=0.0, in_sqrt=True, bias=False, centered=False, lr=False,
-            momentum=None, nesterov=False):
+def rms_ref(
+    decay=None,
+    eps=1e-8,
+    s0=0.0,
+    in_sqrt=True,
+    bias=False,
+    centered=False,
+    lr=False,
+    momentum=None,
+    nesterov=False,
+):
     """cache <- beta cache + (1 - beta) g^2 (centered: minus the squared mean), step =
     g / sqrt(cache + eps) or g / (sqrt(cache) + eps); then -lr, then a momentum trace.
     ``hp`` is the learning rate when ``lr`` is set, else the decay."""
@@ -46,36 +55,83 @@ def rms_ref(decay=None, eps=1e-8, s0=0.0, in_sqrt=True, bias=False, centered=Fal
 
 
 CASES = [
-    Case("scale_by_rms", lambda d: ol.scale_by_rms(d), lambda d: optax.scale_by_rms(d),
-         rms_ref(), hp=0.9, hp2=0.8, block="scale_by_rms"),
-    Case("scale_by_rms-torch", lambda d: ol.scale_by_rms(d, eps_in_sqrt=False),
-         lambda d: optax.scale_by_rms(d, eps_in_sqrt=False), rms_ref(in_sqrt=False),
-         hp=0.9, hp2=0.8, block="scale_by_rms"),
-    Case("scale_by_rms-initial-1", lambda d: ol.scale_by_rms(d, initial_scale=1.0),
-         lambda d: optax.scale_by_rms(d, initial_scale=1.0), rms_ref(s0=1.0),
-         hp=0.9, hp2=0.8, block="scale_by_rms"),
-    Case("scale_by_rms-bias-corrected", lambda d: ol.scale_by_rms(d, bias_correction=True),
-         lambda d: optax.scale_by_rms(d, bias_correction=True), rms_ref(bias=True),
-         hp=0.9, hp2=0.8, block="scale_by_rms"),
-    Case("scale_by_stddev", lambda d: ol.scale_by_stddev(d),
-         lambda d: optax.scale_by_stddev(d), rms_ref(centered=True),
-         hp=0.9, hp2=0.8, block="scale_by_stddev"),
+    Case(
+        "scale_by_rms",
+        lambda d: ol.scale_by_rms(d),
+        lambda d: optax.scale_by_rms(d),
+        rms_ref(),
+        hp=0.9,
+        hp2=0.8,
+        block="scale_by_rms",
+    ),
+    Case(
+        "scale_by_rms-torch",
+        lambda d: ol.scale_by_rms(d, eps_in_sqrt=False),
+        lambda d: optax.scale_by_rms(d, eps_in_sqrt=False),
+        rms_ref(in_sqrt=False),
+        hp=0.9,
+        hp2=0.8,
+        block="scale_by_rms",
+    ),
+    Case(
+        "scale_by_rms-initial-1",
+        lambda d: ol.scale_by_rms(d, initial_scale=1.0),
+        lambda d: optax.scale_by_rms(d, initial_scale=1.0),
+        rms_ref(s0=1.0),
+        hp=0.9,
+        hp2=0.8,
+        block="scale_by_rms",
+    ),
+    Case(
+        "scale_by_rms-bias-corrected",
+        lambda d: ol.scale_by_rms(d, bias_correction=True),
+        lambda d: optax.scale_by_rms(d, bias_correction=True),
+        rms_ref(bias=True),
+        hp=0.9,
+        hp2=0.8,
+        block="scale_by_rms",
+    ),
+    Case(
+        "scale_by_stddev",
+        lambda d: ol.scale_by_stddev(d),
+        lambda d: optax.scale_by_stddev(d),
+        rms_ref(centered=True),
+        hp=0.9,
+        hp2=0.8,
+        block="scale_by_stddev",
+    ),
     # eps 0.5: the bias-corrected variance is exactly 0 at step 1 and small afterwards (a
     # cancellation), so a small eps would amplify float32 roundoff past any honest tolerance.
-    Case("scale_by_stddev-bias-corrected",
-         lambda d: ol.scale_by_stddev(d, eps=0.5, bias_correction=True),
-         lambda d: optax.scale_by_stddev(d, eps=0.5, bias_correction=True),
-         rms_ref(centered=True, eps=0.5, bias=True), hp=0.9, hp2=0.8, block="scale_by_stddev"),
-    Case("rmsprop", lambda lr: ol.rmsprop(lr), lambda lr: optax.rmsprop(lr),
-         rms_ref(decay=0.9, lr=True), block="scale_by_rms"),
-    Case("rmsprop-momentum", lambda lr: ol.rmsprop(lr, momentum=0.9),
-         lambda lr: optax.rmsprop(lr, momentum=0.9), rms_ref(decay=0.9, lr=True, momentum=0.9),
-         block="scale_by_rms"),
-    Case("rmsprop-centered-nesterov",
-         lambda lr: ol.rmsprop(lr, centered=True, momentum=0.5, nesterov=True),
-         lambda lr: optax.rmsprop(lr, centered=True, momentum=0.5, nesterov=True),
-         rms_ref(decay=0.9, centered=True, lr=True, momentum=0.5, nesterov=True),
-         block="scale_by_stddev"),
+    Case(
+        "scale_by_stddev-bias-corrected",
+        lambda d: ol.scale_by_stddev(d, eps=0.5, bias_correction=True),
+        lambda d: optax.scale_by_stddev(d, eps=0.5, bias_correction=True),
+        rms_ref(centered=True, eps=0.5, bias=True),
+        hp=0.9,
+        hp2=0.8,
+        block="scale_by_stddev",
+    ),
+    Case(
+        "rmsprop",
+        lambda lr: ol.rmsprop(lr),
+        lambda lr: optax.rmsprop(lr),
+        rms_ref(decay=0.9, lr=True),
+        block="scale_by_rms",
+    ),
+    Case(
+        "rmsprop-momentum",
+        lambda lr: ol.rmsprop(lr, momentum=0.9),
+        lambda lr: optax.rmsprop(lr, momentum=0.9),
+        rms_ref(decay=0.9, lr=True, momentum=0.9),
+        block="scale_by_rms",
+    ),
+    Case(
+        "rmsprop-centered-nesterov",
+        lambda lr: ol.rmsprop(lr, centered=True, momentum=0.5, nesterov=True),
+        lambda lr: optax.rmsprop(lr, centered=True, momentum=0.5, nesterov=True),
+        rms_ref(decay=0.9, centered=True, lr=True, momentum=0.5, nesterov=True),
+        block="scale_by_stddev",
+    ),
 ]
 
 
@@ -138,8 +194,15 @@ def test_initial_scale_one_damps_the_first_steps():
         (lambda: ol.rmsprop(-0.1), r"rmsprop: learning_rate must be >= 0"),
         (lambda: ol.scale_by_stddev(decay=-0.1), r"scale_by_stddev: decay must be in \[0, 1\)"),
     ],
-    ids=["decay-1", "negative-eps", "negative-initial", "momentum-1.5", "nesterov-no-momentum",
-         "negative-lr", "stddev-negative-decay"],
+    ids=[
+        "decay-1",
+        "negative-eps",
+        "negative-initial",
+        "momentum-1.5",
+        "nesterov-no-momentum",
+        "negative-lr",
+        "stddev-negative-decay",
+    ],
 )
 def test_bad_input(factory, message):
     with pytest.raises(ValueError, match=message):

@@ -33,18 +33,44 @@ def _trace_ref(nesterov, lr=None):
 
 
 CASES = [
-    Case("trace", lambda d: ol.trace(d), lambda d: optax.trace(d), _trace_ref(False),
-         hp=0.9, hp2=0.5, block="trace"),
-    Case("trace-nesterov", lambda d: ol.trace(d, nesterov=True),
-         lambda d: optax.trace(d, nesterov=True), _trace_ref(True), hp=0.9, hp2=0.5,
-         block="trace"),
-    Case("sgd", lambda lr: ol.sgd(lr), lambda lr: optax.sgd(lr),
-         lambda gs, p, lr: [-lr * g for g in gs]),
-    Case("sgd-momentum", lambda lr: ol.sgd(lr, momentum=0.9),
-         lambda lr: optax.sgd(lr, momentum=0.9), _trace_ref(False, lr=True), block="trace"),
-    Case("sgd-nesterov", lambda lr: ol.sgd(lr, momentum=0.9, nesterov=True),
-         lambda lr: optax.sgd(lr, momentum=0.9, nesterov=True), _trace_ref(True, lr=True),
-         block="trace"),
+    Case(
+        "trace",
+        lambda d: ol.trace(d),
+        lambda d: optax.trace(d),
+        _trace_ref(False),
+        hp=0.9,
+        hp2=0.5,
+        block="trace",
+    ),
+    Case(
+        "trace-nesterov",
+        lambda d: ol.trace(d, nesterov=True),
+        lambda d: optax.trace(d, nesterov=True),
+        _trace_ref(True),
+        hp=0.9,
+        hp2=0.5,
+        block="trace",
+    ),
+    Case(
+        "sgd",
+        lambda lr: ol.sgd(lr),
+        lambda lr: optax.sgd(lr),
+        lambda gs, p, lr: [-lr * g for g in gs],
+    ),
+    Case(
+        "sgd-momentum",
+        lambda lr: ol.sgd(lr, momentum=0.9),
+        lambda lr: optax.sgd(lr, momentum=0.9),
+        _trace_ref(False, lr=True),
+        block="trace",
+    ),
+    Case(
+        "sgd-nesterov",
+        lambda lr: ol.sgd(lr, momentum=0.9, nesterov=True),
+        lambda lr: optax.sgd(lr, momentum=0.9, nesterov=True),
+        _trace_ref(True, lr=True),
+        block="trace",
+    ),
 ]
 WITH_STATE = [c for c in CASES if c.block]
 
@@ -103,8 +129,14 @@ def test_accumulator_dtype():
         (lambda: ol.trace(-0.5), r"trace: decay must be in \[0, 1\), got decay=-0.5"),
         (lambda: ol.trace(lambda n: 0.9), r"trace: decay must be a number or a jax array"),
     ],
-    ids=["negative-lr", "nan-lr", "momentum-1", "nesterov-no-momentum", "negative-decay",
-         "schedule-decay"],
+    ids=[
+        "negative-lr",
+        "nan-lr",
+        "momentum-1",
+        "nesterov-no-momentum",
+        "negative-decay",
+        "schedule-decay",
+    ],
 )
 def test_bad_input(factory, message):
     with pytest.raises(ValueError, match=message):
@@ -209,15 +241,28 @@ def nesterov_practical(alpha, beta):
         (lambda: form_velocity_minus(ALPHA, RHO), lambda: ol.sgd(ALPHA, momentum=RHO)),
         (lambda: form_m([ALPHA] * STEPS, RHO), lambda: ol.sgd(ALPHA, momentum=RHO)),
         (lambda: form_ema(ALPHA, RHO), lambda: ol.sgd((1 - RHO) * ALPHA, momentum=RHO)),
-        (lambda: nesterov_lookahead(ALPHA, RHO),
-         lambda: ol.sgd(ALPHA, momentum=RHO, nesterov=True)),
-        (lambda: nesterov_lookahead_003(ALPHA, RHO),
-         lambda: ol.sgd(ALPHA, momentum=RHO, nesterov=True)),
-        (lambda: nesterov_practical(ALPHA, RHO),
-         lambda: ol.sgd(ALPHA, momentum=RHO, nesterov=True)),
+        (
+            lambda: nesterov_lookahead(ALPHA, RHO),
+            lambda: ol.sgd(ALPHA, momentum=RHO, nesterov=True),
+        ),
+        (
+            lambda: nesterov_lookahead_003(ALPHA, RHO),
+            lambda: ol.sgd(ALPHA, momentum=RHO, nesterov=True),
+        ),
+        (
+            lambda: nesterov_practical(ALPHA, RHO),
+            lambda: ol.sgd(ALPHA, momentum=RHO, nesterov=True),
+        ),
     ],
-    ids=["v-plus-g", "v-minus-alpha-g", "m-eta-g", "ema-form", "nesterov-lookahead",
-         "nesterov-lookahead-seed003", "nesterov-practical"],
+    ids=[
+        "v-plus-g",
+        "v-minus-alpha-g",
+        "m-eta-g",
+        "ema-form",
+        "nesterov-lookahead",
+        "nesterov-lookahead-seed003",
+        "nesterov-practical",
+    ],
 )
 def test_momentum_forms_give_the_same_trajectory(form, tx, x64):
     expected = form()
