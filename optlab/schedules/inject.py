@@ -137,7 +137,7 @@ def inject_hyperparams(
         # (a schedule is valid for any numeric hyperparameter once injected).
         check = inspect.BoundArguments(signature, bound.arguments.copy())
         for arg, schedule in schedules.items():
-            check.arguments[arg] = schedule(0)
+            check.arguments[arg] = schedule(zero_count())
         inner_factory(*check.args, **check.kwargs)
 
         def build(hyperparams):
