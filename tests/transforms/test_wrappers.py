@@ -9,7 +9,16 @@ import optax
 import pytest
 
 import optlab as ol
-from tests.helpers import assert_trees_close, random_tree
+from tests.helpers import assert_trees_close
+
+
+def small_tree(rng, dtype=jnp.float32):
+    """Two leaves: MultiSteps' scans compile faster on a small tree."""
+    return {
+        "w": jnp.asarray(rng.standard_normal((3, 4)), dtype),
+        "b": jnp.asarray(rng.standard_normal(4), dtype),
+    }
+
 
 # ---------------------------------------------------------------------------------------------
 # apply_if_finite
@@ -129,14 +138,13 @@ def test_multisteps_equals_one_large_batch(rng):
     ("every_k", "use_grad_mean", "skip"),
     [
         (3, True, None),
-        (2, False, None),
         (lambda step: 1 + step, True, None),
-        (3, True, "not_finite"),
+        (2, False, "not_finite"),
     ],
-    ids=["k3_mean", "k2_sum", "growing_k", "skip_not_finite"],
+    ids=["k3_mean", "growing_k", "k2_sum_skip_not_finite"],
 )
 def test_multisteps_matches_optax(every_k, use_grad_mean, skip, rng):
-    params = random_tree(rng)
+    params = small_tree(rng)
     kw = {"use_grad_mean": use_grad_mean}
     ours = ol.MultiSteps(
         optax.adam(1e-2),
@@ -150,7 +158,7 @@ def test_multisteps_matches_optax(every_k, use_grad_mean, skip, rng):
         should_skip_update_fn=(optax.skip_not_finite if skip else None),
         **kw,
     )
-    grads = [random_tree(rng) for _ in range(12)]
+    grads = [small_tree(rng) for _ in range(12)]
     if skip:
         grads[4] = jax.tree.map(lambda x: x * jnp.nan, grads[4])
 
@@ -173,7 +181,7 @@ def test_multisteps_matches_optax(every_k, use_grad_mean, skip, rng):
 
 
 def test_multisteps_memory_is_one_params_buffer(rng):
-    params = random_tree(rng)
+    params = small_tree(rng)
     inner = ol.scale_by_learning_rate(0.1)
     state = ol.MultiSteps(inner, 4).init(params)
     own = state._replace(inner_opt_state=())
@@ -186,14 +194,15 @@ def test_multisteps_memory_is_one_params_buffer(rng):
 
 
 def test_multisteps_accumulator_dtype_and_params_forwarded(rng):
-    params = random_tree(rng, dtype=jnp.bfloat16)
+    params = small_tree(rng, jnp.bfloat16)
     inner = ol.chain(ol.add_decayed_weights(0.5), ol.scale_by_learning_rate(1.0))  # needs params
     ms = ol.MultiSteps(inner, 2, accumulator_dtype=jnp.float32)
     state = ms.init(params)
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.acc_grads))
     g = jax.tree.map(jnp.ones_like, params)
-    u, state = ms.update(g, state, params, value=1.0)
-    u, state = ms.update(g, state, params, value=1.0)
+    update = jax.jit(ms.update)
+    u, state = update(g, state, params, value=1.0)
+    u, state = update(g, state, params, value=1.0)
     assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(u))
     expected = jax.tree.map(lambda p: -(1.0 + 0.5 * np.asarray(p, np.float64)), params)
     assert_trees_close(u, expected, rtol=1e-2, atol=1e-2)  # bf16 rounding
