@@ -221,8 +221,9 @@ def fit(
         epoch gets the value of the untrained model.
 
     Returns:
-      ``(history, model)``: the :class:`History` and the trained model (the same object,
-      its arrays updated).
+      ``(history, model)``: the :class:`History` (``history.state`` holds the final
+      :class:`TrainState`, e.g. for ``optlab.get(history.state.opt_state, "learning_rate")``)
+      and the trained model (the same object, its arrays updated).
 
     Examples:
       >>> import optlab as ol
@@ -325,4 +326,5 @@ def fit(
         finally:
             bar.stop()
             loop.state.to_model(model)
+            loop.history.state = loop.state
     return loop.history, model

@@ -21,6 +21,9 @@ class History:
     Attributes:
       history: ``{key: [value per epoch]}``.
       epoch: the epoch numbers recorded (0-based).
+      state: the final :class:`~optlab.train.state.TrainState` of the run that filled it
+        (set by :func:`optlab.fit`; read optimizer values with
+        ``optlab.get(history.state.opt_state, "learning_rate")``), else None.
 
     Examples:
       >>> h = History()
@@ -34,6 +37,7 @@ class History:
                  epoch: list[int] | None = None):
         self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
         self.epoch: list[int] = list(epoch or [])
+        self.state: Any = None
 
     def append(self, epoch: int, logs: dict[str, Any]) -> None:
         """Records one epoch's values (keys absent before are padded with NaN for past epochs)."""
