@@ -1,0 +1,1 @@
+"""The ``optlab`` command line."""
