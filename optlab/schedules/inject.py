@@ -81,9 +81,11 @@ def inject_hyperparams(
     array to inject one), callables given for ``mask`` or ``*_mask`` arguments, and the
     arguments named in ``static_args`` (name any other callable that is not a schedule there).
 
-    Wrapping does not change the trajectory: a Python number is stored as the weakly typed
-    scalar JAX would make of it, so the wrapped optimizer computes bit for bit what the
-    unwrapped one does (optax's casts to the parameters' dtype change it, optax issue #1532).
+    Wrapping does not change the dtypes of the computation: a Python float is stored as the
+    weakly typed scalar JAX would make of it (optax casts it to the parameters' dtype, issue
+    #1414/#1532), so the wrapped optimizer computes bit for bit what the unwrapped one does,
+    provided the factory does its arithmetic on hyperparameters in ``jax.numpy`` (a Python
+    ``1.0 - b1`` on a float is computed in float64, on an injected scalar in float32).
 
     The arguments are checked eagerly, as the factory itself checks them.
 
