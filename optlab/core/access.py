@@ -71,8 +71,12 @@ def _child(node: Any, key: str) -> Any:
 
 
 def _is_injected(node: Any) -> bool:
-    return (_is_namedtuple(node) and "hyperparams" in node._fields
-            and "inner_state" in node._fields and isinstance(node.hyperparams, dict))
+    return (
+        _is_namedtuple(node)
+        and "hyperparams" in node._fields
+        and "inner_state" in node._fields
+        and isinstance(node.hyperparams, dict)
+    )
 
 
 def _drop_shadowed_by_injection(

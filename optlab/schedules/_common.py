@@ -12,7 +12,8 @@ from optlab.core.validation import check_nonnegative
 def check_steps(fn: str, name: str, value: Any, minimum: int) -> None:
     """A step count must be an integer ``>= minimum``; traced jax arrays pass unchecked."""
     if isinstance(value, bool) or (
-        is_concrete_number(value) and not isinstance(value, numbers.Integral)
+        is_concrete_number(value)
+        and not isinstance(value, numbers.Integral)
         and not float(value).is_integer()
     ):
         raise ValueError(f"{fn}: {name} must be an integer >= {minimum}, got {name}={value!r}")
@@ -29,5 +30,6 @@ def check_values(fn: str, **values: Any) -> None:
 
 def check_choice(fn: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{fn}: {name} must be one of {', '.join(map(repr, choices))}, "
-                         f"got {name}={value!r}")
+        raise ValueError(
+            f"{fn}: {name} must be one of {', '.join(map(repr, choices))}, got {name}={value!r}"
+        )

@@ -126,8 +126,10 @@ def _sorted_boundaries(fn: str, boundaries_and_scales: Mapping[int, Any] | None)
     if boundaries_and_scales is None:
         return []
     if not isinstance(boundaries_and_scales, Mapping):
-        raise ValueError(f"{fn}: boundaries_and_scales must be a dict {{step: scale}}, got "
-                         f"boundaries_and_scales={boundaries_and_scales!r}")
+        raise ValueError(
+            f"{fn}: boundaries_and_scales must be a dict {{step: scale}}, got "
+            f"boundaries_and_scales={boundaries_and_scales!r}"
+        )
     for boundary, scale in boundaries_and_scales.items():
         check_steps(fn, "boundaries_and_scales (a boundary)", boundary, 0)
         check_nonnegative(fn, f"boundaries_and_scales[{boundary}]", scale)

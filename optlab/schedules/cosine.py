@@ -118,8 +118,10 @@ def warmup_cosine_decay_schedule(
     check_steps(fn, "warmup_steps", warmup_steps, 0)
     check_steps(fn, "decay_steps", decay_steps, 1)
     check_positive(fn, "exponent", exponent)
-    if is_concrete_number(warmup_steps) and is_concrete_number(decay_steps) and (
-        warmup_steps >= decay_steps
+    if (
+        is_concrete_number(warmup_steps)
+        and is_concrete_number(decay_steps)
+        and (warmup_steps >= decay_steps)
     ):
         raise ValueError(
             f"{fn}: warmup_steps must be < decay_steps (the total length, warmup included), "

@@ -58,11 +58,15 @@ def cyclic_schedule(
     """
     fn = "cyclic_schedule"
     check_values(fn, base_value=base_value, max_value=max_value)
-    if is_concrete_number(base_value) and is_concrete_number(max_value) and (
-        max_value < base_value
+    if (
+        is_concrete_number(base_value)
+        and is_concrete_number(max_value)
+        and (max_value < base_value)
     ):
-        raise ValueError(f"{fn}: max_value must be >= base_value, got max_value={max_value}, "
-                         f"base_value={base_value}")
+        raise ValueError(
+            f"{fn}: max_value must be >= base_value, got max_value={max_value}, "
+            f"base_value={base_value}"
+        )
     check_steps(fn, "step_size_up", step_size_up, 1)
     if step_size_down is not None:
         check_steps(fn, "step_size_down", step_size_down, 1)

@@ -128,7 +128,8 @@ def inject_hyperparams(
         schedules, numbers = {}, {}
         for arg, value in bound.arguments.items():
             if arg in static or kinds[arg] in (
-                inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD
+                inspect.Parameter.VAR_POSITIONAL,
+                inspect.Parameter.VAR_KEYWORD,
             ):
                 continue
             if callable(value) and not (arg == "mask" or arg.endswith("_mask")):
@@ -167,7 +168,8 @@ def inject_hyperparams(
             update = _with_extra_args(build(hyperparams))
             updates, inner_state = update(updates, state.inner_state, params, **extra_args)
             return updates, InjectHyperparamsState(
-                count=safe_increment(state.count), hyperparams=hyperparams,
+                count=safe_increment(state.count),
+                hyperparams=hyperparams,
                 inner_state=inner_state,
             )
 
@@ -181,15 +183,20 @@ def _is_namedtuple(x: Any) -> bool:
 
 
 def _is_injected(x: Any) -> bool:
-    return (_is_namedtuple(x) and "hyperparams" in x._fields and "inner_state" in x._fields
-            and isinstance(x.hyperparams, dict))
+    return (
+        _is_namedtuple(x)
+        and "hyperparams" in x._fields
+        and "inner_state" in x._fields
+        and isinstance(x.hyperparams, dict)
+    )
 
 
 def _rebuild(node: Any, path: tuple[str, ...], fn: Callable) -> Any:
     """Copies a state, passing every injected hyperparameter through ``fn(path, value)``."""
     if _is_injected(node):
-        hyperparams = {k: fn((*path, "hyperparams", str(k)), v)
-                       for k, v in node.hyperparams.items()}
+        hyperparams = {
+            k: fn((*path, "hyperparams", str(k)), v) for k, v in node.hyperparams.items()
+        }
         inner = _rebuild(node.inner_state, (*path, "inner_state"), fn)
         return node._replace(hyperparams=hyperparams, inner_state=inner)
     if _is_namedtuple(node):
@@ -250,7 +257,7 @@ def set_hyperparams(state: OptState, **values: Any) -> OptState:
     def replace(path, old):
         available.append("/".join(path))
         for name, parts in wanted.items():
-            if parts and path[-len(parts):] == parts:
+            if parts and path[-len(parts) :] == parts:
                 found[name] += 1
                 return _like(old, values[name])
         return old

@@ -18,9 +18,7 @@ def check_increasing(fn: str, name: str, boundaries: Sequence[Any]) -> None:
     for b in boundaries:
         check_steps(fn, f"{name} (each boundary)", b, 0)
     concrete = [b for b in boundaries if is_concrete_number(b)]
-    if len(concrete) == len(boundaries) and any(
-        a >= b for a, b in itertools.pairwise(concrete)
-    ):
+    if len(concrete) == len(boundaries) and any(a >= b for a, b in itertools.pairwise(concrete)):
         raise ValueError(
             f"{fn}: {name} must be strictly increasing, got {name}={list(boundaries)!r}"
         )
@@ -98,8 +96,10 @@ def epochs_to_steps(epochs: Any, steps_per_epoch: int) -> Any:
     fn = "epochs_to_steps"
     check_steps(fn, "steps_per_epoch", steps_per_epoch, 1)
     if not is_concrete_number(steps_per_epoch):
-        raise ValueError(f"{fn}: steps_per_epoch must be a Python integer, got "
-                         f"steps_per_epoch={steps_per_epoch!r}")
+        raise ValueError(
+            f"{fn}: steps_per_epoch must be a Python integer, got "
+            f"steps_per_epoch={steps_per_epoch!r}"
+        )
     n = int(steps_per_epoch)
     if isinstance(epochs, Mapping):
         check_increasing(fn, "epochs", sorted(epochs))

@@ -27,7 +27,8 @@ def _linear_warmup(init_value: Any, peak_value: Any, warmup_steps: Any) -> Sched
     def schedule(count):
         frac = jnp.clip(jnp.asarray(count) / jnp.maximum(warmup_steps, 1), 0, 1)
         return jnp.where(
-            jnp.asarray(count) >= warmup_steps, peak_value,
+            jnp.asarray(count) >= warmup_steps,
+            peak_value,
             init_value + (peak_value - init_value) * frac,
         )
 
@@ -112,8 +113,9 @@ def warmup_exponential_decay_schedule(
     decay = exponential_decay(
         peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value
     )
-    return join_schedules([_linear_warmup(init_value, peak_value, warmup_steps), decay],
-                          [warmup_steps])
+    return join_schedules(
+        [_linear_warmup(init_value, peak_value, warmup_steps), decay], [warmup_steps]
+    )
 
 
 _SHAPES: dict[str, Callable[[Any], Any]] = {

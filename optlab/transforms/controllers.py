@@ -33,8 +33,11 @@ from optlab.schedules._common import check_choice, check_steps
 
 def _state_dtype(params: Any) -> Any:
     """float32, or wider when the parameters are (f64 under x64)."""
-    dtypes = [jnp.dtype(x.dtype) for x in jax.tree.leaves(params)
-              if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)]
+    dtypes = [
+        jnp.dtype(x.dtype)
+        for x in jax.tree.leaves(params)
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
+    ]
     dtype = jnp.float32
     for d in dtypes:
         dtype = jnp.promote_types(dtype, d)
@@ -68,8 +71,9 @@ def _improves(value: jax.Array, best: jax.Array, rtol: Any, atol: Any, mode: str
 def _check_common(fn: str, mode: str, monitor: str) -> None:
     check_choice(fn, "mode", mode, ("min", "max"))
     if not isinstance(monitor, str) or not monitor:
-        raise ValueError(f"{fn}: monitor must be the name of an update keyword argument, "
-                         f"got monitor={monitor!r}")
+        raise ValueError(
+            f"{fn}: monitor must be the name of an update keyword argument, got monitor={monitor!r}"
+        )
 
 
 class ReduceLROnPlateauState(NamedTuple):
@@ -181,8 +185,12 @@ def reduce_on_plateau(
         best = jnp.where(improved, current, state.best_value)
         still_cooling = cooldown_count > 0
         wait = jnp.where(improved, 0, jnp.where(still_cooling, wait, safe_increment(wait)))
-        reduce = (~improved & ~still_cooling & (wait >= patience)
-                  & (state.scale > jnp.asarray(min_scale, jnp.float32)))
+        reduce = (
+            ~improved
+            & ~still_cooling
+            & (wait >= patience)
+            & (state.scale > jnp.asarray(min_scale, jnp.float32))
+        )
         scale = jnp.where(reduce, jnp.maximum(state.scale * factor, min_scale), state.scale)
         return ReduceLROnPlateauState(
             scale=scale.astype(state.scale.dtype),
@@ -313,8 +321,11 @@ def bold_driver(
         worse = judge & ~improved
         scale = jnp.where(
             judge,
-            jnp.where(improved, jnp.minimum(state.scale * increase, max_scale),
-                      jnp.maximum(state.scale * decrease, min_scale)),
+            jnp.where(
+                improved,
+                jnp.minimum(state.scale * increase, max_scale),
+                jnp.maximum(state.scale * decrease, min_scale),
+            ),
             state.scale,
         ).astype(state.scale.dtype)
         step = tree_scale(scale, updates)
@@ -325,7 +336,8 @@ def bold_driver(
             )
             last_update = jax.tree.map(
                 lambda s, last: jnp.where(undo, jnp.zeros_like(last), s.astype(last.dtype)),
-                step, state.last_update,
+                step,
+                state.last_update,
             )
             reference = jnp.where(undo, state.reference_value, value)
         else:
@@ -418,8 +430,9 @@ def early_stopping(
         value = _monitored(fn, monitor, extra_args, state.best_value.dtype)
         active = ~state.should_stop
         improved = active & _improves(value, state.best_value, 0.0, min_delta, mode)
-        wait = jnp.where(improved, 0, jnp.where(active, safe_increment(state.plateau_count),
-                                                 state.plateau_count))
+        wait = jnp.where(
+            improved, 0, jnp.where(active, safe_increment(state.plateau_count), state.plateau_count)
+        )
         stop = state.should_stop | (active & ~improved & (wait >= patience))
         new_state = EarlyStoppingState(
             count=safe_increment(state.count),

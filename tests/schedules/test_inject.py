@@ -37,8 +37,13 @@ CASES = [
     ("rmsprop", ol.rmsprop, dict(learning_rate=1e-2, momentum=0.9)),
 ]
 OPTIMIZERS = [
-    pytest.param(factory, kwargs, dtype, id=f"{dt}-{name}",
-                 marks=[_PYTHON_ARITHMETIC] if dt == "f32" and name in ("adam", "rmsprop") else [])
+    pytest.param(
+        factory,
+        kwargs,
+        dtype,
+        id=f"{dt}-{name}",
+        marks=[_PYTHON_ARITHMETIC] if dt == "f32" and name in ("adam", "rmsprop") else [],
+    )
     for name, factory, kwargs in CASES
     for dt, dtype in (("f32", jnp.float32), ("bf16", jnp.bfloat16))
 ]
@@ -50,8 +55,7 @@ def test_wrapping_does_not_change_the_trajectory(factory, kwargs, dtype):
     params = {"w": jnp.asarray(rng.standard_normal(5), dtype)}
     grads = [{"w": jnp.asarray(rng.standard_normal(5), dtype)} for _ in range(6)]
     plain, _ = _trajectory(factory(**kwargs), params, grads, jit=False)
-    wrapped, state = _trajectory(ol.inject_hyperparams(factory)(**kwargs), params, grads,
-                                 jit=False)
+    wrapped, state = _trajectory(ol.inject_hyperparams(factory)(**kwargs), params, grads, jit=False)
     for a, b in zip(plain, wrapped, strict=True):  # bit for bit
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
             assert x.dtype == y.dtype
@@ -65,8 +69,9 @@ def test_wrapping_with_a_schedule_is_bit_exact():
     params = random_tree(rng)
     grads = [random_tree(rng) for _ in range(6)]
     plain, s1 = _trajectory(ol.sgd(sched, momentum=0.9), params, grads, jit=False)
-    wrapped, s2 = _trajectory(ol.inject_hyperparams(ol.sgd)(sched, momentum=0.9), params, grads,
-                              jit=False)
+    wrapped, s2 = _trajectory(
+        ol.inject_hyperparams(ol.sgd)(sched, momentum=0.9), params, grads, jit=False
+    )
     for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(wrapped), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # The rate of the last (6th) update, read from the plain optimizer and from the injection.
@@ -219,12 +224,19 @@ def test_optax_factories_and_optax_states_work():
 
 def test_integers_and_mask_functions_stay_static():
     # memory_size sets shapes and mask is a function of the parameters, not a schedule.
-    tx = ol.inject_hyperparams(ol.adamw)(learning_rate=0.1, weight_decay=0.5,
-                                          mask=lambda p: {"w": True, "b": False})
+    tx = ol.inject_hyperparams(ol.adamw)(
+        learning_rate=0.1, weight_decay=0.5, mask=lambda p: {"w": True, "b": False}
+    )
     params = {"w": jnp.ones(2), "b": jnp.ones(2)}
     state = tx.init(params)
-    assert set(state.hyperparams) == {"learning_rate", "b1", "b2", "eps", "eps_root",
-                                      "weight_decay"}
+    assert set(state.hyperparams) == {
+        "learning_rate",
+        "b1",
+        "b2",
+        "eps",
+        "eps_root",
+        "weight_decay",
+    }
     u, _ = tx.update({"w": jnp.zeros(2), "b": jnp.zeros(2)}, state, params)
     np.testing.assert_allclose(u["w"], [-0.05, -0.05], rtol=1e-6)  # -lr * wd * w, masked in
     np.testing.assert_allclose(u["b"], [0.0, 0.0])

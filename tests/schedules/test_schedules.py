@@ -122,8 +122,11 @@ def np_wsd(t, peak, warmup, stable, decay, init, end, shape):
 # The schedules under test: id -> (optlab schedule, NumPy reference, optax schedule or None).
 
 CASES = {
-    "constant": (lambda: ol.constant_schedule(0.3), lambda t: 0.3,
-                 lambda: optax.constant_schedule(0.3)),
+    "constant": (
+        lambda: ol.constant_schedule(0.3),
+        lambda t: 0.3,
+        lambda: optax.constant_schedule(0.3),
+    ),
     "polynomial": (
         lambda: ol.polynomial_schedule(1.0, 0.01, power=2, transition_steps=20, transition_begin=5),
         lambda t: np_polynomial(t, 1.0, 0.01, 2, 20, 5),
@@ -211,13 +214,17 @@ CASES = {
     ),
     "sgdr_torch": (
         lambda: ol.sgdr_schedule(
-            [dict(init_value=1.0, peak_value=1.0, warmup_steps=0, decay_steps=n, end_value=0.01)
-             for n in (5, 10, 20)]
+            [
+                dict(init_value=1.0, peak_value=1.0, warmup_steps=0, decay_steps=n, end_value=0.01)
+                for n in (5, 10, 20)
+            ]
         ),
         lambda t: torch_cosine_warm_restarts(t, 1.0, 5, 2, 0.01) if t < 35 else 0.01,
         lambda: optax.sgdr_schedule(
-            [dict(init_value=1.0, peak_value=1.0, warmup_steps=0, decay_steps=n, end_value=0.01)
-             for n in (5, 10, 20)]
+            [
+                dict(init_value=1.0, peak_value=1.0, warmup_steps=0, decay_steps=n, end_value=0.01)
+                for n in (5, 10, 20)
+            ]
         ),
     ),
     "sgdr_warmup": (
@@ -231,8 +238,9 @@ CASES = {
     ),
     "linear_onecycle": (
         lambda: ol.linear_onecycle_schedule(40, 1.0),
-        lambda t: np_interp_phases(t, [(0, 0.04), (12, 1.0), (34, 0.04), (40, 0.04 / 1e4)],
-                                   "linear"),
+        lambda t: np_interp_phases(
+            t, [(0, 0.04), (12, 1.0), (34, 0.04), (40, 0.04 / 1e4)], "linear"
+        ),
         lambda: optax.linear_onecycle_schedule(40, 1.0),
     ),
     "cosine_onecycle": (
@@ -246,8 +254,7 @@ CASES = {
         None,
     ),
     "cyclic_triangular2_asymmetric": (
-        lambda: ol.cyclic_schedule(0.1, 1.0, step_size_up=3, step_size_down=7,
-                                   mode="triangular2"),
+        lambda: ol.cyclic_schedule(0.1, 1.0, step_size_up=3, step_size_down=7, mode="triangular2"),
         lambda t: torch_cyclic(t, 0.1, 1.0, 3, 7, "triangular2", 1.0),
         None,
     ),
@@ -273,13 +280,21 @@ CASES = {
     ),
     "join": (
         lambda: ol.join_schedules(
-            [ol.linear_schedule(0.0, 1.0, 10), ol.constant_schedule(0.5),
-             ol.exponential_decay(0.5, 5, 0.5)], [10, 20]
+            [
+                ol.linear_schedule(0.0, 1.0, 10),
+                ol.constant_schedule(0.5),
+                ol.exponential_decay(0.5, 5, 0.5),
+            ],
+            [10, 20],
         ),
         lambda t: t / 10 if t < 10 else (0.5 if t < 20 else 0.5 * 0.5 ** ((t - 20) / 5)),
         lambda: optax.join_schedules(
-            [optax.linear_schedule(0.0, 1.0, 10), optax.constant_schedule(0.5),
-             optax.exponential_decay(0.5, 5, 0.5)], [10, 20]
+            [
+                optax.linear_schedule(0.0, 1.0, 10),
+                optax.constant_schedule(0.5),
+                optax.exponential_decay(0.5, 5, 0.5),
+            ],
+            [10, 20],
         ),
     ),
 }
@@ -288,9 +303,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def ours():
     # Every schedule evaluated at STEPS in one compiled function (one compilation in all).
-    return jax.jit(lambda t: {n: jax.vmap(c[0]())(t) for n, c in CASES.items()})(
-        jnp.asarray(STEPS)
-    )
+    return jax.jit(lambda t: {n: jax.vmap(c[0]())(t) for n, c in CASES.items()})(jnp.asarray(STEPS))
 
 
 @pytest.fixture(scope="module")
@@ -311,8 +324,12 @@ def test_matches_closed_form(name, ours):
 def test_matches_optax(name, ours, theirs):
     # Both are float32; the formulas are arranged differently (e.g. end + (peak - end) * c
     # against peak * ((1 - alpha) * c + alpha)), so a few ulps apart.
-    np.testing.assert_allclose(np.asarray(ours[name], np.float64),
-                               np.asarray(theirs[name], np.float64), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        np.asarray(ours[name], np.float64),
+        np.asarray(theirs[name], np.float64),
+        rtol=RTOL,
+        atol=ATOL,
+    )
 
 
 def test_resume_continues_exactly_for_every_schedule():
@@ -339,9 +356,13 @@ def test_resume_continues_exactly_for_every_schedule():
     for n in names:
         got = [r[n] for r in resumed]
         np.testing.assert_array_equal(got, [r[n] for r in uninterrupted], err_msg=n)
-        np.testing.assert_allclose([r[n] for r in first] + got,
-                                   [CASES[n][1](t) for t in range(30)],
-                                   rtol=RTOL, atol=ATOL, err_msg=n)
+        np.testing.assert_allclose(
+            [r[n] for r in first] + got,
+            [CASES[n][1](t) for t in range(30)],
+            rtol=RTOL,
+            atol=ATOL,
+            err_msg=n,
+        )
 
 
 # Schedules whose numeric hyperparameters are passed as (traced) arguments.
@@ -354,9 +375,11 @@ TRACED = {
     "cosine": lambda h: ol.cosine_decay_schedule(h["a"], 20, h["r"], h["p"]),
     "warmup_cosine": lambda h: ol.warmup_cosine_decay_schedule(h["b"], h["a"], 3, 20, h["b"]),
     "warmup_exponential": lambda h: ol.warmup_exponential_decay_schedule(
-        h["b"], h["a"], 3, 4, h["r"]),
-    "sgdr": lambda h: ol.sgdr_schedule([dict(init_value=h["b"], peak_value=h["a"],
-                                             warmup_steps=2, decay_steps=8)] * 2),
+        h["b"], h["a"], 3, 4, h["r"]
+    ),
+    "sgdr": lambda h: ol.sgdr_schedule(
+        [dict(init_value=h["b"], peak_value=h["a"], warmup_steps=2, decay_steps=8)] * 2
+    ),
     "onecycle": lambda h: ol.cosine_onecycle_schedule(20, h["a"]),
     "cyclic": lambda h: ol.cyclic_schedule(h["b"], h["a"], 3, mode="exp_range", gamma=h["r"]),
     "wsd": lambda h: ol.warmup_stable_decay_schedule(h["a"], 3, 3, 6, h["b"], h["b"]),
@@ -380,10 +403,12 @@ def test_traced_hyperparameters_do_not_recompile():
 
 def test_vmap_over_peak_value():
     peaks = jnp.asarray([0.1, 0.2, 0.4])
-    vals = jax.jit(jax.vmap(
-        lambda p: ol.warmup_cosine_decay_schedule(0.0, p, 2, 10)(jnp.asarray(5))))(peaks)
-    np.testing.assert_allclose(vals, [np_warmup_cosine(5, 0.0, float(p), 2, 10) for p in peaks],
-                               rtol=1e-6)
+    vals = jax.jit(
+        jax.vmap(lambda p: ol.warmup_cosine_decay_schedule(0.0, p, 2, 10)(jnp.asarray(5)))
+    )(peaks)
+    np.testing.assert_allclose(
+        vals, [np_warmup_cosine(5, 0.0, float(p), 2, 10) for p in peaks], rtol=1e-6
+    )
 
 
 def test_epochs_to_steps_feeds_step_decay():
@@ -392,75 +417,162 @@ def test_epochs_to_steps_feeds_step_decay():
         0.1, ol.epochs_to_steps({30: 0.1, 60: 0.1, 90: 0.1}, steps_per_epoch=10)
     )
     steps = np.array([0, 299, 300, 599, 600, 899, 900, 5000])
-    np.testing.assert_allclose(_values(sched, steps),
-                               [0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4], rtol=1e-6)
+    np.testing.assert_allclose(
+        _values(sched, steps), [0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4], rtol=1e-6
+    )
     assert ol.epochs_to_steps([1, 4], 25) == [25, 100]
     assert ol.epochs_to_steps(3, 7) == 21
 
 
 BAD = [
-    ("poly_steps", lambda: ol.polynomial_schedule(1.0, 0.0, 1, 0),
-     r"polynomial_schedule: transition_steps must be an integer >= 1, got transition_steps=0"),
-    ("poly_begin", lambda: ol.linear_schedule(1.0, 0.0, 10, -1),
-     r"linear_schedule: transition_begin must be an integer >= 0"),
-    ("negative_rate", lambda: ol.linear_schedule(-0.1, 0.0, 10),
-     r"linear_schedule: init_value must be >= 0, got init_value=-0.1"),
-    ("exp_steps", lambda: ol.exponential_decay(1.0, -5, 0.5),
-     r"exponential_decay: transition_steps must be an integer >= 1"),
-    ("exp_rate", lambda: ol.exponential_decay(1.0, 5, 0.0),
-     r"exponential_decay: decay_rate must be > 0, got decay_rate=0.0"),
-    ("inv_time_rate", lambda: ol.inverse_time_decay(1.0, 5, -0.5),
-     r"inverse_time_decay: decay_rate must be >= 0"),
-    ("inv_time_steps", lambda: ol.inverse_time_decay(1.0, 0, 0.5),
-     r"inverse_time_decay: transition_steps must be an integer >= 1"),
-    ("inv_sqrt_warmup", lambda: ol.inverse_sqrt_schedule(1.0, -3),
-     r"inverse_sqrt_schedule: warmup_steps must be an integer >= 0"),
-    ("cos_steps", lambda: ol.cosine_decay_schedule(1.0, 0),
-     r"cosine_decay_schedule: decay_steps must be an integer >= 1"),
-    ("cos_fraction_steps", lambda: ol.cosine_decay_schedule(1.0, 10.5),
-     r"cosine_decay_schedule: decay_steps must be an integer >= 1, got decay_steps=10.5"),
-    ("warmup_too_long", lambda: ol.warmup_cosine_decay_schedule(0.0, 1.0, 100, 50),
-     r"warmup_steps must be < decay_steps .*got warmup_steps=100, decay_steps=50"),
-    ("warmup_negative_peak", lambda: ol.warmup_constant_schedule(0.0, -1.0, 5),
-     r"warmup_constant_schedule: peak_value must be >= 0"),
-    ("piecewise_scale", lambda: ol.piecewise_constant_schedule(1.0, {5: -0.1}),
-     r"piecewise_constant_schedule: boundaries_and_scales\[5\] must be >= 0"),
-    ("piecewise_boundary", lambda: ol.piecewise_constant_schedule(1.0, {-5: 0.1}),
-     r"piecewise_constant_schedule: boundaries_and_scales \(a boundary\) must be an integer"),
-    ("interp_type", lambda: ol.piecewise_interpolate_schedule("cubic", 1.0, {5: 0.1}),
-     r"interpolate_type must be one of 'linear', 'cosine', got interpolate_type='cubic'"),
-    ("join_not_increasing", lambda: ol.join_schedules([lambda t: 1.0] * 3, [10, 5]),
-     r"join_schedules: boundaries must be strictly increasing, got boundaries=\[10, 5\]"),
-    ("join_count", lambda: ol.join_schedules([lambda t: 1.0] * 3, [10]),
-     r"join_schedules: boundaries must have one entry fewer than schedules"),
-    ("epochs_not_increasing", lambda: ol.epochs_to_steps([30, 30], 10),
-     r"epochs_to_steps: epochs must be strictly increasing"),
-    ("steps_per_epoch", lambda: ol.epochs_to_steps([30], 0),
-     r"epochs_to_steps: steps_per_epoch must be an integer >= 1"),
-    ("sgdr_empty", lambda: ol.sgdr_schedule([]),
-     r"sgdr_schedule: cosine_kwargs must hold at least one cycle"),
-    ("sgdr_cycle_warmup", lambda: ol.sgdr_schedule([dict(init_value=0.0, peak_value=1.0,
-                                                         warmup_steps=9, decay_steps=9)]),
-     r"warmup_cosine_decay_schedule: warmup_steps must be < decay_steps"),
-    ("onecycle_short", lambda: ol.linear_onecycle_schedule(2, 1.0),
-     r"linear_onecycle_schedule: transition_steps=2 is too small"),
-    ("onecycle_pct", lambda: ol.cosine_onecycle_schedule(100, 1.0, pct_start=1.5),
-     r"cosine_onecycle_schedule: pct_start must be in \(0, 1\), got pct_start=1.5"),
-    ("cyclic_mode", lambda: ol.cyclic_schedule(0.1, 1.0, mode="sine"),
-     r"cyclic_schedule: mode must be one of 'triangular', 'triangular2', 'exp_range'"),
-    ("cyclic_order", lambda: ol.cyclic_schedule(1.0, 0.1),
-     r"cyclic_schedule: max_value must be >= base_value"),
-    ("cyclic_gamma", lambda: ol.cyclic_schedule(0.1, 1.0, mode="exp_range", gamma=1.5),
-     r"cyclic_schedule: gamma must be in \(0, 1\]"),
-    ("wsd_decay_steps", lambda: ol.warmup_stable_decay_schedule(1.0, 5, 5, 0),
-     r"warmup_stable_decay_schedule: decay_steps must be an integer >= 1"),
-    ("wsd_type", lambda: ol.warmup_stable_decay_schedule(1.0, 5, 5, 5, decay_type="step"),
-     r"decay_type must be one of 'linear', 'cosine', 'sqrt'"),
+    (
+        "poly_steps",
+        lambda: ol.polynomial_schedule(1.0, 0.0, 1, 0),
+        r"polynomial_schedule: transition_steps must be an integer >= 1, got transition_steps=0",
+    ),
+    (
+        "poly_begin",
+        lambda: ol.linear_schedule(1.0, 0.0, 10, -1),
+        r"linear_schedule: transition_begin must be an integer >= 0",
+    ),
+    (
+        "negative_rate",
+        lambda: ol.linear_schedule(-0.1, 0.0, 10),
+        r"linear_schedule: init_value must be >= 0, got init_value=-0.1",
+    ),
+    (
+        "exp_steps",
+        lambda: ol.exponential_decay(1.0, -5, 0.5),
+        r"exponential_decay: transition_steps must be an integer >= 1",
+    ),
+    (
+        "exp_rate",
+        lambda: ol.exponential_decay(1.0, 5, 0.0),
+        r"exponential_decay: decay_rate must be > 0, got decay_rate=0.0",
+    ),
+    (
+        "inv_time_rate",
+        lambda: ol.inverse_time_decay(1.0, 5, -0.5),
+        r"inverse_time_decay: decay_rate must be >= 0",
+    ),
+    (
+        "inv_time_steps",
+        lambda: ol.inverse_time_decay(1.0, 0, 0.5),
+        r"inverse_time_decay: transition_steps must be an integer >= 1",
+    ),
+    (
+        "inv_sqrt_warmup",
+        lambda: ol.inverse_sqrt_schedule(1.0, -3),
+        r"inverse_sqrt_schedule: warmup_steps must be an integer >= 0",
+    ),
+    (
+        "cos_steps",
+        lambda: ol.cosine_decay_schedule(1.0, 0),
+        r"cosine_decay_schedule: decay_steps must be an integer >= 1",
+    ),
+    (
+        "cos_fraction_steps",
+        lambda: ol.cosine_decay_schedule(1.0, 10.5),
+        r"cosine_decay_schedule: decay_steps must be an integer >= 1, got decay_steps=10.5",
+    ),
+    (
+        "warmup_too_long",
+        lambda: ol.warmup_cosine_decay_schedule(0.0, 1.0, 100, 50),
+        r"warmup_steps must be < decay_steps .*got warmup_steps=100, decay_steps=50",
+    ),
+    (
+        "warmup_negative_peak",
+        lambda: ol.warmup_constant_schedule(0.0, -1.0, 5),
+        r"warmup_constant_schedule: peak_value must be >= 0",
+    ),
+    (
+        "piecewise_scale",
+        lambda: ol.piecewise_constant_schedule(1.0, {5: -0.1}),
+        r"piecewise_constant_schedule: boundaries_and_scales\[5\] must be >= 0",
+    ),
+    (
+        "piecewise_boundary",
+        lambda: ol.piecewise_constant_schedule(1.0, {-5: 0.1}),
+        r"piecewise_constant_schedule: boundaries_and_scales \(a boundary\) must be an integer",
+    ),
+    (
+        "interp_type",
+        lambda: ol.piecewise_interpolate_schedule("cubic", 1.0, {5: 0.1}),
+        r"interpolate_type must be one of 'linear', 'cosine', got interpolate_type='cubic'",
+    ),
+    (
+        "join_not_increasing",
+        lambda: ol.join_schedules([lambda t: 1.0] * 3, [10, 5]),
+        r"join_schedules: boundaries must be strictly increasing, got boundaries=\[10, 5\]",
+    ),
+    (
+        "join_count",
+        lambda: ol.join_schedules([lambda t: 1.0] * 3, [10]),
+        r"join_schedules: boundaries must have one entry fewer than schedules",
+    ),
+    (
+        "epochs_not_increasing",
+        lambda: ol.epochs_to_steps([30, 30], 10),
+        r"epochs_to_steps: epochs must be strictly increasing",
+    ),
+    (
+        "steps_per_epoch",
+        lambda: ol.epochs_to_steps([30], 0),
+        r"epochs_to_steps: steps_per_epoch must be an integer >= 1",
+    ),
+    (
+        "sgdr_empty",
+        lambda: ol.sgdr_schedule([]),
+        r"sgdr_schedule: cosine_kwargs must hold at least one cycle",
+    ),
+    (
+        "sgdr_cycle_warmup",
+        lambda: ol.sgdr_schedule(
+            [dict(init_value=0.0, peak_value=1.0, warmup_steps=9, decay_steps=9)]
+        ),
+        r"warmup_cosine_decay_schedule: warmup_steps must be < decay_steps",
+    ),
+    (
+        "onecycle_short",
+        lambda: ol.linear_onecycle_schedule(2, 1.0),
+        r"linear_onecycle_schedule: transition_steps=2 is too small",
+    ),
+    (
+        "onecycle_pct",
+        lambda: ol.cosine_onecycle_schedule(100, 1.0, pct_start=1.5),
+        r"cosine_onecycle_schedule: pct_start must be in \(0, 1\), got pct_start=1.5",
+    ),
+    (
+        "cyclic_mode",
+        lambda: ol.cyclic_schedule(0.1, 1.0, mode="sine"),
+        r"cyclic_schedule: mode must be one of 'triangular', 'triangular2', 'exp_range'",
+    ),
+    (
+        "cyclic_order",
+        lambda: ol.cyclic_schedule(1.0, 0.1),
+        r"cyclic_schedule: max_value must be >= base_value",
+    ),
+    (
+        "cyclic_gamma",
+        lambda: ol.cyclic_schedule(0.1, 1.0, mode="exp_range", gamma=1.5),
+        r"cyclic_schedule: gamma must be in \(0, 1\]",
+    ),
+    (
+        "wsd_decay_steps",
+        lambda: ol.warmup_stable_decay_schedule(1.0, 5, 5, 0),
+        r"warmup_stable_decay_schedule: decay_steps must be an integer >= 1",
+    ),
+    (
+        "wsd_type",
+        lambda: ol.warmup_stable_decay_schedule(1.0, 5, 5, 5, decay_type="step"),
+        r"decay_type must be one of 'linear', 'cosine', 'sqrt'",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("factory", "match"), [(f, m) for _, f, m in BAD],
-                         ids=[i for i, _, _ in BAD])
+@pytest.mark.parametrize(
+    ("factory", "match"), [(f, m) for _, f, m in BAD], ids=[i for i, _, _ in BAD]
+)
 def test_bad_arguments_raise_naming_the_argument(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
@@ -479,5 +591,6 @@ def test_float64_under_x64(x64):
         make, reference, _ = CASES[name]
         got = jax.jit(jax.vmap(make()))(jnp.asarray(steps))
         assert got.dtype == jnp.float64, name
-        np.testing.assert_allclose(got, [reference(int(t)) for t in steps], rtol=1e-12,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            got, [reference(int(t)) for t in steps], rtol=1e-12, err_msg=name
+        )
