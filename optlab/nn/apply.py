@@ -90,13 +90,13 @@ def functional(model: nnx.Module) -> tuple[Apply, dict, dict]:
 
     Examples:
       >>> import jax, jax.numpy as jnp, optlab
-      >>> model = optlab.nn.MLP(3, (4,), 2, norm="batch", rngs=0)
+      >>> model = optlab.nn.MLP(4, (8,), 3, norm="batch", rngs=0)
       >>> apply, params, state = optlab.nn.functional(model)
       >>> sorted(params["blocks"][0])
       ['dense', 'norm']
-      >>> y, new_state = apply(params, state, jnp.ones((5, 3)), train=True, rng=jax.random.key(1))
+      >>> y, new_state = apply(params, state, jnp.ones((2, 4)), train=True, rng=jax.random.key(1))
       >>> print(y.shape, sorted(new_state["blocks"][0]["norm"]))
-      (5, 2) ['mean', 'var']
+      (2, 3) ['mean', 'var']
     """
     try:
         sig = inspect.signature(model.__call__)

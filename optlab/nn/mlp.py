@@ -237,10 +237,10 @@ class MultiInputMLP(nnx.Module):
 
     Examples:
       >>> import optlab
-      >>> model = optlab.nn.MultiInputMLP((3, 5), ((4,), (6,)), (8,), 2, rngs=0)
-      >>> out = model((jnp.ones((7, 3)), jnp.ones((7, 5))), train=False)
+      >>> model = optlab.nn.MultiInputMLP((4, 4), ((8,), (8,)), (8,), 3, rngs=0)
+      >>> out = model((jnp.ones((2, 4)), jnp.ones((2, 4))), train=False)
       >>> print(out.shape)
-      (7, 2)
+      (2, 3)
     """
 
     def __init__(
@@ -310,8 +310,13 @@ class Ensemble(nnx.Module):
     ):
         check_int_at_least("Ensemble", "num_members", num_members, 1)
         keys = jax.random.split(as_rngs(rngs).params(), num_members)
-        graphdef, _ = nnx.split(nnx.eval_shape(lambda: make_member(nnx.Rngs(0))))
-        states = jax.vmap(lambda k: nnx.split(make_member(nnx.Rngs(k)))[1])(keys)
+        # Members are created one by one (cheap: the initializers' compiled ops are shared by
+        # all members) and their states stacked on a new leading axis.
+        splits = [nnx.split(make_member(nnx.Rngs(k))) for k in keys]
+        graphdef = splits[0][0]
+        if any(g != graphdef for g, _ in splits[1:]):
+            raise ValueError("Ensemble: make_member must build members of one structure")
+        states = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[st for _, st in splits])
         self.num_members = num_members
         self.members = nnx.merge(graphdef, states)
 
