@@ -74,7 +74,7 @@ class Apply:
         return isinstance(other, Apply) and self.graphdef == other.graphdef
 
     def __repr__(self) -> str:
-        return f"Apply({type(self).__name__})"
+        return "Apply(<pure forward function of a split nnx model>)"
 
 
 def functional(model: nnx.Module) -> tuple[Apply, dict, dict]:

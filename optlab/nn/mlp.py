@@ -125,7 +125,8 @@ class MLP(nnx.Module):
       kernel_init: initializer of the weights by name (see :func:`optlab.nn.initializer_names`),
         ``(name, options)`` or callable. Keras's default ``"glorot_uniform"``.
       bias_init: initializer of the biases; zeros by default.
-      norm: ``None``, ``"batch"``, ``"layer"``, ``"group"`` or ``(name, options)``.
+      norm: ``None``, ``"batch"``, ``"layer"``, ``"group"``, ``(name, options)`` or a
+        callable ``(num_features, rngs) -> nnx.Module`` (see :mod:`optlab.nn.norm`).
       norm_position: ``"pre_activation"`` (norm between Dense and activation) or
         ``"post_activation"``.
       dropout: inverted-dropout rate after each hidden activation, or one rate per layer.

@@ -16,7 +16,8 @@ and Flax). The running averages are ``nnx.BatchStat`` variables: they live in th
 statistics of each example and behave the same in both modes.
 
 A norm is named ``"batch"``, ``"layer"`` or ``"group"``, optionally with options as a
-``(name, options)`` pair: ``("batch", {"momentum": 0.9})``, ``("group", {"num_groups": 4})``.
+``(name, options)`` pair: ``("batch", {"momentum": 0.9})``, ``("group", {"num_groups": 4})``,
+or given as a callable ``(num_features, rngs) -> nnx.Module``.
 GroupNorm's default number of groups is the largest divisor of the width that is at most 8.
 
 References:
@@ -53,6 +54,8 @@ def parse_norm(spec: NormSpec, fn: str = "make_norm") -> tuple[str | None, dict[
     """``(name, options)`` for a norm spec, defaults filled in; ``(None, {})`` for no norm."""
     if spec is None:
         return None, {}
+    if callable(spec) and not isinstance(spec, str | tuple):
+        return "custom", {}
     if isinstance(spec, tuple):
         if len(spec) != 2 or not isinstance(spec[0], str) or not isinstance(spec[1], Mapping):
             raise ValueError(
@@ -83,7 +86,13 @@ def _default_groups(num_features: int) -> int:
 
 
 def make_norm(spec: NormSpec, num_features: int, *, rngs: nnx.Rngs) -> nnx.Module | None:
-    """A fresh norm layer for ``num_features`` features (``None`` for ``spec=None``)."""
+    """A fresh norm layer for ``num_features`` features (``None`` for ``spec=None``).
+
+    ``spec`` may also be a callable ``(num_features, rngs) -> module``; the module is called as
+    ``norm(x)`` (an ``nnx.BatchNorm`` it returns still gets ``use_running_average``).
+    """
+    if callable(spec) and not isinstance(spec, str | tuple):
+        return spec(num_features, rngs)
     name, opts = parse_norm(spec)
     if name is None:
         return None

@@ -93,6 +93,13 @@ def test_group_norm_groups_and_options():
         onn.MLP(IN, (8,), OUT, norm=("group", {"num_groups": 3}), rngs=0)
 
 
+def test_norm_by_callable():
+    model = onn.MLP(IN, (8,), OUT, norm=lambda n, rngs: nnx.RMSNorm(n, rngs=rngs), rngs=0)
+    assert isinstance(model.blocks[0].norm, nnx.RMSNorm)
+    assert onn.count_params(model) == IN * 8 + 8 + 8 + 8 * OUT + OUT  # RMSNorm: a scale only
+    assert model(X, train=True).shape == (BATCH, OUT)
+
+
 def test_residual_identity_when_branch_is_zero():
     model = onn.MLP(IN, (IN,), OUT, residual=True, kernel_init="zeros", rngs=0)
     h = model.blocks[0](X, train=False)
@@ -173,7 +180,8 @@ def test_ensemble_members_match_individual_models(ensemble):
 
 def test_ensemble_training_updates_each_members_statistics(ensemble):
     apply, params, state = onn.functional(ensemble)
-    _, new_state = apply(params, state, X, train=True, rng=jax.random.key(0))
+    train = jax.jit(apply, static_argnames="train")  # as the engine uses it
+    _, new_state = train(params, state, X, train=True, rng=jax.random.key(0))
     mean = new_state["members"]["blocks"][0]["norm"]["mean"]
     assert mean.shape == (3, 8)
     assert not np.allclose(mean[0], mean[1])  # each member's own batch statistics
