@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python benchmarks/convergence.py
+	$(BIN)/optlab compare --output runs/compare
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto
