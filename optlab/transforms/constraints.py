@@ -246,12 +246,12 @@ def max_norm(max_norm: Numeric, axis: Axis = None, mask: MaskSpec = None) -> Gra
             return u
         ax = _default_axis(jnp.ndim(p)) if axis is None else axis
         dt = compute_dtype(p.dtype)
-        q = p.astype(dt) + u.astype(dt)
-        norm = jnp.sqrt(jnp.sum(q * q, axis=ax, keepdims=True))
-        outside = norm > r
-        factor = jnp.where(outside, r / jnp.where(norm > 0, norm, 1.0), 1.0)
-        projected = (q * factor).astype(p.dtype)
-        new = jnp.where(outside, (projected.astype(dt) - p.astype(dt)).astype(u.dtype), u)
+        pc, uc = p.astype(dt), u.astype(dt)
+        norm = jnp.sqrt(jnp.sum(jnp.square(pc + uc), axis=ax, keepdims=True))
+        factor = jnp.where(norm > r, r / jnp.where(norm > 0, norm, 1.0), 1.0)
+        # f (p + u) - p written as f u + (f - 1) p: one elementwise pass over (p, u) that XLA
+        # fuses into apply_updates, and exactly u where the vector is inside (f = 1).
+        new = (factor * uc + (factor - 1.0) * pc).astype(u.dtype)
         return new if static else jnp.where(flag, new, u)
 
     def update_params(updates, params):
