@@ -139,9 +139,12 @@ def _time_repeats(call: Callable[[], Any], repeats: int, inner: int) -> list[flo
     return samples
 
 
-def prepare_jax_step(tx: Any, params: Any, grads: Any) -> tuple[Callable[[], Any], float]:
+def prepare_jax_step(
+    tx: Any, params: Any, grads: Any
+) -> tuple[Callable[[], Any], dict[str, float]]:
     """Compiles ``params, state = step(params, state, grads)`` with donation; returns a
-    blocking call and the compile time in seconds."""
+    blocking call, the compile time in seconds and XLA's count of the bytes the compiled step
+    reads and writes per parameter (a load-independent measure of memory traffic)."""
 
     def step(p, s, g):
         u, s = tx.update(g, s, p)
@@ -153,13 +156,17 @@ def prepare_jax_step(tx: Any, params: Any, grads: Any) -> tuple[Callable[[], Any
     start = time.perf_counter()
     compiled = jitted.lower(box["p"], box["s"], grads).compile()
     compile_s = time.perf_counter() - start
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    n_params = sum(x.size for x in jax.tree.leaves(params))
+    bytes_per_param = float(cost.get("bytes accessed", float("nan"))) / n_params
 
     def call():
         box["p"], box["s"] = compiled(box["p"], box["s"], grads)
         jax.block_until_ready(box)
 
     call()  # warm up (first-touch page faults of the donated buffers)
-    return call, compile_s
+    return call, {"compile_s": compile_s, "bytes_per_param": bytes_per_param}
 
 
 def time_interleaved(
@@ -175,10 +182,8 @@ def time_interleaved(
 
 def time_jax_step(tx: Any, params: Any, grads: Any, repeats: int, inner: int) -> dict[str, Any]:
     """Compiles and times one JAX step (see :func:`prepare_jax_step`)."""
-    call, compile_s = prepare_jax_step(tx, params, grads)
-    out = _summary(_time_repeats(call, repeats, inner))
-    out["compile_s"] = compile_s
-    return out
+    call, info = prepare_jax_step(tx, params, grads)
+    return {**_summary(_time_repeats(call, repeats, inner)), **info}
 
 
 def time_torch_step(
@@ -278,18 +283,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         print(
             f"{'case':<17}{'optlab':>9}{'optax':>9}{'optax/ol':>9}"
-            f"{'torch-fe':>9}{'torch-fu':>9}{'compile s':>10}   (median ms per step)"
+            f"{'torch-fe':>9}{'torch-fu':>9}{'B/p ol':>8}{'B/p ox':>8}{'compile s':>10}"
+            "   (median ms per step; B/p: bytes moved per parameter, from XLA)"
         )
         rows = {}
         params = jnp.zeros(n, jnp.float32)
         grads = jax.random.normal(jax.random.key(0), (n,), jnp.float32) * 1e-2
         for case in cases:
-            calls, compile_s = {}, {}
-            calls["optlab"], compile_s["optlab"] = prepare_jax_step(case.optlab(), params, grads)
+            calls, info = {}, {}
+            calls["optlab"], info["optlab"] = prepare_jax_step(case.optlab(), params, grads)
             if case.optax:
-                calls["optax"], compile_s["optax"] = prepare_jax_step(case.optax(), params, grads)
+                calls["optax"], info["optax"] = prepare_jax_step(case.optax(), params, grads)
             samples = time_interleaved(calls, repeats, inner)
-            row = {k: {**_summary(v), "compile_s": compile_s[k]} for k, v in samples.items()}
+            row = {k: {**_summary(v), **info[k]} for k, v in samples.items()}
             row.setdefault("optax", None)
             del calls  # free the donated buffers before torch allocates its own
             for impl in ("foreach", "fused"):
@@ -305,6 +311,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{case.name:<17}{_fmt(row['optlab']):>9}{_fmt(row['optax']):>9}"
                 f"{'' if ratio is None else f'{ratio:.2f}':>9}"
                 f"{_fmt(row['torch_foreach']):>9}{_fmt(row['torch_fused']):>9}"
+                f"{row['optlab']['bytes_per_param']:>8.1f}"
+                f"{row['optax']['bytes_per_param'] if row['optax'] else float('nan'):>8.1f}"
                 f"{row['optlab']['compile_s']:>10.2f}"
             )
         results["sizes"][str(n)] = {
@@ -315,13 +323,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     leaves = [1, 10, 100] if args.quick else [1, 10, 100, 1000]
     print("\nPer-leaf dispatch overhead: adam on L leaves of 16 floats (median us per step)")
-    for lib, factory in (("optlab", lambda: ol.adam(LR)), ("optax", lambda: optax.adam(LR))):
+    leaf_cases = (
+        ("optlab", lambda: ol.adam(LR)),
+        ("optax", lambda: optax.adam(LR)),
+        # one flat vector inside the step: one loop per moment whatever the number of leaves
+        ("optax.flatten(optlab)", lambda: optax.flatten(ol.adam(LR))),
+    )
+    for lib, factory in leaf_cases:
         timings = leaf_overhead(factory, leaves, 16, repeats, 20)
         per = {L: 1e3 * t["median_ms"] for L, t in timings.items()}
         slope = (per[leaves[-1]] - per[leaves[0]]) / (leaves[-1] - leaves[0])
         results["leaf_overhead"][lib] = {"us_per_step": per, "us_per_leaf": slope}
         print(
-            f"{lib:<8}"
+            f"{lib:<22}"
             + "".join(f"  L={L}: {v:9.1f}" for L, v in per.items())
             + f"   -> {slope:.2f} us per leaf"
         )
