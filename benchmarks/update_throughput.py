@@ -113,6 +113,19 @@ CASES: list[Case] = [
     Case("nadamw", lambda: ol.nadamw(LR), lambda: optax.nadamw(LR), _t("nadamw")),
     Case("amsgrad", lambda: ol.amsgrad(LR), lambda: optax.amsgrad(LR), _t("amsgrad")),
     Case("adamax", lambda: ol.adamax(LR), lambda: optax.adamax(LR), _t("adamax")),
+    # Chains (issue 4). The benchmark's parameters are one vector: mask=True makes max_norm
+    # constrain it (by default it constrains only leaves with ndim >= 2).
+    Case(
+        "clip+adamw",
+        lambda: ol.chain(ol.clip_by_global_norm(1.0), ol.adamw(LR)),
+        lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(LR)),
+    ),
+    Case("adamw+max_norm", lambda: ol.chain(ol.adamw(LR), ol.max_norm(1.0, mask=True))),
+    Case(
+        "finite(adam)",
+        lambda: ol.apply_if_finite(ol.adam(LR), 5),
+        lambda: optax.apply_if_finite(optax.adam(LR), 5),
+    ),
 ]
 
 
