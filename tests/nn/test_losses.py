@@ -74,6 +74,15 @@ def test_cross_entropy_is_stable_for_huge_logits():
     np.testing.assert_allclose(bce, [1e4, 0.0], rtol=1e-6)
 
 
+def test_float64_under_x64(x64):
+    logits = RNG.normal(0, 3, (4, 5))
+    labels = RNG.integers(0, 5, 4)
+    ours = onn.softmax_cross_entropy_with_integer_labels(jnp.asarray(logits), jnp.asarray(labels))
+    assert ours.dtype == jnp.float64
+    ref = -np_log_softmax(logits, axis=-1)[np.arange(4), labels]
+    np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
 def test_integer_labels_dtype_is_checked():
     with pytest.raises(ValueError, match="labels must be integers"):
         onn.softmax_cross_entropy_with_integer_labels(LOGITS, ONE_HOT[:, 0])

@@ -22,6 +22,8 @@ def expected_count(activation, norm, norm_position="pre_activation", residual=Fa
             total += 2 * (h * pieces if norm_position == "pre_activation" else h)  # scale, bias
         if activation == "prelu":
             total += 1  # one learned slope per layer
+        if activation == ("prelu", {"per_unit": True}):
+            total += h  # one learned slope per unit
         if residual and width != h:
             total += width * h  # bias-free projection shortcut
         width = h
@@ -38,6 +40,7 @@ ACTIVATIONS = [
     "tanh",
     "sigmoid",
     "prelu",
+    pytest.param(("prelu", {"per_unit": True}), id="prelu-per-unit"),
     "rrelu",
     "maxout",
 ]
