@@ -153,3 +153,27 @@ def test_fit_updates_the_model_in_place_and_accepts_a_dataset():
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         _fit(**kwargs)
+
+
+def test_reduce_on_plateau_controller_gets_the_validation_loss_once_per_epoch():
+    """fit(tx_metric=...) + a controller reading ``metric=``: replaying the controller alone
+    on the values fit passed (the untrained model's val_loss, then each epoch's) gives the
+    same scale."""
+    x, y = DATA
+    steps = 64 // 16
+    controller = ol.reduce_on_plateau(factor=0.5, patience=0, accumulation_size=steps,
+                                      monitor="metric")
+    tx = ol.chain(ol.sgd(0.05), controller)
+    val = (x[64:], y[64:])
+    history, _ = _fit(tx=tx, data=(x[:64], y[:64]), validation_data=val, epochs=4,
+                      tx_metric="val_loss")
+    state0 = ol.TrainState.create(Tiny(), ol.identity())
+    first = float(jax.jit(ol.make_eval_step(xent))(
+        state0, (jnp.asarray(val[0]), jnp.asarray(val[1])))["loss"])
+    seen = [first, *history["val_loss"][:-1]]
+    replay = controller.init(jnp.zeros(1))
+    for v in seen:
+        for _ in range(steps):
+            _, replay = controller.update(jnp.zeros(1), replay, metric=jnp.float32(v))
+    np.testing.assert_allclose(float(ol.get(history.state.opt_state, "scale")),
+                               float(ol.get(replay, "scale")), rtol=1e-6)
