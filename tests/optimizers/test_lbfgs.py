@@ -108,7 +108,7 @@ def test_dtypes_and_abstract_init(dtype):
     tx = ol.scale_by_lbfgs(memory_size=2)
     params = {"w": jnp.ones((2, 3), dtype), "b": jnp.zeros(3, dtype)}
     state = tx.init(params)
-    u, state = tx.update(jax.tree.map(jnp.ones_like, params), state, params)
+    u, state = jax.jit(tx.update)(jax.tree.map(jnp.ones_like, params), state, params)
     assert all(x.dtype == dtype for x in jax.tree.leaves(u))
     abstract = jax.eval_shape(tx.init, jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params))
@@ -120,7 +120,7 @@ def test_lbfgs_alias_is_the_documented_chain(x64):
     x = jnp.zeros(3)
     with_lr = ol.lbfgs(learning_rate=0.5, linesearch=None)
     state = with_lr.init(x)
-    u, state = with_lr.update(jax.grad(f)(x), state, x)
+    u, state = jax.jit(with_lr.update)(jax.grad(f)(x), state, x)
     g = np.asarray(jax.grad(f)(x))
     np.testing.assert_allclose(np.asarray(u), -0.5 * g / np.linalg.norm(g), rtol=1e-12)
     assert float(ol.get(state, "learning_rate")) == 0.5

@@ -100,8 +100,7 @@ def optax_lbfgs_run(f, x0, tol, max_steps):
     return params, int(evals), int(steps)
 
 
-@pytest.mark.parametrize("problem", ["rosenbrock10", "quadratic_cond1e4"],
-                         ids=["rosenbrock10", "quadratic_cond1e4"])
+@pytest.mark.parametrize("problem", list(PROBLEMS), ids=list(PROBLEMS))
 def test_lbfgs_matches_optax_lbfgs(x64, problem):
     f, x0 = PROBLEMS[problem]
     ref_params, ref_evals, _ = optax_lbfgs_run(f, jnp.asarray(x0), TOL, 3000)
