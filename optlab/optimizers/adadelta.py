@@ -83,8 +83,10 @@ def scale_by_adadelta(rho: Numeric = 0.9, eps: Numeric = 1e-6) -> GradientTransf
         del params, extra_args
         check_same_structure(fn, updates, state.e_g)
         e_g = update_moment(updates, state.e_g, rho, 2)
+        # One square root of the ratio (not a sqrt and an rsqrt): XLA does not duplicate
+        # transcendentals into each consumer, so two of them would be materialized as arrays.
         new_updates = jax.tree.map(
-            lambda g, eg, ex: (g * jnp.sqrt(ex + eps) * jax.lax.rsqrt(eg + eps)).astype(g.dtype),
+            lambda g, eg, ex: (g * jnp.sqrt((ex + eps) / (eg + eps))).astype(g.dtype),
             updates,
             e_g,
             state.e_x,
