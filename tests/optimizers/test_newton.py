@@ -128,3 +128,15 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=r"scale_by_bfgs: update\(\) needs the current "
                                          r"parameters"):
         ol.scale_by_bfgs().update(x, ol.scale_by_bfgs().init(x))
+
+
+@pytest.mark.parametrize("name", ["lbfgs", "bfgs", "newton"], ids=["lbfgs", "bfgs", "newton"])
+def test_abstract_init_matches_concrete_init(name):
+    tx = getattr(ol, name)()
+    params = {"w": jnp.ones((2, 3), jnp.bfloat16), "b": jnp.zeros(3, jnp.float32)}
+    abstract = jax.eval_shape(tx.init, jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params))
+    concrete = tx.init(params)
+    assert jax.tree.structure(abstract) == jax.tree.structure(concrete)
+    for a, c in zip(jax.tree.leaves(abstract), jax.tree.leaves(concrete), strict=True):
+        assert (a.shape, a.dtype) == (c.shape, c.dtype)
