@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import optlab as ol
-from tests.helpers import assert_trees_close, random_tree, to_numpy64
+from tests.helpers import TraceCounter, assert_trees_close, random_tree, to_numpy64
 
 
 def np_max_norm(q, r, axis):
@@ -168,3 +168,27 @@ def test_dtypes_kept(rng):
     ]:
         u = jax.eval_shape(lambda g, p, tx=tx: tx.update(g, tx.init(p), p, value=0.0)[0], g, params)
         assert jax.tree.map(lambda x: x.dtype, u) == jax.tree.map(lambda x: x.dtype, params)
+
+
+def test_jit_equals_eager_without_recompiling(rng):
+    params = {"kernel": jnp.asarray(rng.standard_normal((4, 3)), jnp.float32)}
+    tx = ol.chain(ol.max_norm(1.0), ol.project_l2_ball(1.5), ol.keep_params_nonnegative())
+    counted = TraceCounter(tx.update)
+    jitted = jax.jit(counted)
+    state = tx.init(params)
+    for scale in (1.0, 2.0):
+        g = jax.tree.map(lambda x, s=scale: s * x, params)
+        assert_trees_close(
+            jitted(g, state, params)[0], tx.update(g, state, params)[0], rtol=1e-6, atol=1e-6
+        )
+    assert counted.count == 1
+
+
+def test_max_norm_f64(x64, rng):
+    p = jnp.asarray(rng.standard_normal((5, 3)), jnp.float64)
+    u = jnp.asarray(rng.standard_normal((5, 3)), jnp.float64)
+    tx = ol.max_norm(0.5)
+    out, _ = tx.update(u, tx.init(p), p)
+    assert out.dtype == jnp.float64
+    expected = np_max_norm(np.asarray(p) + np.asarray(u), 0.5, 0)
+    np.testing.assert_allclose(np.asarray(p + out), expected, rtol=1e-13, atol=1e-14)

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 import optlab as ol
+from tests.helpers import TraceCounter
 
 N = 200_000
 
@@ -70,3 +71,18 @@ def test_dtype_kept_and_count():
     u, state = tx.update(g, state, None, value=1.0)
     assert u["w"].dtype == jnp.bfloat16 and u["b"].dtype == jnp.float32
     assert int(ol.get(state, "count")) == 1
+
+
+def test_jit_equals_eager_without_recompiling():
+    tx = ol.add_noise(0.5, 0.55, key=3)
+    g = {"w": jnp.ones((2, 3))}
+    counted = TraceCounter(tx.update)
+    jitted = jax.jit(counted)
+    s_jit = s_eager = tx.init(g)
+    for _ in range(2):
+        u_jit, s_jit = jitted(g, s_jit)
+        u_eager, s_eager = tx.update(g, s_eager)
+        # Same key, same draws: identical up to float32 rounding of the fused multiply-add.
+        np.testing.assert_allclose(np.asarray(u_jit["w"]), np.asarray(u_eager["w"]), rtol=1e-6)
+    assert counted.count == 1
+    assert int(s_jit.count) == 2
