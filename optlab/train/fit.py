@@ -134,6 +134,13 @@ class FitLoop:
             ckpt.close()
         if meta.get("format") != "optlab.fit/1":
             raise ValueError(f"fit: {directory} does not hold checkpoints written by fit")
+        for key in ("batch_size", "tx_metric"):
+            if meta.get(key) != getattr(self, key):
+                raise ValueError(
+                    f"fit: resume_from={str(directory)!r} was written with {key}="
+                    f"{meta.get(key)!r}, but this call has {key}={getattr(self, key)!r}; an "
+                    "exact resume needs the same value"
+                )
         self.state = state
         self.seed = int(meta["seed"])
         self.history = History.from_dict(meta["history"])

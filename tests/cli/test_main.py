@@ -16,26 +16,28 @@ REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--hidden", "16", "--batch-size", "64", "--no-progress"]
 
 
-def test_train_then_resume_equals_a_straight_run(tmp_path, capsys):
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert main(["train", "--epochs", "3", "--output", str(straight), *SMALL]) == 0
-    assert main(["train", "--epochs", "2", "--output", str(split), *SMALL]) == 0
-    assert main(["train", "--resume", str(split), "--epochs", "3", "--no-progress"]) == 0
+def test_train_then_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--output", str(run), *SMALL]) == 0
+    first = json.loads((run / "history.json").read_text())
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "adam: loss" in out and "val_accuracy" in out
+    assert out.count("adam: loss") == 2 and "val_accuracy" in out
     for name in ("history.json", "history.csv", "curves.png", "config.json"):
-        assert (straight / name).is_file(), name
-    a = json.loads((straight / "history.json").read_text())
-    b = json.loads((split / "history.json").read_text())
-    assert a["epoch"] == b["epoch"] == [0, 1, 2]
+        assert (run / name).is_file(), name
+    resumed = json.loads((run / "history.json").read_text())
+    # The resumed run keeps epoch 0 from the checkpoint and adds epoch 1 (fit's resume is
+    # checked bitwise against a straight run in tests/train/test_checkpoint.py).
+    assert resumed["epoch"] == [0, 1]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
-        assert a[key] == b[key], key
-    assert (split / "checkpoints" / "3").is_dir()
+        assert resumed[key][0] == first[key][0], key
+    assert (run / "checkpoints" / "2").is_dir()
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
 
 
 def test_compare_writes_table_png_and_json(tmp_path, capsys):
     out = tmp_path / "cmp"
-    code = main(["compare", "--optimizers", "sgd,adam,lbfgs", "--epochs", "2", "--output",
+    code = main(["compare", "--optimizers", "sgd,lbfgs", "--epochs", "2", "--output",
                  str(out), *SMALL])
     assert code == 0
     text = capsys.readouterr().out
@@ -43,7 +45,7 @@ def test_compare_writes_table_png_and_json(tmp_path, capsys):
     assert header.split() == ["optimizer", "train", "loss", "train", "acc", "val", "loss", "val",
                               "acc", "best", "epoch", "time", "s", "steps/s"]
     result = json.loads((out / "compare.json").read_text())
-    assert list(result["runs"]) == ["sgd", "adam", "lbfgs (full batch)"]
+    assert list(result["runs"]) == ["sgd", "lbfgs (full batch)"]
     png = (out / "compare.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     for run in result["runs"].values():

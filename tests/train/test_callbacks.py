@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 import optlab as ol
+import optlab.train
 from optlab.train.callbacks import (
     CSVLogger,
     EarlyStopping,
@@ -194,3 +195,7 @@ def test_model_checkpoint_schedules(tmp_path):
     restored, meta = ol.train.restore_checkpoint(tmp_path / "last", state)
     assert meta["epoch"] == 4 and int(restored.step) == 4 * 3
     assert jnp.isfinite(restored.params["l1"]["kernel"]).all()
+    with pytest.raises(ValueError, match="was written with batch_size=16, but this call has "
+                                         "batch_size=8"):
+        ol.fit(Tiny(), TX, (x, y), loss=xent, epochs=5, batch_size=8, validation_split=0.25,
+               progress=False, resume_from=tmp_path / "last")
