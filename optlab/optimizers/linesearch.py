@@ -233,7 +233,8 @@ def scale_by_zoom_linesearch(
       stepsize_precision: the search fails when the bracket is narrower than this times its
         right end.
       initial_guess_strategy: ``"one"`` (first trial :math:`\eta = 1`, the natural step of
-        quasi-Newton directions), ``"keep"`` (the previous search's step) or
+        quasi-Newton directions), ``"keep"`` (the previous search's step; 1 after a failed
+        search) or
         ``"quadratic"``: :math:`\min(1, 1.01 \cdot 2 (f_k - f_{k-1}) / \phi'(0))`, the
         minimizer of the quadratic through the last decrease (Nocedal & Wright, eq. 3.60;
         on the first search :math:`f_{k-1} = f_k + \lVert\nabla f\rVert / 2` as in SciPy's
@@ -338,8 +339,8 @@ def scale_by_zoom_linesearch(
             guess = 1.01 * 2.0 * (f0 - prev) / d0
             first = jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(guess, 1.0), 1.0)
             first = first.astype(dt)
-        else:
-            first = state.learning_rate
+        else:  # "keep"; after a failed search (zero step) start again from 1
+            first = jnp.where(state.learning_rate > 0, state.learning_rate, 1.0).astype(dt)
         first = jnp.minimum(first, jnp.asarray(max_lr, dt))
         zero = jnp.zeros([], dt)
         init = _ZoomCarry(

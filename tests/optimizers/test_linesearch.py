@@ -172,6 +172,9 @@ def test_failure_is_reported_and_returns_a_safe_step(search):
     u, state = search.update(grad, search.init(x), x, value=value, grad=grad, value_fn=f)
     assert bool(state.failed)
     np.testing.assert_array_equal(np.asarray(u), 0.0)
+    # The next search, along a descent direction, starts afresh and succeeds.
+    u, state = search.update(-grad, state, x, value=value, grad=grad, value_fn=f)
+    assert not bool(state.failed) and float(f(x + u)) < float(value)
     # An objective that is NaN everywhere but at x: never NaN parameters.
     nan_away = lambda p: jnp.where(jnp.all(p == x), f(p), jnp.nan)
     u, state = search.update(-grad, search.init(x), x, value=value, grad=grad,
