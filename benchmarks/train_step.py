@@ -258,13 +258,17 @@ class _StopAt(ol.callbacks.Callback):
 
 
 def time_to_accuracy(target: float = 0.97, max_epochs: int = 60) -> dict[str, Any]:
-    """Wall seconds for fit to reach ``target`` validation accuracy on digits (compile
-    included; the dataset is loaded before the clock starts)."""
+    """Wall seconds of ``optlab.fit`` until ``target`` validation accuracy on digits,
+    compilation included (the dataset and the model are built before the clock starts; the
+    model's construction is timed separately)."""
     ds = ol.data.load("digits")
+    start = time.perf_counter()
+    model = ol.nn.MLP(64, (128,), 10, kernel_init="he_normal", rngs=0)
+    build = time.perf_counter() - start
     stop = _StopAt(target)
     start = time.perf_counter()
     history, _ = ol.fit(
-        ol.nn.MLP(64, (128,), 10, kernel_init="he_normal", rngs=0), ol.adam(3e-3), ds,
+        model, ol.adam(3e-3), ds,
         loss=ol.nn.softmax_cross_entropy_with_integer_labels, epochs=max_epochs,
         batch_size=32, validation_data=(ds.x_test, ds.y_test), callbacks=[stop],
         progress=False,
@@ -272,7 +276,7 @@ def time_to_accuracy(target: float = 0.97, max_epochs: int = 60) -> dict[str, An
     seconds = time.perf_counter() - start
     return {"target": target, "seconds": seconds, "reached": stop.epoch is not None,
             "epochs": len(history), "val_accuracy": history["val_accuracy"][-1],
-            "first_epoch_seconds": history["time"][0]}
+            "first_epoch_seconds": history["time"][0], "model_build_seconds": build}
 
 
 def main() -> None:
@@ -357,7 +361,8 @@ def main() -> None:
     tta = time_to_accuracy()
     print(f"digits: {tta['seconds']:.2f} s to {100 * tta['target']:.0f}% validation accuracy "
           f"({tta['epochs']} epochs, first epoch incl. compile {tta['first_epoch_seconds']:.2f} s,"
-          f" reached={tta['reached']})")
+          f" reached={tta['reached']}; building the model took "
+          f"{tta['model_build_seconds']:.2f} s more)")
     results["time_to_accuracy"] = tta
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
