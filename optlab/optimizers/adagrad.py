@@ -44,10 +44,11 @@ def scale_by_rss(
 
     .. math::
 
-        s_t = s_{t-1} + g_t \odot g_t, \qquad
+        s_t = s_{t-1} + g_t \odot \bar g_t, \qquad
         u_t = \frac{g_t}{\sqrt{s_t + \epsilon}}
 
-    with :math:`s_0` = ``initial_accumulator_value``; where :math:`s_t = 0` the update is 0.
+    with :math:`s_0` = ``initial_accumulator_value`` (:math:`\bar g` the complex conjugate, so
+    :math:`s_t` stays real); where :math:`s_t = 0` the update is 0.
 
     Args:
       initial_accumulator_value: :math:`s_0`, ``>= 0``.
@@ -80,7 +81,7 @@ def scale_by_rss(
         del params, extra_args
         check_same_structure(fn, updates, state.sum_of_squares)
         new_s = jax.tree.map(
-            lambda g, s: (s + jnp.square(g).astype(s.dtype)).astype(s.dtype),
+            lambda g, s: (s + jnp.real(g * jnp.conj(g)).astype(s.dtype)).astype(s.dtype),
             updates,
             state.sum_of_squares,
         )

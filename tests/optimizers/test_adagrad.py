@@ -120,3 +120,13 @@ def test_zero_gradient_with_zero_accumulator_gives_zero_step():
 def test_bad_input(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
+
+
+def test_complex_gradients_accumulate_the_squared_modulus():
+    """s_t sums |g|^2 (real) for complex parameters, as optax does."""
+    g = jnp.array([1 + 2j, -1j], jnp.complex64)
+    tx = ol.scale_by_rss(initial_accumulator_value=0.0, eps=1e-12)
+    state = tx.init(jnp.zeros(2, jnp.complex64))
+    u, state = tx.update(g, state)
+    np.testing.assert_allclose(np.asarray(state.sum_of_squares).real, [5.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(u), np.asarray(g) / np.sqrt([5.0, 1.0]), rtol=1e-6)
