@@ -113,3 +113,27 @@ def test_the_installed_command_fails_with_one_line_and_no_traceback(tmp_path):
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("optlab: error: unknown optimizer 'adamm'; did you mean adam")
+
+
+def test_train_options_reach_the_optimizer(tmp_path):
+    """Schedule with warmup, clipping, weight decay, norm and dropout: the logged learning rate
+    follows linear warmup then cosine decay, written out here."""
+    run = tmp_path / "run"
+    argv = ["train", "--optimizer", "nesterov", "--lr", "0.05", "--schedule", "cosine",
+            "--warmup-epochs", "1", "--clip-norm", "1.0", "--weight-decay", "1e-4",
+            "--norm", "batch", "--dropout", "0.1", "--activation", "tanh", "--epochs", "3",
+            "--early-stopping", "5", "--output", str(run), *SMALL]
+    assert main(argv) == 0
+    history = json.loads((run / "history.json").read_text())
+    spe = 1437 // 64  # digits' training rows per batch of 64
+    total = 3 * spe
+    expected = []
+    for epoch in range(3):
+        t = (epoch + 1) * spe - 1  # the count of the epoch's last update
+        if t < spe:
+            expected.append(0.05 * t / spe)
+        else:
+            expected.append(0.05 * 0.5 * (1 + np.cos(np.pi * (t - spe) / (total - spe))))
+    np.testing.assert_allclose(history["learning_rate"], expected, rtol=1e-5)
+    config = json.loads((run / "config.json").read_text())
+    assert config["optimizer"] == "nesterov" and config["norm"] == "batch"
