@@ -16,12 +16,3 @@ def x64():
 def rng():
     """A seeded NumPy generator: every random input in a test is reproducible."""
     return np.random.default_rng(0)
-
-
-@pytest.fixture(autouse=True)
-def _doctest_namespace(doctest_namespace):
-    import jax.numpy as jnp
-
-    import optlab
-
-    doctest_namespace.update(jax=jax, jnp=jnp, np=np, optlab=optlab, ol=optlab)
