@@ -254,7 +254,11 @@ def _model(cfg: dict[str, Any], ds: Any):
 
 
 def _schedule(cfg: dict[str, Any], lr: float, steps_per_epoch: int):
-    import optlab as ol
+    from optlab.schedules.cosine import warmup_cosine_decay_schedule
+    from optlab.schedules.warmup import (
+        warmup_constant_schedule,
+        warmup_exponential_decay_schedule,
+    )
 
     kind = _choose("schedule", cfg.get("schedule", "constant"), SCHEDULES)
     warmup = cfg.get("warmup_epochs", 0) * steps_per_epoch
@@ -263,20 +267,23 @@ def _schedule(cfg: dict[str, Any], lr: float, steps_per_epoch: int):
         raise UsageError(f"--warmup-epochs must be fewer than --epochs ({cfg['epochs']}), "
                          f"got {cfg['warmup_epochs']}")
     if kind == "constant":
-        return lr if warmup == 0 else ol.warmup_constant_schedule(0.0, lr, warmup)
+        return lr if warmup == 0 else warmup_constant_schedule(0.0, lr, warmup)
     if kind == "cosine":
-        return ol.warmup_cosine_decay_schedule(0.0, lr, warmup, total)
-    return ol.warmup_exponential_decay_schedule(0.0, lr, warmup, max(total - warmup, 1), 0.1)
+        return warmup_cosine_decay_schedule(0.0, lr, warmup, total)
+    return warmup_exponential_decay_schedule(0.0, lr, warmup, max(total - warmup, 1), 0.1)
 
 
 def _optimizer(cfg: dict[str, Any], steps_per_epoch: int):
     """``(tx, description)`` for ``cfg['optimizer']`` with its options."""
-    import optlab as ol
+    from optlab.core.combine import chain
+    from optlab.optimizers.lbfgs import lbfgs
     from optlab.optimizers.registry import REGISTRY
+    from optlab.transforms.clipping import clip_by_global_norm
+    from optlab.transforms.regularization import add_decayed_weights
 
     name = _choose("optimizer", cfg["optimizer"], _optimizer_names())
     if name == "lbfgs":
-        parts = [ol.lbfgs()]
+        parts = [lbfgs()]
         desc = {"name": "lbfgs", "line_search": "zoom (strong Wolfe)"}
     else:
         spec = REGISTRY[name]
@@ -298,12 +305,12 @@ def _optimizer(cfg: dict[str, Any], steps_per_epoch: int):
         except ValueError as err:
             raise UsageError(str(err)) from None
         if decay and not decoupled:
-            parts.insert(0, ol.add_decayed_weights(decay))
+            parts.insert(0, add_decayed_weights(decay))
             desc["l2"] = decay
     if cfg.get("clip_norm") is not None:
-        parts.insert(0, ol.clip_by_global_norm(cfg["clip_norm"]))
+        parts.insert(0, clip_by_global_norm(cfg["clip_norm"]))
         desc["clip_norm"] = cfg["clip_norm"]
-    return (parts[0] if len(parts) == 1 else ol.chain(*parts)), desc
+    return (parts[0] if len(parts) == 1 else chain(*parts)), desc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,8 +362,9 @@ def _cfg_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import optlab as ol
     from optlab.train import callbacks as cbs
+    from optlab.train.checkpoint import latest_epoch
+    from optlab.train.fit import fit
 
     if args.resume is not None:
         run_dir = Path(args.resume)
@@ -369,7 +377,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.epochs is not None:
             cfg["epochs"] = args.epochs
         cfg["no_progress"] = args.no_progress
-        if ol.train.latest_epoch(run_dir / "checkpoints") is None:
+        if latest_epoch(run_dir / "checkpoints") is None:
             raise UsageError(f"--resume {args.resume!r}: no complete checkpoint in "
                              f"{run_dir / 'checkpoints'}")
     else:
@@ -391,7 +399,7 @@ def _train(args: argparse.Namespace) -> int:
         callbacks.insert(0, cbs.EarlyStopping(monitor="val_loss",
                                               patience=cfg["early_stopping"]))
     start = time.perf_counter()
-    history, model = ol.fit(
+    history, model = fit(
         model, tx, train_data, loss=_loss(), epochs=cfg["epochs"], batch_size=batch,
         validation_split=split, validation_data=val_data, callbacks=callbacks,
         seed=cfg["seed"], progress=not cfg["no_progress"],
@@ -412,7 +420,7 @@ def _train(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import numpy as np
 
-    import optlab as ol
+    from optlab.train.fit import fit
 
     cfg = _cfg_from_args(args)
     known = _optimizer_names()
@@ -433,7 +441,7 @@ def _compare(args: argparse.Namespace) -> int:
         epochs = (cfg["lbfgs_iterations"] or cfg["epochs"]) if full_batch else cfg["epochs"]
         tx, desc = _optimizer({**run_cfg, "epochs": epochs}, max(n_train // batch, 1))
         start = time.perf_counter()
-        history, _ = ol.fit(
+        history, _ = fit(
             _model(cfg, ds), tx, train_data, loss=_loss(), epochs=epochs,
             batch_size=n_train if full_batch else batch, validation_split=split,
             validation_data=val_data, seed=cfg["seed"], progress=False,
