@@ -265,6 +265,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--only", default=None, help="comma-separated case names")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: on a busy 2-core machine torch's OpenMP "
+        "threads waiting on each other made fused Adam 2.5x slower than one thread)",
+    )
     parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/)")
     args = parser.parse_args(argv)
 
@@ -276,6 +283,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     repeats = args.repeats or (3 if args.quick else 7)
     cases = [c for c in CASES if args.only is None or c.name in args.only.split(",")]
     use_torch = torch is not None and not args.no_torch
+    if use_torch:
+        torch.set_num_threads(args.torch_threads)
 
     env = {
         "jax": jax.__version__,
