@@ -110,8 +110,10 @@ def bench_optlab(sizes, steps):
 def _hand_params(sizes):
     keys = jax.random.split(jax.random.key(0), len(sizes) - 1)
     return [
-        {"w": jax.random.normal(k, (a, b), jnp.float32) * np.sqrt(2.0 / a),
-         "b": jnp.zeros((b,), jnp.float32)}
+        {
+            "w": jax.random.normal(k, (a, b), jnp.float32) * np.sqrt(2.0 / a),
+            "b": jnp.zeros((b,), jnp.float32),
+        }
         for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)
     ]
 
@@ -273,15 +275,26 @@ def time_to_accuracy(target: float = 0.97, max_epochs: int = 60) -> dict[str, An
     stop = _StopAt(target)
     start = time.perf_counter()
     history, _ = ol.fit(
-        model, ol.adam(3e-3), ds,
-        loss=ol.nn.softmax_cross_entropy_with_integer_labels, epochs=max_epochs,
-        batch_size=32, validation_data=(ds.x_test, ds.y_test), callbacks=[stop],
+        model,
+        ol.adam(3e-3),
+        ds,
+        loss=ol.nn.softmax_cross_entropy_with_integer_labels,
+        epochs=max_epochs,
+        batch_size=32,
+        validation_data=(ds.x_test, ds.y_test),
+        callbacks=[stop],
         progress=False,
     )
     seconds = time.perf_counter() - start
-    return {"target": target, "seconds": seconds, "reached": stop.epoch is not None,
-            "epochs": len(history), "val_accuracy": history["val_accuracy"][-1],
-            "first_epoch_seconds": history["time"][0], "model_build_seconds": build}
+    return {
+        "target": target,
+        "seconds": seconds,
+        "reached": stop.epoch is not None,
+        "epochs": len(history),
+        "val_accuracy": history["val_accuracy"][-1],
+        "first_epoch_seconds": history["time"][0],
+        "model_build_seconds": build,
+    }
 
 
 def main() -> None:
@@ -301,9 +314,13 @@ def main() -> None:
         torch_version = None
 
     info = {
-        "jax": jax.__version__, "flax": flax.__version__, "torch": torch_version,
-        "device": str(jax.devices()[0]), "cpu_count": os.cpu_count(),
-        "platform": platform.platform(), "python": platform.python_version(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "torch": torch_version,
+        "device": str(jax.devices()[0]),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
         "batch": BATCH,
     }
     print(" ".join(f"{k}={v}" for k, v in info.items()))
@@ -313,13 +330,27 @@ def main() -> None:
     models = {"10-32-10": (10, 32, 10), "784-512-512-10": (784, 512, 512, 10)}
     # Steps per timed repeat: enough for ~0.2-1 s each on 2 cores.
     plan = {
-        "10-32-10": {"optlab": 4000, "jit_scan": 4000, "jit_loop": 2000, "nnx_jit": 300,
-                     "torch": 600},
-        "784-512-512-10": {"optlab": 60, "jit_scan": 60, "jit_loop": 60, "nnx_jit": 60,
-                           "torch": 60},
+        "10-32-10": {
+            "optlab": 4000,
+            "jit_scan": 4000,
+            "jit_loop": 2000,
+            "nnx_jit": 300,
+            "torch": 600,
+        },
+        "784-512-512-10": {
+            "optlab": 60,
+            "jit_scan": 60,
+            "jit_loop": 60,
+            "nnx_jit": 60,
+            "torch": 60,
+        },
     }
-    benches = {"optlab": bench_optlab, "jit_scan": bench_jit_scan, "jit_loop": bench_jit_loop,
-               "nnx_jit": bench_nnx_jit}
+    benches = {
+        "optlab": bench_optlab,
+        "jit_scan": bench_jit_scan,
+        "jit_loop": bench_jit_loop,
+        "nnx_jit": bench_nnx_jit,
+    }
     if torch_version is not None:
         benches["torch"] = bench_torch
     results: dict[str, Any] = {"info": info, "matmul_peak_gflops": peak, "models": {}}
@@ -337,26 +368,43 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
         rows = {}
         for name, (steps, _, compile_s) in prepared.items():
-            t = {"median": statistics.median(times[name]), "min": min(times[name]),
-                 "max": max(times[name])}
+            t = {
+                "median": statistics.median(times[name]),
+                "min": min(times[name]),
+                "max": max(times[name]),
+            }
             sps = steps / t["median"]
             gflops = flops_per_step(sizes) * sps / 1e9
-            rows[name] = {"steps": steps, "seconds": t, "steps_per_second": sps,
-                          "steps_per_second_best": steps / t["min"],
-                          "gflops": gflops, "fraction_of_peak": gflops / peak,
-                          "compile_or_warmup_seconds": compile_s}
-            print(f"{label:>15} {name:>9}: {sps:10.0f} steps/s (median; best "
-                  f"{steps / t['min']:.0f})  {gflops:7.2f} GFLOP/s "
-                  f"({100 * gflops / peak:5.1f}% of peak)  [{t['min']:.3f}-{t['max']:.3f} s "
-                  f"per {steps} steps; first call {compile_s:.2f} s]")
+            rows[name] = {
+                "steps": steps,
+                "seconds": t,
+                "steps_per_second": sps,
+                "steps_per_second_best": steps / t["min"],
+                "gflops": gflops,
+                "fraction_of_peak": gflops / peak,
+                "compile_or_warmup_seconds": compile_s,
+            }
+            print(
+                f"{label:>15} {name:>9}: {sps:10.0f} steps/s (median; best "
+                f"{steps / t['min']:.0f})  {gflops:7.2f} GFLOP/s "
+                f"({100 * gflops / peak:5.1f}% of peak)  [{t['min']:.3f}-{t['max']:.3f} s "
+                f"per {steps} steps; first call {compile_s:.2f} s]"
+            )
         # Ratios of the best repeats: on a shared machine the fastest repeat is the one least
         # disturbed by other processes (medians are in the JSON as well).
         base = rows["optlab"]["steps_per_second_best"]
-        ratios = {f"optlab/{k}": base / v["steps_per_second_best"] for k, v in rows.items()
-                  if k != "optlab"}
+        ratios = {
+            f"optlab/{k}": base / v["steps_per_second_best"]
+            for k, v in rows.items()
+            if k != "optlab"
+        }
         print(f"{label:>15} ratios: " + "  ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
-        results["models"][label] = {"sizes": list(sizes), "flops_per_step":
-                                    flops_per_step(sizes), "runs": rows, "ratios": ratios}
+        results["models"][label] = {
+            "sizes": list(sizes),
+            "flops_per_step": flops_per_step(sizes),
+            "runs": rows,
+            "ratios": ratios,
+        }
     # The peak again, after the runs: the larger of the two measurements is kept (on a shared
     # machine either one may have been slowed down).
     peak_after = matmul_peak(repeats)
@@ -372,13 +420,17 @@ def main() -> None:
             best = flops_per_step(tuple(m["sizes"])) * r["steps_per_second_best"] / 1e9
             r["fraction_of_peak_best"] = best / peak
             fractions.append(f"{label} {name} {100 * best / peak:.0f}%")
-    print(f"matmul peak, best of before/after: {peak:.1f} GFLOP/s; best repeats reach "
-          + ", ".join(fractions))
+    print(
+        f"matmul peak, best of before/after: {peak:.1f} GFLOP/s; best repeats reach "
+        + ", ".join(fractions)
+    )
     tta = time_to_accuracy()
-    print(f"digits: {tta['seconds']:.2f} s to {100 * tta['target']:.0f}% validation accuracy "
-          f"({tta['epochs']} epochs, first epoch incl. compile {tta['first_epoch_seconds']:.2f} s,"
-          f" reached={tta['reached']}; building the model took "
-          f"{tta['model_build_seconds']:.2f} s more)")
+    print(
+        f"digits: {tta['seconds']:.2f} s to {100 * tta['target']:.0f}% validation accuracy "
+        f"({tta['epochs']} epochs, first epoch incl. compile {tta['first_epoch_seconds']:.2f} s,"
+        f" reached={tta['reached']}; building the model took "
+        f"{tta['model_build_seconds']:.2f} s more)"
+    )
     results["time_to_accuracy"] = tta
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

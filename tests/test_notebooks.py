@@ -12,8 +12,12 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 def _images(nb) -> int:
-    return sum("image/png" in out.get("data", {}) for cell in nb.cells
-               if cell.cell_type == "code" for out in cell.outputs)
+    return sum(
+        "image/png" in out.get("data", {})
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -25,11 +29,18 @@ def test_notebook_executes_and_is_committed_with_outputs(path):
         if cell.cell_type == "code":
             cell.outputs = []
     client = nbclient.NotebookClient(
-        nb, timeout=180, kernel_name="python3",
+        nb,
+        timeout=180,
+        kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()  # raises CellExecutionError on the first failing cell
-    errors = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
-              if out.output_type == "error"]
+    errors = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "error"
+    ]
     assert not errors
     assert _images(nb) == _images(committed)

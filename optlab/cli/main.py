@@ -21,8 +21,18 @@ from typing import Any, NoReturn
 EXIT_USAGE = 2
 
 # The optimizers of the seed lectures, in the order they teach them (registry names).
-COMPARE_DEFAULT = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam",
-                   "adamw", "nadam", "lbfgs")
+COMPARE_DEFAULT = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adam",
+    "adamw",
+    "nadam",
+    "lbfgs",
+)
 SCHEDULES = ("constant", "cosine", "exponential")
 
 
@@ -87,24 +97,44 @@ def _choose(kind: str, name: str, choices: Sequence[str]) -> str:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data and model")
-    g.add_argument("--dataset", default="digits",
-                   help="dataset name (digits, mnist1d, fashion_mnist, mnist, blobs, "
-                        "two_spirals; default: %(default)s)")
-    g.add_argument("--data-dir", default=None,
-                   help="directory with the IDX files of fashion_mnist / mnist")
-    g.add_argument("--hidden", type=_hidden, default=(64,), metavar="N[,N...]",
-                   help="hidden layer widths, comma-separated (default: 64)")
-    g.add_argument("--activation", default="relu",
-                   help="hidden activation by name (relu, tanh, gelu, leaky_relu, ...; "
-                        "default: %(default)s)")
-    g.add_argument("--init", default="he_normal",
-                   help="weight initializer by name (he_normal, glorot_uniform, ...; "
-                        "default: %(default)s)")
-    g.add_argument("--norm", default="none",
-                   help="normalization after each hidden Dense: none, batch, layer or group "
-                        "(default: %(default)s)")
-    g.add_argument("--dropout", type=_number("dropout", minimum=0.0), default=0.0,
-                   help="dropout rate after each hidden activation, in [0, 1) (default: 0)")
+    g.add_argument(
+        "--dataset",
+        default="digits",
+        help="dataset name (digits, mnist1d, fashion_mnist, mnist, blobs, "
+        "two_spirals; default: %(default)s)",
+    )
+    g.add_argument(
+        "--data-dir", default=None, help="directory with the IDX files of fashion_mnist / mnist"
+    )
+    g.add_argument(
+        "--hidden",
+        type=_hidden,
+        default=(64,),
+        metavar="N[,N...]",
+        help="hidden layer widths, comma-separated (default: 64)",
+    )
+    g.add_argument(
+        "--activation",
+        default="relu",
+        help="hidden activation by name (relu, tanh, gelu, leaky_relu, ...; default: %(default)s)",
+    )
+    g.add_argument(
+        "--init",
+        default="he_normal",
+        help="weight initializer by name (he_normal, glorot_uniform, ...; default: %(default)s)",
+    )
+    g.add_argument(
+        "--norm",
+        default="none",
+        help="normalization after each hidden Dense: none, batch, layer or group "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--dropout",
+        type=_number("dropout", minimum=0.0),
+        default=0.0,
+        help="dropout rate after each hidden activation, in [0, 1) (default: 0)",
+    )
 
 
 DEFAULT_EPOCHS = 20
@@ -112,19 +142,33 @@ DEFAULT_EPOCHS = 20
 
 def _add_run_options(p: argparse.ArgumentParser, *, output: str) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=_number("epochs", minimum=1, integer=True), default=None,
-                   help=f"number of epochs (default: {DEFAULT_EPOCHS}; with --resume: the "
-                        "total to reach, default the run's own)")
-    g.add_argument("--batch-size", type=_number("batch size", minimum=1, integer=True),
-                   default=32, help="rows per step (default: %(default)s)")
-    g.add_argument("--validation-split", type=_number("validation split", minimum=0.0),
-                   default=0.0,
-                   help="hold out this fraction of the training rows for validation; 0 "
-                        "(default) validates on the dataset's test split")
-    g.add_argument("--seed", type=_number("seed", minimum=0, integer=True), default=0,
-                   help="seed of the initial weights and the data order (default: 0)")
-    g.add_argument("--output", default=output,
-                   help="output directory (default: %(default)s)")
+    g.add_argument(
+        "--epochs",
+        type=_number("epochs", minimum=1, integer=True),
+        default=None,
+        help=f"number of epochs (default: {DEFAULT_EPOCHS}; with --resume: the "
+        "total to reach, default the run's own)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=_number("batch size", minimum=1, integer=True),
+        default=32,
+        help="rows per step (default: %(default)s)",
+    )
+    g.add_argument(
+        "--validation-split",
+        type=_number("validation split", minimum=0.0),
+        default=0.0,
+        help="hold out this fraction of the training rows for validation; 0 "
+        "(default) validates on the dataset's test split",
+    )
+    g.add_argument(
+        "--seed",
+        type=_number("seed", minimum=0, integer=True),
+        default=0,
+        help="seed of the initial weights and the data order (default: 0)",
+    )
+    g.add_argument("--output", default=output, help="output directory (default: %(default)s)")
     g.add_argument("--no-progress", action="store_true", help="print nothing per epoch")
 
 
@@ -137,56 +181,99 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{train,compare}", parser_class=_Parser)
 
     train = sub.add_parser(
-        "train", help="train one MLP and write its history, checkpoints and curves",
+        "train",
+        help="train one MLP and write its history, checkpoints and curves",
         description="Train one MLP. Writes history.json, history.csv, curves.png, "
-                    "config.json and orbax checkpoints (checkpoints/) to the output directory; "
-                    "--resume DIR continues such a run exactly.",
+        "config.json and orbax checkpoints (checkpoints/) to the output directory; "
+        "--resume DIR continues such a run exactly.",
     )
     _add_model_options(train)
     g = train.add_argument_group("optimizer")
-    g.add_argument("--optimizer", default="adam",
-                   help="optimizer name (sgd, momentum, nesterov, adagrad, rmsprop, adadelta, "
-                        "adam, adamw, nadam, lbfgs, ...; default: %(default)s)")
-    g.add_argument("--lr", type=_number("learning rate", minimum=0.0), default=None,
-                   help="peak learning rate (default: the optimizer's registered default)")
-    g.add_argument("--momentum", type=_number("momentum", minimum=0.0), default=None,
-                   help="momentum of sgd/momentum/nesterov/rmsprop")
-    g.add_argument("--schedule", default="constant",
-                   help="learning-rate schedule over the run: constant, cosine or exponential "
-                        "(x0.1 over the run) (default: %(default)s)")
-    g.add_argument("--warmup-epochs", type=_number("warmup epochs", minimum=0, integer=True),
-                   default=0, help="linear warmup from 0 over this many epochs (default: 0)")
-    g.add_argument("--clip-norm", type=_number("clip norm", positive=True), default=None,
-                   help="clip the gradients' global norm to this value")
-    g.add_argument("--weight-decay", type=_number("weight decay", minimum=0.0), default=None,
-                   help="weight decay: decoupled for adamw/nadamw, an L2 term added to the "
-                        "gradient (coupled) for the others")
-    g.add_argument("--early-stopping", type=_number("patience", minimum=0, integer=True),
-                   default=None, metavar="PATIENCE",
-                   help="stop when val_loss has not improved for PATIENCE epochs, restoring "
-                        "the best weights")
+    g.add_argument(
+        "--optimizer",
+        default="adam",
+        help="optimizer name (sgd, momentum, nesterov, adagrad, rmsprop, adadelta, "
+        "adam, adamw, nadam, lbfgs, ...; default: %(default)s)",
+    )
+    g.add_argument(
+        "--lr",
+        type=_number("learning rate", minimum=0.0),
+        default=None,
+        help="peak learning rate (default: the optimizer's registered default)",
+    )
+    g.add_argument(
+        "--momentum",
+        type=_number("momentum", minimum=0.0),
+        default=None,
+        help="momentum of sgd/momentum/nesterov/rmsprop",
+    )
+    g.add_argument(
+        "--schedule",
+        default="constant",
+        help="learning-rate schedule over the run: constant, cosine or exponential "
+        "(x0.1 over the run) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--warmup-epochs",
+        type=_number("warmup epochs", minimum=0, integer=True),
+        default=0,
+        help="linear warmup from 0 over this many epochs (default: 0)",
+    )
+    g.add_argument(
+        "--clip-norm",
+        type=_number("clip norm", positive=True),
+        default=None,
+        help="clip the gradients' global norm to this value",
+    )
+    g.add_argument(
+        "--weight-decay",
+        type=_number("weight decay", minimum=0.0),
+        default=None,
+        help="weight decay: decoupled for adamw/nadamw, an L2 term added to the "
+        "gradient (coupled) for the others",
+    )
+    g.add_argument(
+        "--early-stopping",
+        type=_number("patience", minimum=0, integer=True),
+        default=None,
+        metavar="PATIENCE",
+        help="stop when val_loss has not improved for PATIENCE epochs, restoring the best weights",
+    )
     _add_run_options(train, output="runs/train")
-    train.add_argument("--checkpoint-every", type=_number("checkpoint interval", minimum=1,
-                                                          integer=True),
-                       default=1, help="write a checkpoint every N epochs (default: 1)")
-    train.add_argument("--resume", default=None, metavar="DIR",
-                       help="continue the run in DIR (an earlier --output) up to --epochs; its "
-                            "other options are read from DIR/config.json")
+    train.add_argument(
+        "--checkpoint-every",
+        type=_number("checkpoint interval", minimum=1, integer=True),
+        default=1,
+        help="write a checkpoint every N epochs (default: 1)",
+    )
+    train.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue the run in DIR (an earlier --output) up to --epochs; its "
+        "other options are read from DIR/config.json",
+    )
 
     compare = sub.add_parser(
-        "compare", help="train the same MLP with each optimizer; table, PNG and JSON",
+        "compare",
+        help="train the same MLP with each optimizer; table, PNG and JSON",
         description="Train the same MLP on the same data with each optimizer, with the "
-                    "registered default hyperparameters (optlab.optimizers.registry), and "
-                    "full-batch L-BFGS. Prints a table and writes compare.png and "
-                    "compare.json to the output directory.",
+        "registered default hyperparameters (optlab.optimizers.registry), and "
+        "full-batch L-BFGS. Prints a table and writes compare.png and "
+        "compare.json to the output directory.",
     )
     _add_model_options(compare)
-    compare.add_argument("--optimizers", default=",".join(COMPARE_DEFAULT),
-                         help="comma-separated optimizer names (default: %(default)s)")
-    compare.add_argument("--lbfgs-iterations", type=_number("L-BFGS iterations", minimum=1,
-                                                            integer=True),
-                         default=None,
-                         help="full-batch L-BFGS steps, one per epoch (default: --epochs)")
+    compare.add_argument(
+        "--optimizers",
+        default=",".join(COMPARE_DEFAULT),
+        help="comma-separated optimizer names (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--lbfgs-iterations",
+        type=_number("L-BFGS iterations", minimum=1, integer=True),
+        default=None,
+        help="full-batch L-BFGS steps, one per epoch (default: --epochs)",
+    )
     _add_run_options(compare, output="runs/compare")
     return parser
 
@@ -241,14 +328,24 @@ def _model(cfg: dict[str, Any], ds: Any):
 
     activation = _choose("activation", cfg["activation"], optlab.nn.activation_names())
     init = _choose("initializer", cfg["init"], optlab.nn.initializer_names())
-    norm = None if cfg["norm"] in (None, "none") else _choose("norm", cfg["norm"],
-                                                              optlab.nn.norm_names())
+    norm = (
+        None
+        if cfg["norm"] in (None, "none")
+        else _choose("norm", cfg["norm"], optlab.nn.norm_names())
+    )
     if not 0.0 <= cfg["dropout"] < 1.0:
         raise UsageError(f"--dropout must be in [0, 1), got {cfg['dropout']}")
     try:
-        return optlab.nn.MLP(ds.num_features, tuple(cfg["hidden"]), ds.num_classes,
-                             activation=activation, kernel_init=init, norm=norm,
-                             dropout=cfg["dropout"], rngs=cfg["seed"])
+        return optlab.nn.MLP(
+            ds.num_features,
+            tuple(cfg["hidden"]),
+            ds.num_classes,
+            activation=activation,
+            kernel_init=init,
+            norm=norm,
+            dropout=cfg["dropout"],
+            rngs=cfg["seed"],
+        )
     except ValueError as err:
         raise UsageError(str(err)) from None
 
@@ -264,8 +361,10 @@ def _schedule(cfg: dict[str, Any], lr: float, steps_per_epoch: int):
     warmup = cfg.get("warmup_epochs", 0) * steps_per_epoch
     total = cfg["epochs"] * steps_per_epoch
     if warmup >= total and warmup > 0:
-        raise UsageError(f"--warmup-epochs must be fewer than --epochs ({cfg['epochs']}), "
-                         f"got {cfg['warmup_epochs']}")
+        raise UsageError(
+            f"--warmup-epochs must be fewer than --epochs ({cfg['epochs']}), "
+            f"got {cfg['warmup_epochs']}"
+        )
     if kind == "constant":
         return lr if warmup == 0 else warmup_constant_schedule(0.0, lr, warmup)
     if kind == "cosine":
@@ -371,15 +470,18 @@ def _train(args: argparse.Namespace) -> int:
         try:
             cfg = json.loads((run_dir / "config.json").read_text())
         except (OSError, ValueError) as err:
-            raise UsageError(f"--resume {args.resume!r}: no readable config.json there "
-                             f"({err.__class__.__name__}); pass the --output of an earlier "
-                             "optlab train") from None
+            raise UsageError(
+                f"--resume {args.resume!r}: no readable config.json there "
+                f"({err.__class__.__name__}); pass the --output of an earlier "
+                "optlab train"
+            ) from None
         if args.epochs is not None:
             cfg["epochs"] = args.epochs
         cfg["no_progress"] = args.no_progress
         if latest_epoch(run_dir / "checkpoints") is None:
-            raise UsageError(f"--resume {args.resume!r}: no complete checkpoint in "
-                             f"{run_dir / 'checkpoints'}")
+            raise UsageError(
+                f"--resume {args.resume!r}: no complete checkpoint in {run_dir / 'checkpoints'}"
+            )
     else:
         cfg = _cfg_from_args(args)
         run_dir = None
@@ -392,28 +494,44 @@ def _train(args: argparse.Namespace) -> int:
     tx, desc = _optimizer(cfg, max(n_train // batch, 1))
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
 
-    callbacks: list[Any] = [cbs.ModelCheckpoint(out / "checkpoints",
-                                                every_n_epochs=cfg["checkpoint_every"],
-                                                max_to_keep=3)]
+    callbacks: list[Any] = [
+        cbs.ModelCheckpoint(
+            out / "checkpoints", every_n_epochs=cfg["checkpoint_every"], max_to_keep=3
+        )
+    ]
     if cfg.get("early_stopping") is not None:
-        callbacks.insert(0, cbs.EarlyStopping(monitor="val_loss",
-                                              patience=cfg["early_stopping"]))
+        callbacks.insert(0, cbs.EarlyStopping(monitor="val_loss", patience=cfg["early_stopping"]))
     start = time.perf_counter()
     history, model = fit(
-        model, tx, train_data, loss=_loss(), epochs=cfg["epochs"], batch_size=batch,
-        validation_split=split, validation_data=val_data, callbacks=callbacks,
-        seed=cfg["seed"], progress=not cfg["no_progress"],
+        model,
+        tx,
+        train_data,
+        loss=_loss(),
+        epochs=cfg["epochs"],
+        batch_size=batch,
+        validation_split=split,
+        validation_data=val_data,
+        callbacks=callbacks,
+        seed=cfg["seed"],
+        progress=not cfg["no_progress"],
         resume_from=(out / "checkpoints") if run_dir is not None else None,
     )
     elapsed = time.perf_counter() - start
     history.save_json(out / "history.json")
     history.save_csv(out / "history.csv")
-    _plot({desc["name"]: history}, out / "curves.png",
-          f"{desc['name']} on {cfg['dataset']}, MLP {cfg['hidden']}")
-    last = {k: history[k][-1] for k in ("loss", "accuracy", "val_loss", "val_accuracy")
-            if k in history}
-    print(f"{desc['name']}: " + "  ".join(f"{k} {v:.4f}" for k, v in last.items())
-          + f"  ({len(history)} epochs, {elapsed:.1f} s) -> {out}")
+    _plot(
+        {desc["name"]: history},
+        out / "curves.png",
+        f"{desc['name']} on {cfg['dataset']}, MLP {cfg['hidden']}",
+    )
+    last = {
+        k: history[k][-1] for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in history
+    }
+    print(
+        f"{desc['name']}: "
+        + "  ".join(f"{k} {v:.4f}" for k, v in last.items())
+        + f"  ({len(history)} epochs, {elapsed:.1f} s) -> {out}"
+    )
     return 0
 
 
@@ -435,16 +553,22 @@ def _compare(args: argparse.Namespace) -> int:
     runs: dict[str, Any] = {}
     histories: dict[str, Any] = {}
     for name in names:
-        run_cfg = {**cfg, "optimizer": name, "lr": None, "schedule": "constant",
-                   "warmup_epochs": 0}
+        run_cfg = {**cfg, "optimizer": name, "lr": None, "schedule": "constant", "warmup_epochs": 0}
         full_batch = name == "lbfgs"
         epochs = (cfg["lbfgs_iterations"] or cfg["epochs"]) if full_batch else cfg["epochs"]
         tx, desc = _optimizer({**run_cfg, "epochs": epochs}, max(n_train // batch, 1))
         start = time.perf_counter()
         history, _ = fit(
-            _model(cfg, ds), tx, train_data, loss=_loss(), epochs=epochs,
-            batch_size=n_train if full_batch else batch, validation_split=split,
-            validation_data=val_data, seed=cfg["seed"], progress=False,
+            _model(cfg, ds),
+            tx,
+            train_data,
+            loss=_loss(),
+            epochs=epochs,
+            batch_size=n_train if full_batch else batch,
+            validation_split=split,
+            validation_data=val_data,
+            seed=cfg["seed"],
+            progress=False,
         )
         elapsed = time.perf_counter() - start
         label = f"{name} (full batch)" if full_batch else name
@@ -466,34 +590,67 @@ def _compare(args: argparse.Namespace) -> int:
             "history": history.to_dict(),
         }
         if not args.no_progress:
-            print(f"{label:>20}: val_accuracy {runs[label]['val_accuracy']:.4f}  "
-                  f"({elapsed:.1f} s)", flush=True)
+            print(
+                f"{label:>20}: val_accuracy {runs[label]['val_accuracy']:.4f}  ({elapsed:.1f} s)",
+                flush=True,
+            )
     what = "validation split" if split else "test split"
     table = _table(runs)
-    print(f"\n{ds.name}: MLP {ds.num_features}-{'-'.join(map(str, cfg['hidden']))}-"
-          f"{ds.num_classes} ({cfg['activation']}, {cfg['init']}), {cfg['epochs']} epochs, "
-          f"batch {batch}, seed {cfg['seed']}; validation = {what}")
+    print(
+        f"\n{ds.name}: MLP {ds.num_features}-{'-'.join(map(str, cfg['hidden']))}-"
+        f"{ds.num_classes} ({cfg['activation']}, {cfg['init']}), {cfg['epochs']} epochs, "
+        f"batch {batch}, seed {cfg['seed']}; validation = {what}"
+    )
     print(table)
-    _plot(histories, out / "compare.png",
-          f"{ds.name}: optimizers on one MLP ({cfg['epochs']} epochs, batch {batch})")
+    _plot(
+        histories,
+        out / "compare.png",
+        f"{ds.name}: optimizers on one MLP ({cfg['epochs']} epochs, batch {batch})",
+    )
     (out / "compare.json").write_text(json.dumps({"config": cfg, "runs": runs}, indent=1))
     print(f"wrote {out / 'compare.png'} and {out / 'compare.json'}")
     return 0
 
 
 def _table(runs: dict[str, Any]) -> str:
-    head = ("optimizer", "train loss", "train acc", "val loss", "val acc", "best epoch",
-            "time s", "steps/s")
-    rows = [(name, f"{r['train_loss']:.4f}", f"{r['train_accuracy']:.4f}",
-             f"{r['val_loss']:.4f}", f"{r['val_accuracy']:.4f}", str(r["best_epoch"]),
-             f"{r['seconds']:.1f}", f"{r['steps_per_second']:.0f}") for name, r in runs.items()]
+    head = (
+        "optimizer",
+        "train loss",
+        "train acc",
+        "val loss",
+        "val acc",
+        "best epoch",
+        "time s",
+        "steps/s",
+    )
+    rows = [
+        (
+            name,
+            f"{r['train_loss']:.4f}",
+            f"{r['train_accuracy']:.4f}",
+            f"{r['val_loss']:.4f}",
+            f"{r['val_accuracy']:.4f}",
+            str(r["best_epoch"]),
+            f"{r['seconds']:.1f}",
+            f"{r['steps_per_second']:.0f}",
+        )
+        for name, r in runs.items()
+    ]
     widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
-    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in
-                       enumerate(zip(head, widths, strict=True)))]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(head, widths, strict=True))
+        )
+    ]
     lines.append("  ".join("-" * w for w in widths))
     for row in rows:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                               enumerate(zip(row, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
     return "\n".join(lines)
 
 

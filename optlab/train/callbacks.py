@@ -101,9 +101,16 @@ class EarlyStopping(Callback):
         callback did not stop the run).
     """
 
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
-                 mode: str = "auto", baseline: float | None = None, start_from_epoch: int = 0,
-                 restore_best_weights: bool = True):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        start_from_epoch: int = 0,
+        restore_best_weights: bool = True,
+    ):
         check_nonnegative("EarlyStopping", "min_delta", min_delta)
         check_int_at_least("EarlyStopping", "patience", patience, 0)
         check_int_at_least("EarlyStopping", "start_from_epoch", start_from_epoch, 0)
@@ -159,8 +166,13 @@ class EarlyStopping(Callback):
             loop.state = loop.state.replace(params=params, model_state=model_state)
 
     def get_state(self) -> dict[str, Any]:
-        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best": self.best,
-                "best_epoch": self.best_epoch, "has_weights": self.best_weights is not None}
+        return {
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "has_weights": self.best_weights is not None,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.wait = int(state["wait"])
@@ -202,9 +214,16 @@ class ReduceLROnPlateau(Callback):
       min_lr: lower bound of the learning rate.
     """
 
-    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
-                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0,
-                 min_lr: float = 0.0):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ):
         check_in_range("ReduceLROnPlateau", "factor", factor, 0.0, 1.0, low_closed=False)
         check_int_at_least("ReduceLROnPlateau", "patience", patience, 0)
         check_nonnegative("ReduceLROnPlateau", "min_delta", min_delta)
@@ -291,9 +310,15 @@ class ModelCheckpoint(Callback):
       max_to_keep: keep only the last ``k`` checkpoints (None keeps all).
     """
 
-    def __init__(self, directory: str | os.PathLike, monitor: str = "val_loss",
-                 mode: str = "auto", save_best_only: bool = False, every_n_epochs: int = 1,
-                 max_to_keep: int | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        save_best_only: bool = False,
+        every_n_epochs: int = 1,
+        max_to_keep: int | None = None,
+    ):
         check_int_at_least("ModelCheckpoint", "every_n_epochs", every_n_epochs, 1)
         if max_to_keep is not None:
             check_int_at_least("ModelCheckpoint", "max_to_keep", max_to_keep, 1)
@@ -319,8 +344,9 @@ class ModelCheckpoint(Callback):
         current = _monitored("ModelCheckpoint", self.monitor, logs)
         if math.isnan(current):
             return False
-        better = self.best is None or (current < self.best if self.mode == "min"
-                                       else current > self.best)
+        better = self.best is None or (
+            current < self.best if self.mode == "min" else current > self.best
+        )
         if better:
             self.best = current
         return better
@@ -373,8 +399,9 @@ class CSVLogger(Callback):
             if self._keys is None:
                 self._keys = list(logs)
                 writer.writerow(["epoch", *self._keys])
-            writer.writerow([epoch, *(repr(float(logs[k])) if k in logs else "" for k in
-                                      self._keys)])
+            writer.writerow(
+                [epoch, *(repr(float(logs[k])) if k in logs else "" for k in self._keys)]
+            )
 
 
 class LambdaCallback(Callback):
@@ -387,10 +414,13 @@ class LambdaCallback(Callback):
       on_train_end: ``f()``.
     """
 
-    def __init__(self, on_epoch_begin: Callable[[int], Any] | None = None,
-                 on_epoch_end: Callable[[int, dict[str, float]], Any] | None = None,
-                 on_train_begin: Callable[[], Any] | None = None,
-                 on_train_end: Callable[[], Any] | None = None):
+    def __init__(
+        self,
+        on_epoch_begin: Callable[[int], Any] | None = None,
+        on_epoch_end: Callable[[int, dict[str, float]], Any] | None = None,
+        on_train_begin: Callable[[], Any] | None = None,
+        on_train_end: Callable[[], Any] | None = None,
+    ):
         self._begin, self._end = on_epoch_begin, on_epoch_end
         self._train_begin, self._train_end = on_train_begin, on_train_end
 

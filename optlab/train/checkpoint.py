@@ -34,8 +34,7 @@ def _is_key(x: Any) -> bool:
 def flatten_arrays(tree: Any) -> dict[str, Any]:
     """The leaves of ``tree`` as ``{"00000": array, ...}`` (PRNG keys as their raw data)."""
     leaves = jax.tree.leaves(tree)
-    return {f"{i:05d}": (jax.random.key_data(x) if _is_key(x) else x)
-            for i, x in enumerate(leaves)}
+    return {f"{i:05d}": (jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
 
 
 def unflatten_arrays(fn: str, flat: Mapping[str, Any], like: Any) -> Any:
@@ -107,8 +106,13 @@ class Checkpointer:
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
-    def save(self, epoch: int, state: TrainState, meta: dict[str, Any] | None = None,
-             extra: Mapping[str, Any] | None = None) -> Path:
+    def save(
+        self,
+        epoch: int,
+        state: TrainState,
+        meta: dict[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Path:
         """Writes the checkpoint of ``epoch`` (replacing one of the same epoch).
 
         Args:
@@ -135,8 +139,9 @@ class Checkpointer:
         self._manager.wait_until_finished()
         return self.directory / str(epoch)
 
-    def restore(self, state: TrainState, epoch: int | None = None
-                ) -> tuple[TrainState, dict[str, Any], dict[str, Any]]:
+    def restore(
+        self, state: TrainState, epoch: int | None = None
+    ) -> tuple[TrainState, dict[str, Any], dict[str, Any]]:
         """Loads a checkpoint into a state shaped like ``state``.
 
         Args:
@@ -166,9 +171,7 @@ class Checkpointer:
             )
         restored = self._manager.restore(
             epoch,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()
-            ),
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()),
         )
         arrays = restored["state"]
         new_state = unflatten_arrays("restore_checkpoint", arrays["state"], state)
@@ -179,8 +182,9 @@ class Checkpointer:
         self._manager.close()
 
 
-def save_checkpoint(directory: str | os.PathLike, epoch: int, state: TrainState,
-                    meta: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    directory: str | os.PathLike, epoch: int, state: TrainState, meta: dict[str, Any] | None = None
+) -> Path:
     """Writes ``state`` (and a JSON ``meta``) as the checkpoint of ``epoch`` in ``directory``.
 
     Returns:
@@ -193,8 +197,9 @@ def save_checkpoint(directory: str | os.PathLike, epoch: int, state: TrainState,
         ckpt.close()
 
 
-def restore_checkpoint(directory: str | os.PathLike, state: TrainState,
-                       epoch: int | None = None) -> tuple[TrainState, dict[str, Any]]:
+def restore_checkpoint(
+    directory: str | os.PathLike, state: TrainState, epoch: int | None = None
+) -> tuple[TrainState, dict[str, Any]]:
     """Loads the latest complete (or the given) checkpoint into a state shaped like ``state``.
 
     Returns:

@@ -48,8 +48,10 @@ def _steps(loss: Callable, metrics: Sequence[str | MetricFn] | None) -> tuple[Ca
     except TypeError:
         return make_train_step(loss, metrics=metrics), make_eval_step(loss, metrics=metrics)
     if key not in _STEP_CACHE:
-        _STEP_CACHE[key] = (make_train_step(loss, metrics=metrics),
-                            make_eval_step(loss, metrics=metrics))
+        _STEP_CACHE[key] = (
+            make_train_step(loss, metrics=metrics),
+            make_eval_step(loss, metrics=metrics),
+        )
     return _STEP_CACHE[key]
 
 
@@ -82,8 +84,16 @@ class FitLoop:
       callbacks: the callbacks, in the order they are called.
     """
 
-    def __init__(self, state: TrainState, *, epochs: int, seed: int, callbacks: list[Callback],
-                 batch_size: int, tx_metric: str | None):
+    def __init__(
+        self,
+        state: TrainState,
+        *,
+        epochs: int,
+        seed: int,
+        callbacks: list[Callback],
+        batch_size: int,
+        tx_metric: str | None,
+    ):
         self.state = state
         self.epochs = epochs
         self.seed = seed
@@ -114,16 +124,20 @@ class FitLoop:
             "tx_metric": self.tx_metric,
             "tx_metric_value": self.tx_metric_value,
             "history": self.history.to_dict(),
-            "callbacks": {k: cb.get_state() for k, cb in
-                          zip(self._callback_keys(), self.callbacks, strict=True)},
+            "callbacks": {
+                k: cb.get_state()
+                for k, cb in zip(self._callback_keys(), self.callbacks, strict=True)
+            },
         }
 
     def save_checkpoint(self, checkpointer: Checkpointer, completed_epochs: int) -> None:
         """Writes the whole run (state, history, callbacks' state) as one checkpoint."""
-        extra = {k: cb.get_arrays() for k, cb in
-                 zip(self._callback_keys(), self.callbacks, strict=True)}
-        checkpointer.save(completed_epochs, self.state, self.checkpoint_meta(completed_epochs),
-                          extra)
+        extra = {
+            k: cb.get_arrays() for k, cb in zip(self._callback_keys(), self.callbacks, strict=True)
+        }
+        checkpointer.save(
+            completed_epochs, self.state, self.checkpoint_meta(completed_epochs), extra
+        )
 
     def restore(self, directory: str | os.PathLike) -> int:
         """Loads the latest complete checkpoint of ``directory``; returns the completed epochs."""
@@ -280,10 +294,17 @@ def fit(
 
     step_fn, eval_fn = _steps(loss, metrics)
     state = TrainState.create(model, tx, seed=seed)
-    ordered = ([cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
-               + [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)])
-    loop = FitLoop(state, epochs=epochs, seed=seed, callbacks=ordered, batch_size=batch_size,
-                   tx_metric=tx_metric)
+    ordered = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)] + [
+        cb for cb in callbacks if isinstance(cb, ModelCheckpoint)
+    ]
+    loop = FitLoop(
+        state,
+        epochs=epochs,
+        seed=seed,
+        callbacks=ordered,
+        batch_size=batch_size,
+        tx_metric=tx_metric,
+    )
     initial_epoch = loop.restore(resume_from) if resume_from is not None else 0
     data_key = jax.random.key(loop.seed)
 
@@ -305,11 +326,16 @@ def fit(
         for epoch in range(initial_epoch, epochs):
             for cb in ordered:
                 cb.on_epoch_begin(loop, epoch)
-            metric = (None if tx_metric is None
-                      else jnp.asarray(loop.tx_metric_value, jnp.float32))
+            metric = None if tx_metric is None else jnp.asarray(loop.tx_metric_value, jnp.float32)
             start = time.perf_counter()
             loop.state, train_logs = _shuffled_epoch(
-                step_fn, loop.state, x, y, data_key, jnp.asarray(epoch, jnp.int32), metric,
+                step_fn,
+                loop.state,
+                x,
+                y,
+                data_key,
+                jnp.asarray(epoch, jnp.int32),
+                metric,
                 batch_size=batch_size,
             )
             logs = {k: float(v) for k, v in jax.device_get(train_logs).items()}

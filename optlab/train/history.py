@@ -33,8 +33,9 @@ class History:
       [0.5, 0.25] (1, 0.4)
     """
 
-    def __init__(self, history: dict[str, list[float]] | None = None,
-                 epoch: list[int] | None = None):
+    def __init__(
+        self, history: dict[str, list[float]] | None = None, epoch: list[int] | None = None
+    ):
         self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
         self.epoch: list[int] = list(epoch or [])
         self.state: Any = None
@@ -78,17 +79,23 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"epoch": [...], key: [...]}``, JSON-able (NaN written as null)."""
+
         def clean(v):
             return v if math.isfinite(v) else None
 
-        return {"epoch": list(self.epoch),
-                **{k: [clean(v) for v in vs] for k, vs in self.history.items()}}
+        return {
+            "epoch": list(self.epoch),
+            **{k: [clean(v) for v in vs] for k, vs in self.history.items()},
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> History:
         """The inverse of :meth:`to_dict`."""
-        hist = {k: [math.nan if v is None else float(v) for v in vs]
-                for k, vs in d.items() if k != "epoch"}
+        hist = {
+            k: [math.nan if v is None else float(v) for v in vs]
+            for k, vs in d.items()
+            if k != "epoch"
+        }
         return cls(hist, d.get("epoch", []))
 
     def save_json(self, path: str | os.PathLike) -> None:

@@ -54,21 +54,26 @@ class Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self._bar = Progress(
-            TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
+            TextColumn("epoch"),
+            MofNCompleteColumn(),
+            BarColumn(),
             TextColumn("{task.fields[logs]}"),
-            console=Console(file=self.stream), transient=False,
+            console=Console(file=self.stream),
+            transient=False,
         )
         self._bar.start()
-        self._task = self._bar.add_task("fit", total=self.epochs, completed=initial_epoch,
-                                        logs="")
+        self._task = self._bar.add_task("fit", total=self.epochs, completed=initial_epoch, logs="")
 
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """Reports one finished epoch (0-based)."""
         mode = self.mode
         if mode == "plain":
             width = len(str(self.epochs))
-            print(f"epoch {epoch + 1:>{width}}/{self.epochs}  {format_logs(logs)}",
-                  file=self.stream, flush=True)
+            print(
+                f"epoch {epoch + 1:>{width}}/{self.epochs}  {format_logs(logs)}",
+                file=self.stream,
+                flush=True,
+            )
         elif mode == "rich" and self._bar is not None:
             self._bar.update(self._task, completed=epoch + 1, logs=format_logs(logs))
 

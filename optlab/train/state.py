@@ -47,8 +47,9 @@ class ModeApply:
         self.train_graphdef = train_graphdef
         self.eval_graphdef = eval_graphdef
 
-    def __call__(self, params: Any, state: Any, x: Any, *, train: bool,
-                 rng: jax.Array | None = None) -> tuple[jax.Array, Any]:
+    def __call__(
+        self, params: Any, state: Any, x: Any, *, train: bool, rng: jax.Array | None = None
+    ) -> tuple[jax.Array, Any]:
         del rng
         model = nnx.merge(self.train_graphdef if train else self.eval_graphdef, params, state)
         out = model(x)
@@ -64,8 +65,11 @@ class ModeApply:
         return hash((self.train_graphdef, self.eval_graphdef))
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, ModeApply) and self.train_graphdef == other.train_graphdef
-                and self.eval_graphdef == other.eval_graphdef)
+        return (
+            isinstance(other, ModeApply)
+            and self.train_graphdef == other.train_graphdef
+            and self.eval_graphdef == other.eval_graphdef
+        )
 
 
 def _takes_train_and_rng(model: nnx.Module) -> bool:

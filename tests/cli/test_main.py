@@ -37,13 +37,28 @@ def test_train_then_resume(tmp_path, capsys):
 
 def test_compare_writes_table_png_and_json(tmp_path, capsys):
     out = tmp_path / "cmp"
-    code = main(["compare", "--optimizers", "sgd,lbfgs", "--epochs", "2", "--output",
-                 str(out), *SMALL])
+    code = main(
+        ["compare", "--optimizers", "sgd,lbfgs", "--epochs", "2", "--output", str(out), *SMALL]
+    )
     assert code == 0
     text = capsys.readouterr().out
     header = next(line for line in text.splitlines() if line.startswith("optimizer"))
-    assert header.split() == ["optimizer", "train", "loss", "train", "acc", "val", "loss", "val",
-                              "acc", "best", "epoch", "time", "s", "steps/s"]
+    assert header.split() == [
+        "optimizer",
+        "train",
+        "loss",
+        "train",
+        "acc",
+        "val",
+        "loss",
+        "val",
+        "acc",
+        "best",
+        "epoch",
+        "time",
+        "s",
+        "steps/s",
+    ]
     result = json.loads((out / "compare.json").read_text())
     assert list(result["runs"]) == ["sgd", "lbfgs (full batch)"]
     png = (out / "compare.png").read_bytes()
@@ -72,18 +87,23 @@ def test_help_documents_every_option():
     "argv, expected",
     [
         pytest.param(["train", "--optimizer", "adamm"], "did you mean adam", id="optimizer"),
-        pytest.param(["compare", "--optimizers", "sgd,rmsprp"], "did you mean rmsprop",
-                     id="compare-optimizer"),
+        pytest.param(
+            ["compare", "--optimizers", "sgd,rmsprp"],
+            "did you mean rmsprop",
+            id="compare-optimizer",
+        ),
         pytest.param(["train", "--activation", "rellu"], "did you mean relu", id="activation"),
         pytest.param(["train", "--lr", "-0.1"], "learning rate must be >= 0", id="negative-lr"),
         pytest.param(["train", "--lr", "fast"], "learning rate must be a number", id="text-lr"),
-        pytest.param(["train", "--dataset", "fashion_mnist"], "apt-get install",
-                     id="missing-dataset"),
+        pytest.param(
+            ["train", "--dataset", "fashion_mnist"], "apt-get install", id="missing-dataset"
+        ),
         pytest.param(["train", "--dataset", "digitz"], "did you mean digits", id="dataset"),
         pytest.param(["train", "--epochs", "0"], "epochs must be >= 1", id="epochs"),
         pytest.param(["train", "--bogus"], "unrecognized arguments: --bogus", id="argparse"),
-        pytest.param(["train", "--resume", "/nonexistent/run"], "no readable config.json",
-                     id="resume"),
+        pytest.param(
+            ["train", "--resume", "/nonexistent/run"], "no readable config.json", id="resume"
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(argv, expected, capsys, tmp_path):
@@ -105,9 +125,21 @@ def test_unwritable_output_directory(tmp_path, capsys):
 def test_the_installed_command_fails_with_one_line_and_no_traceback(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
-        [sys.executable, "-m", "optlab.cli.main", "train", "--optimizer", "adamm",
-         "--output", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "optlab.cli.main",
+            "train",
+            "--optimizer",
+            "adamm",
+            "--output",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stdout == ""
@@ -119,10 +151,34 @@ def test_train_options_reach_the_optimizer(tmp_path):
     """Schedule with warmup, clipping, weight decay, norm and dropout: the logged learning rate
     follows linear warmup then cosine decay, written out here."""
     run = tmp_path / "run"
-    argv = ["train", "--optimizer", "nesterov", "--lr", "0.05", "--schedule", "cosine",
-            "--warmup-epochs", "1", "--clip-norm", "1.0", "--weight-decay", "1e-4",
-            "--norm", "batch", "--dropout", "0.1", "--activation", "tanh", "--epochs", "3",
-            "--early-stopping", "5", "--output", str(run), *SMALL]
+    argv = [
+        "train",
+        "--optimizer",
+        "nesterov",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "cosine",
+        "--warmup-epochs",
+        "1",
+        "--clip-norm",
+        "1.0",
+        "--weight-decay",
+        "1e-4",
+        "--norm",
+        "batch",
+        "--dropout",
+        "0.1",
+        "--activation",
+        "tanh",
+        "--epochs",
+        "3",
+        "--early-stopping",
+        "5",
+        "--output",
+        str(run),
+        *SMALL,
+    ]
     assert main(argv) == 0
     history = json.loads((run / "history.json").read_text())
     spe = 1437 // 64  # digits' training rows per batch of 64

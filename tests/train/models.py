@@ -11,8 +11,16 @@ from flax import nnx
 class Tiny(nnx.Module):
     """A plain nnx MLP (mode by flags): Linear -> BatchNorm -> relu -> Dropout -> Linear."""
 
-    def __init__(self, din: int = 4, hidden: int = 8, dout: int = 3, *, dropout: float = 0.0,
-                 batchnorm: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        din: int = 4,
+        hidden: int = 8,
+        dout: int = 3,
+        *,
+        dropout: float = 0.0,
+        batchnorm: bool = False,
+        seed: int = 0,
+    ):
         rngs = nnx.Rngs(seed)
         self.l1 = nnx.Linear(din, hidden, rngs=rngs)
         self.bn = nnx.BatchNorm(hidden, rngs=rngs) if batchnorm else None

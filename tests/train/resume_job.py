@@ -20,14 +20,15 @@ EPOCHS = 6
 
 def make_tx():
     """Clipping, then SGD with momentum on an exponentially decaying schedule."""
-    return ol.chain(ol.clip_by_global_norm(1.0), ol.sgd(lambda n: 0.2 * 0.98 ** n, momentum=0.9))
+    return ol.chain(ol.clip_by_global_norm(1.0), ol.sgd(lambda n: 0.2 * 0.98**n, momentum=0.9))
 
 
 def make_callbacks(checkpoint_dir=None):
     """Callbacks whose state must survive the restart."""
-    cbs = [ol.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1),
-           ol.callbacks.EarlyStopping(monitor="val_loss", patience=100,
-                                      restore_best_weights=True)]
+    cbs = [
+        ol.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1),
+        ol.callbacks.EarlyStopping(monitor="val_loss", patience=100, restore_best_weights=True),
+    ]
     if checkpoint_dir is not None:
         cbs.append(ol.callbacks.ModelCheckpoint(checkpoint_dir, max_to_keep=2))
     return cbs
@@ -37,15 +38,24 @@ def run(epochs, checkpoint_dir=None, resume_from=None):
     """Trains a dropout MLP on blobs; returns ``(history, flat parameters)``."""
     model = Tiny(dropout=0.3, batchnorm=True, seed=1)
     history, model = ol.fit(
-        model, make_tx(), blobs(120, seed=2), loss=xent, epochs=epochs, batch_size=16,
-        validation_split=0.2, callbacks=make_callbacks(checkpoint_dir), seed=7,
-        progress=False, resume_from=resume_from,
+        model,
+        make_tx(),
+        blobs(120, seed=2),
+        loss=xent,
+        epochs=epochs,
+        batch_size=16,
+        validation_split=0.2,
+        callbacks=make_callbacks(checkpoint_dir),
+        seed=7,
+        progress=False,
+        resume_from=resume_from,
     )
     from flax import nnx
 
     leaves = jax.tree.leaves(nnx.to_pure_dict(nnx.state(model)))
-    return history, [np.asarray(x) for x in leaves if not jax.dtypes.issubdtype(
-        x.dtype, jax.dtypes.prng_key)]
+    return history, [
+        np.asarray(x) for x in leaves if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+    ]
 
 
 def main(argv):

@@ -52,16 +52,28 @@ def _drive(callback, values, key="val_loss", extra=None):
     [
         pytest.param({"patience": 2}, [1.0, 0.9, 0.95, 0.93, 0.8], 3, 1, id="patience-2"),
         pytest.param({"patience": 0}, [1.0, 1.1], 1, 0, id="patience-0"),
-        pytest.param({"patience": 1, "min_delta": 0.1}, [1.0, 0.95, 0.85], 1, 0,
-                     id="min-delta-hides-small-gains"),
-        pytest.param({"patience": 1, "mode": "max", "monitor": "val_accuracy"},
-                     [0.5, 0.6, 0.6], 2, 1, id="max-mode-ties-do-not-count"),
+        pytest.param(
+            {"patience": 1, "min_delta": 0.1},
+            [1.0, 0.95, 0.85],
+            1,
+            0,
+            id="min-delta-hides-small-gains",
+        ),
+        pytest.param(
+            {"patience": 1, "mode": "max", "monitor": "val_accuracy"},
+            [0.5, 0.6, 0.6],
+            2,
+            1,
+            id="max-mode-ties-do-not-count",
+        ),
         # An improvement returns before the stop check, so the count passes patience while
         # the values improve without beating the baseline; it resets when 0.4 beats it.
-        pytest.param({"patience": 2, "baseline": 0.5}, [0.9, 0.8, 0.7, 0.4, 0.45, 0.44], 5, 3,
-                     id="baseline"),
-        pytest.param({"patience": 1, "start_from_epoch": 3}, [1.0, 2.0, 3.0, 4.0, 5.0], 4, 3,
-                     id="warm-up"),
+        pytest.param(
+            {"patience": 2, "baseline": 0.5}, [0.9, 0.8, 0.7, 0.4, 0.45, 0.44], 5, 3, id="baseline"
+        ),
+        pytest.param(
+            {"patience": 1, "start_from_epoch": 3}, [1.0, 2.0, 3.0, 4.0, 5.0], 4, 3, id="warm-up"
+        ),
         pytest.param({"patience": 1}, [-1.0, -2.0, -3.0], None, 2, id="negative-values"),
     ],
 )
@@ -89,7 +101,8 @@ def test_reduce_lr_on_plateau_keras_rule():
     # e0 best; e1 w1; e2 w2 -> 0.05, cc 1; e3 cc 0, w0 then w1; e4 w2 -> 0.025, cc 1;
     # e5 cc 0, w1; e6 w2 -> 0.0125; e7 cc 0, w1; e8 improves.
     np.testing.assert_allclose(
-        lrs, [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.0125], rtol=1e-6)
+        lrs, [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.0125], rtol=1e-6
+    )
     cb2 = ReduceLROnPlateau(factor=0.1, patience=0, min_lr=0.02)
     loop2 = FakeLoop()
     cb2.on_train_begin(loop2)
@@ -109,14 +122,21 @@ def test_terminate_on_nan_and_missing_monitor():
 @pytest.mark.parametrize(
     "cls, kwargs, match",
     [
-        pytest.param(EarlyStopping, {"patience": -1}, "patience must be an integer >= 0",
-                     id="es-patience"),
-        pytest.param(EarlyStopping, {"mode": "best"}, "mode must be 'auto', 'min' or 'max'",
-                     id="es-mode"),
-        pytest.param(ReduceLROnPlateau, {"factor": 1.0}, r"factor must be in \(0, 1\)",
-                     id="plateau-factor"),
-        pytest.param(ModelCheckpoint, {"directory": "x", "every_n_epochs": 0},
-                     "every_n_epochs must be an integer >= 1", id="ckpt-every"),
+        pytest.param(
+            EarlyStopping, {"patience": -1}, "patience must be an integer >= 0", id="es-patience"
+        ),
+        pytest.param(
+            EarlyStopping, {"mode": "best"}, "mode must be 'auto', 'min' or 'max'", id="es-mode"
+        ),
+        pytest.param(
+            ReduceLROnPlateau, {"factor": 1.0}, r"factor must be in \(0, 1\)", id="plateau-factor"
+        ),
+        pytest.param(
+            ModelCheckpoint,
+            {"directory": "x", "every_n_epochs": 0},
+            "every_n_epochs must be an integer >= 1",
+            id="ckpt-every",
+        ),
     ],
 )
 def test_bad_callback_arguments(cls, kwargs, match):
@@ -139,19 +159,30 @@ def _params(model):
     return nnx.to_pure_dict(nnx.state(model, nnx.Param))
 
 
-@pytest.mark.parametrize("patience", [pytest.param(1, id="stopped-early"),
-                                      pytest.param(100, id="ran-all-epochs")])
+@pytest.mark.parametrize(
+    "patience", [pytest.param(1, id="stopped-early"), pytest.param(100, id="ran-all-epochs")]
+)
 def test_restore_best_weights_however_training_ends(patience):
     x, y = blobs(96, seed=5)
     snap, seen = _snapshots()
     es = EarlyStopping(monitor="val_accuracy", patience=patience)
     # A large rate makes validation accuracy noisy, so the best epoch is rarely the last.
-    history, model = ol.fit(Tiny(), ol.sgd(0.8), (x, y), loss=xent, epochs=6, batch_size=8,
-                            validation_split=0.25, callbacks=[es, snap], progress=False)
+    history, model = ol.fit(
+        Tiny(),
+        ol.sgd(0.8),
+        (x, y),
+        loss=xent,
+        epochs=6,
+        batch_size=8,
+        validation_split=0.25,
+        callbacks=[es, snap],
+        progress=False,
+    )
     best_epoch, _ = history.best("val_accuracy")
     assert es.best_epoch == best_epoch
-    for a, b in zip(jax.tree.leaves(_params(model)), jax.tree.leaves(seen[best_epoch]),
-                    strict=True):
+    for a, b in zip(
+        jax.tree.leaves(_params(model)), jax.tree.leaves(seen[best_epoch]), strict=True
+    ):
         np.testing.assert_array_equal(np.asarray(a), b)
     if patience == 100:
         assert len(history) == 6 and es.stopped_epoch == 0
@@ -164,8 +195,16 @@ def test_plateau_and_loggers_inside_fit(tmp_path):
         CSVLogger(tmp_path / "log.csv"),
         LambdaCallback(on_epoch_end=lambda epoch, logs: rows.append((epoch, logs["loss"]))),
     ]
-    history, _ = ol.fit(Tiny(), ol.sgd(0.1), blobs(64), loss=xent, epochs=3, batch_size=16,
-                        callbacks=cbs, progress=False)
+    history, _ = ol.fit(
+        Tiny(),
+        ol.sgd(0.1),
+        blobs(64),
+        loss=xent,
+        epochs=3,
+        batch_size=16,
+        callbacks=cbs,
+        progress=False,
+    )
     # min_delta=10: only the first epoch improves (on best=inf); the rate halves after each
     # later epoch, and an epoch logs the rate it trained with.
     np.testing.assert_allclose(history["learning_rate"], [0.1, 0.1, 0.05], rtol=1e-6)
@@ -183,8 +222,17 @@ def test_model_checkpoint_schedules(tmp_path):
     every = ModelCheckpoint(tmp_path / "every", every_n_epochs=2)
     last = ModelCheckpoint(tmp_path / "last", max_to_keep=1)
     best = ModelCheckpoint(tmp_path / "best", monitor="val_loss", save_best_only=True)
-    history, _ = ol.fit(Tiny(), TX, (x, y), loss=xent, epochs=4, batch_size=16,
-                        validation_split=0.25, callbacks=[every, last, best], progress=False)
+    history, _ = ol.fit(
+        Tiny(),
+        TX,
+        (x, y),
+        loss=xent,
+        epochs=4,
+        batch_size=16,
+        validation_split=0.25,
+        callbacks=[every, last, best],
+        progress=False,
+    )
     assert complete_epochs(tmp_path / "every") == [2, 4]
     assert complete_epochs(tmp_path / "last") == [4]
     val = history["val_loss"]
@@ -195,7 +243,17 @@ def test_model_checkpoint_schedules(tmp_path):
     restored, meta = ol.train.restore_checkpoint(tmp_path / "last", state)
     assert meta["epoch"] == 4 and int(restored.step) == 4 * 3
     assert jnp.isfinite(restored.params["l1"]["kernel"]).all()
-    with pytest.raises(ValueError, match="was written with batch_size=16, but this call has "
-                                         "batch_size=8"):
-        ol.fit(Tiny(), TX, (x, y), loss=xent, epochs=5, batch_size=8, validation_split=0.25,
-               progress=False, resume_from=tmp_path / "last")
+    with pytest.raises(
+        ValueError, match="was written with batch_size=16, but this call has batch_size=8"
+    ):
+        ol.fit(
+            Tiny(),
+            TX,
+            (x, y),
+            loss=xent,
+            epochs=5,
+            batch_size=8,
+            validation_split=0.25,
+            progress=False,
+            resume_from=tmp_path / "last",
+        )

@@ -35,8 +35,16 @@ def test_same_seed_same_history_bitwise_other_seed_differs():
     for a, b in zip(jax.tree.leaves(_params(m1)), jax.tree.leaves(_params(m2)), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert h1["loss"] != h3["loss"]  # the data order follows the seed
-    assert set(h1.keys()) >= {"loss", "accuracy", "val_loss", "val_accuracy", "grad_norm",
-                              "learning_rate", "time", "steps_per_second"}
+    assert set(h1.keys()) >= {
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "grad_norm",
+        "learning_rate",
+        "time",
+        "steps_per_second",
+    }
 
 
 def test_epochs_follow_epoch_permutation_and_validation_is_the_tail():
@@ -88,8 +96,13 @@ def test_tx_metric_passes_the_previous_validation_value():
 
     x, y = DATA
     val = (x[:32], y[:32])
-    history, _ = _fit(tx=_metric_recorder(), data=(x[32:], y[32:]), validation_data=val,
-                          tx_metric="val_loss", callbacks=[Spy()])
+    history, _ = _fit(
+        tx=_metric_recorder(),
+        data=(x[32:], y[32:]),
+        validation_data=val,
+        tx_metric="val_loss",
+        callbacks=[Spy()],
+    )
     untrained = ol.make_eval_step(xent)
     state0 = ol.TrainState.create(Tiny(), ol.identity())
     first = float(jax.jit(untrained)(state0, (jnp.asarray(val[0]), jnp.asarray(val[1])))["loss"])
@@ -132,22 +145,48 @@ def test_fit_updates_the_model_in_place_and_accepts_a_dataset():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        pytest.param({"epochs": -1}, ValueError, "fit: epochs must be an integer >= 0",
-                     id="negative-epochs"),
-        pytest.param({"batch_size": 0}, ValueError, "fit: batch_size must be an integer >= 1",
-                     id="zero-batch"),
-        pytest.param({"validation_split": 1.0}, ValueError, r"validation_split must be in \[0, 1\)",
-                     id="split-one"),
-        pytest.param({"validation_split": 0.2, "validation_data": DATA}, ValueError,
-                     "validation_split or validation_data, not both", id="both-validations"),
-        pytest.param({"data": (np.zeros((3, 4)), np.zeros(2))}, ValueError,
-                     "as many rows in x as in y", id="ragged-data"),
-        pytest.param({"data": np.zeros((3, 4))}, ValueError, r"must be a pair \(x, y\)",
-                     id="not-a-pair"),
-        pytest.param({"tx_metric": "val_loss"}, ValueError, "needs validation data",
-                     id="tx-metric-without-validation"),
-        pytest.param({"callbacks": [print]}, TypeError, "callbacks must be optlab Callback",
-                     id="bad-callback"),
+        pytest.param(
+            {"epochs": -1}, ValueError, "fit: epochs must be an integer >= 0", id="negative-epochs"
+        ),
+        pytest.param(
+            {"batch_size": 0},
+            ValueError,
+            "fit: batch_size must be an integer >= 1",
+            id="zero-batch",
+        ),
+        pytest.param(
+            {"validation_split": 1.0},
+            ValueError,
+            r"validation_split must be in \[0, 1\)",
+            id="split-one",
+        ),
+        pytest.param(
+            {"validation_split": 0.2, "validation_data": DATA},
+            ValueError,
+            "validation_split or validation_data, not both",
+            id="both-validations",
+        ),
+        pytest.param(
+            {"data": (np.zeros((3, 4)), np.zeros(2))},
+            ValueError,
+            "as many rows in x as in y",
+            id="ragged-data",
+        ),
+        pytest.param(
+            {"data": np.zeros((3, 4))}, ValueError, r"must be a pair \(x, y\)", id="not-a-pair"
+        ),
+        pytest.param(
+            {"tx_metric": "val_loss"},
+            ValueError,
+            "needs validation data",
+            id="tx-metric-without-validation",
+        ),
+        pytest.param(
+            {"callbacks": [print]},
+            TypeError,
+            "callbacks must be optlab Callback",
+            id="bad-callback",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -161,19 +200,23 @@ def test_reduce_on_plateau_controller_gets_the_validation_loss_once_per_epoch():
     same scale."""
     x, y = DATA
     steps = 64 // 16
-    controller = ol.reduce_on_plateau(factor=0.5, patience=0, accumulation_size=steps,
-                                      monitor="metric")
+    controller = ol.reduce_on_plateau(
+        factor=0.5, patience=0, accumulation_size=steps, monitor="metric"
+    )
     tx = ol.chain(ol.sgd(0.05), controller)
     val = (x[64:], y[64:])
-    history, _ = _fit(tx=tx, data=(x[:64], y[:64]), validation_data=val, epochs=4,
-                      tx_metric="val_loss")
+    history, _ = _fit(
+        tx=tx, data=(x[:64], y[:64]), validation_data=val, epochs=4, tx_metric="val_loss"
+    )
     state0 = ol.TrainState.create(Tiny(), ol.identity())
-    first = float(jax.jit(ol.make_eval_step(xent))(
-        state0, (jnp.asarray(val[0]), jnp.asarray(val[1])))["loss"])
+    first = float(
+        jax.jit(ol.make_eval_step(xent))(state0, (jnp.asarray(val[0]), jnp.asarray(val[1])))["loss"]
+    )
     seen = [first, *history["val_loss"][:-1]]
     replay = controller.init(jnp.zeros(1))
     for v in seen:
         for _ in range(steps):
             _, replay = controller.update(jnp.zeros(1), replay, metric=jnp.float32(v))
-    np.testing.assert_allclose(float(ol.get(history.state.opt_state, "scale")),
-                               float(ol.get(replay, "scale")), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(ol.get(history.state.opt_state, "scale")), float(ol.get(replay, "scale")), rtol=1e-6
+    )

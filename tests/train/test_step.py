@@ -104,8 +104,11 @@ def _recording_tx():
     def update(updates, state, params=None, *, value, grad, value_fn, metric=jnp.nan, **kw):
         del state, kw
         check = value_fn(params)  # the batch loss as a function of the parameters
-        rec = _Recorder(jnp.asarray(value - check + value, jnp.float32),
-                        jnp.asarray(metric, jnp.float32), optax.tree.norm(grad))
+        rec = _Recorder(
+            jnp.asarray(value - check + value, jnp.float32),
+            jnp.asarray(metric, jnp.float32),
+            optax.tree.norm(grad),
+        )
         return jax.tree.map(lambda g: -0.1 * g, updates), rec
 
     return ol.GradientTransformation(init, update)
@@ -119,8 +122,9 @@ def test_extra_arguments_reach_the_transformation():
     expected = jnp.mean(xent(_forward(params, jnp.asarray(x)), jnp.asarray(y)))
     np.testing.assert_allclose(float(state.opt_state.value), float(expected), rtol=1e-6)
     np.testing.assert_allclose(float(state.opt_state.metric), 0.75)
-    np.testing.assert_allclose(float(state.opt_state.grad_norm), float(logs["grad_norm"]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        float(state.opt_state.grad_norm), float(logs["grad_norm"]), rtol=1e-6
+    )
 
 
 def test_plain_optax_transformation_without_extra_args():
@@ -141,8 +145,9 @@ def test_lr_scale_multiplies_every_update():
     halved, logs = jax.jit(STEP)(half, (batches[0][0], batches[1][0]))
     delta_full = jax.tree.map(lambda a, b: a - b, full.params, p0)
     delta_half = jax.tree.map(lambda a, b: a - b, halved.params, p0)
-    assert_trees_close(delta_half, jax.tree.map(lambda d: 0.5 * d, delta_full),
-                       rtol=1e-5, atol=1e-7)
+    assert_trees_close(
+        delta_half, jax.tree.map(lambda d: 0.5 * d, delta_full), rtol=1e-5, atol=1e-7
+    )
     np.testing.assert_allclose(float(logs["learning_rate"]), 0.05)
 
 
