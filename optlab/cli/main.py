@@ -81,6 +81,26 @@ def _hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _keyword(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"--opt takes NAME=VALUE, got {text!r}")
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return name, lowered == "true"
+    try:
+        return name, int(value)
+    except ValueError:
+        pass
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--opt {name}: the value must be a number or true/false, got {value!r}"
+        ) from None
+
+
 def _choose(kind: str, name: str, choices: Sequence[str]) -> str:
     """``name`` if it is a choice, else a UsageError with a did-you-mean list."""
     key = name.strip().lower().replace("-", "_")
@@ -206,6 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number("momentum", minimum=0.0),
         default=None,
         help="momentum of sgd/momentum/nesterov/rmsprop",
+    )
+    g.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        type=_keyword,
+        metavar="NAME=VALUE",
+        help="any other keyword of the optimizer's factory, e.g. --opt b1=0.95 --opt eps=1e-7 "
+        "(repeatable; numbers or true/false)",
     )
     g.add_argument(
         "--schedule",
@@ -397,10 +426,24 @@ def _optimizer(cfg: dict[str, Any], steps_per_epoch: int):
         decoupled = decay is not None and "weight_decay" in kwargs
         if decoupled:
             kwargs["weight_decay"] = decay
+        extra = dict(cfg.get("opt") or [])
+        for key, flag in (
+            ("learning_rate", "--lr"),
+            ("momentum", "--momentum"),
+            ("weight_decay", "--weight-decay"),
+        ):
+            if key in extra:
+                raise UsageError(f"--opt {key}=...: use {flag} instead")
+        kwargs.update(extra)
         desc = {"name": name, **{k: v for k, v in kwargs.items()}}
         kwargs["learning_rate"] = _schedule(cfg, kwargs["learning_rate"], steps_per_epoch)
         try:
             parts = [spec.factory(**kwargs)]
+        except TypeError:
+            raise UsageError(
+                f"--opt: {name} does not take {', '.join(sorted(extra))}; see "
+                f"help(optlab.{spec.factory.__name__})"
+            ) from None
         except ValueError as err:
             raise UsageError(str(err)) from None
         if decay and not decoupled:

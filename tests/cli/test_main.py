@@ -93,6 +93,9 @@ def test_help_documents_every_option():
             id="compare-optimizer",
         ),
         pytest.param(["train", "--activation", "rellu"], "did you mean relu", id="activation"),
+        pytest.param(["train", "--opt", "bogus=1"], "adam does not take bogus", id="opt-name"),
+        pytest.param(["train", "--opt", "b1"], "--opt takes NAME=VALUE", id="opt-form"),
+        pytest.param(["train", "--opt", "b1=1.5"], "adam: b1 must be in [0, 1)", id="opt-range"),
         pytest.param(["train", "--lr", "-0.1"], "learning rate must be >= 0", id="negative-lr"),
         pytest.param(["train", "--lr", "fast"], "learning rate must be a number", id="text-lr"),
         pytest.param(
