@@ -1,45 +1,7 @@
 r"""Stochastic gradient descent with heavy-ball or Nesterov momentum.
 
-The seeds write momentum in several equivalent ways; all of them are one optlab optimizer.
-With :math:`g_t = \nabla J(w_t)`, a constant learning rate and zero initial velocity:
-
-========================================================  =================================
-form (seed notation)                                      optlab
-========================================================  =================================
-:math:`v \leftarrow \rho v + g,\; x \leftarrow x - \alpha v`   ``sgd(alpha, momentum=rho)``
-:math:`v \leftarrow \rho v - \alpha g,\; x \leftarrow x + v`   ``sgd(alpha, momentum=rho)``
-:math:`m \leftarrow \beta m + \eta g,\; w \leftarrow w - m`    ``sgd(eta, momentum=beta)``
-:math:`V \leftarrow \beta V + (1-\beta)\alpha g,\; W \leftarrow W - V`
-                                                          ``sgd((1 - beta) * alpha,
-                                                          momentum=beta)``
-========================================================  =================================
-
-The velocities differ only by a constant factor (:math:`m = \eta v`, :math:`V = (1-\beta)\alpha
-v`), so the parameter sequences coincide. They stop coinciding when the learning rate changes
-over time: optlab (like optax and PyTorch) keeps the raw trace :math:`v` of gradients and
-multiplies it by the *current* :math:`\alpha_t`, while the :math:`m` form bakes each step's
-:math:`\eta_t` into the velocity.
-
-Nesterov momentum is written two ways. The look-ahead form evaluates the gradient where the
-velocity is about to take the parameters,
-
-.. math::
-
-    v_{t+1} = \rho v_t - \alpha \nabla J(x_t + \rho v_t), \qquad x_{t+1} = x_t + v_{t+1},
-
-and the change of variables :math:`\tilde x_t = x_t + \rho v_t` turns it into the practical form
-that needs only the gradient at the current iterate,
-
-.. math::
-
-    v_{t+1} = \rho v_t - \alpha \nabla J(\tilde x_t), \qquad
-    \tilde x_{t+1} = \tilde x_t + v_{t+1} + \rho (v_{t+1} - v_t),
-
-which is ``sgd(alpha, momentum=rho, nesterov=True)``: with :math:`m = -v/\alpha`, the step is
-:math:`-\alpha(g_t + \rho m_t)`. optlab's iterates are the look-ahead points :math:`\tilde x_t`
-(equivalently the form :math:`V_t = \beta V_{t-1} + \alpha g,\; W_t = W_{t-1} - \beta V_t -
-\alpha g`). The rule :math:`\rho_k = \alpha\nabla J(W_k) + \beta\nabla J(W_{k-1})`, which
-remembers one past gradient only, is not heavy-ball momentum and has no optlab alias.
+:func:`sgd`'s docstring maps the lectures' ways of writing momentum and Nesterov momentum
+onto it; ``tests/optimizers/test_sgd.py`` checks those trajectories.
 """
 
 from __future__ import annotations
@@ -82,7 +44,7 @@ def trace(
                             g_t + \mu\, m_t & \text{Nesterov} \end{cases}
 
     with :math:`m_0 = 0`. Followed by ``scale_by_learning_rate(alpha)`` this is momentum SGD;
-    the module docstring maps the seeds' other ways of writing momentum onto it.
+    :func:`sgd`'s docstring maps the seeds' other ways of writing momentum onto it.
 
     Args:
       decay: :math:`\mu`, in ``[0, 1)`` (a number or a jax array).
@@ -150,9 +112,44 @@ def sgd(
                             -\alpha_t\, (g_t + \mu\, m_t) & \text{Nesterov} \end{cases}
 
     ``chain(trace(momentum, nesterov), scale_by_learning_rate(learning_rate))``, as in optax.
-    See this module's docstring for how the seeds' forms of momentum map onto it (e.g. the
-    moving-average form :math:`V \leftarrow \beta V + (1-\beta)\alpha g` is
-    ``sgd((1 - beta) * alpha, momentum=beta)``).
+
+    **Forms of momentum.** With :math:`g = \nabla J(w)`, a constant learning rate and zero
+    initial velocity, the seeds' forms are all this optimizer:
+
+    - :math:`v \leftarrow \rho v + g,\; x \leftarrow x - \alpha v` and
+      :math:`v \leftarrow \rho v - \alpha g,\; x \leftarrow x + v`:
+      ``sgd(alpha, momentum=rho)``;
+    - :math:`m \leftarrow \beta m + \eta g,\; w \leftarrow w - m`:
+      ``sgd(eta, momentum=beta)``;
+    - the moving-average form :math:`V \leftarrow \beta V + (1-\beta)\alpha g,\;
+      W \leftarrow W - V`: ``sgd((1 - beta) * alpha, momentum=beta)``.
+
+    The velocities differ by a constant factor only (:math:`m = \eta v`,
+    :math:`V = (1-\beta)\alpha v`), so the parameter sequences coincide. They part ways when
+    the learning rate changes over time: optlab (like optax and PyTorch) keeps the raw trace
+    :math:`v` and multiplies it by the *current* :math:`\alpha_t`, while the :math:`m` form
+    bakes each step's :math:`\eta_t` into the velocity.
+
+    Nesterov's look-ahead form evaluates the gradient where the velocity is about to go,
+
+    .. math::
+
+        v_{t+1} = \rho v_t - \alpha \nabla J(x_t + \rho v_t), \qquad x_{t+1} = x_t + v_{t+1};
+
+    the change of variables :math:`\tilde x_t = x_t + \rho v_t` gives the practical form,
+    which needs the gradient at the current iterate only,
+
+    .. math::
+
+        v_{t+1} = \rho v_t - \alpha \nabla J(\tilde x_t), \qquad
+        \tilde x_{t+1} = \tilde x_t + v_{t+1} + \rho (v_{t+1} - v_t),
+
+    and that is ``sgd(alpha, momentum=rho, nesterov=True)`` (with :math:`m = -v/\alpha`, the
+    step is :math:`-\alpha(g_t + \rho m_t)`): optlab's iterates are the look-ahead points
+    :math:`\tilde x_t`. So is the rewritten form :math:`V \leftarrow \beta V + \alpha g,\;
+    W \leftarrow W - \beta V - \alpha g`. The rule :math:`\rho_k = \alpha \nabla J(W_k) +
+    \beta \nabla J(W_{k-1})`, which remembers one past gradient only, is not heavy-ball
+    momentum and has no alias.
 
     Args:
       learning_rate: :math:`\alpha`, finite and ``>= 0``: a number, a jax array or a schedule.
