@@ -184,6 +184,7 @@ def test_restore_best_weights_however_training_ends(patience):
         jax.tree.leaves(_params(model)), jax.tree.leaves(seen[best_epoch]), strict=True
     ):
         np.testing.assert_array_equal(np.asarray(a), b)
+    assert best_epoch < len(history) - 1  # the best is not the last epoch: the restore shows
     if patience == 100:
         assert len(history) == 6 and es.stopped_epoch == 0
 
@@ -257,3 +258,34 @@ def test_model_checkpoint_schedules(tmp_path):
             progress=False,
             resume_from=tmp_path / "last",
         )
+
+
+def test_restore_best_weights_after_an_exception():
+    x, y = blobs(96, seed=5)
+    snap, seen = _snapshots()
+    es = EarlyStopping(monitor="val_accuracy", patience=100)
+    logs_seen = []
+
+    class Crash(ol.callbacks.Callback):
+        def on_epoch_end(self, loop, epoch, logs):
+            logs_seen.append(logs["val_accuracy"])
+            if epoch == 3:
+                raise RuntimeError("power cut")
+
+    model = Tiny()
+    with pytest.raises(RuntimeError, match="power cut"):
+        ol.fit(
+            model,
+            ol.sgd(0.8),
+            (x, y),
+            loss=xent,
+            epochs=6,
+            batch_size=8,
+            validation_split=0.25,
+            callbacks=[es, snap, Crash()],
+            progress=False,
+        )
+    best = int(np.argmax(logs_seen))  # the first of the best values, as Keras keeps it
+    assert es.best_epoch == best < 3  # not the epoch that crashed: the restore is visible
+    for a, b in zip(jax.tree.leaves(_params(model)), jax.tree.leaves(seen[best]), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), b)
