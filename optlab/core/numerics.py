@@ -97,8 +97,11 @@ def update_moment(updates: PyTree, moments: PyTree, decay: Numeric, order: int) 
 
         m_t = \\beta\\, m_{t-1} + (1 - \\beta)\\, g_t^{\\,k}
 
-    The result keeps each moment's dtype (the accumulator dtype).
+    The result keeps each moment's dtype (the accumulator dtype). ``decay`` is made a JAX
+    scalar first, so :math:`1 - \\beta` rounds the same way whether ``decay`` was given as a
+    Python float or injected as an array (``inject_hyperparams`` is then bit-exact).
     """
+    decay = jnp.asarray(decay)
 
     def ema(g, m):
         if g is None:
@@ -113,6 +116,7 @@ def update_moment_per_elem_norm(
     updates: PyTree, moments: PyTree, decay: Numeric, order: int
 ) -> PyTree:
     """EMA of ``|g|^order`` (the squared magnitude for ``order=2``, also for complex ``g``)."""
+    decay = jnp.asarray(decay)  # see update_moment: same rounding for floats and arrays
 
     def ema(g, m):
         if g is None:

@@ -55,12 +55,16 @@ def _widen(moments: Any, updates: Any) -> Any:
 
 
 def _adam_direction(m: Any, v: Any, c1: Any, c2: Any, eps: Any, eps_root: Any) -> jax.Array:
-    r""":math:`c_1 m / (\sqrt{c_2 v + \bar\epsilon} + \epsilon)`; with ``eps_root == 0`` the
-    scalar :math:`\sqrt{c_2}` is folded out of the square root."""
-    if isinstance(eps_root, int | float) and eps_root == 0:
-        r = jax.lax.rsqrt(c2)
-        return m * (c1 * r) / (jnp.sqrt(v) + eps * r)
-    return m * c1 / (jnp.sqrt(v * c2 + eps_root) + eps)
+    r""":math:`c_1 m / (\sqrt{c_2 v + \bar\epsilon} + \epsilon)`, with the scalar
+    :math:`\sqrt{c_2}` folded out of the square root:
+    :math:`c_1 r\, m / (\sqrt{v + \bar\epsilon / c_2} + \epsilon r)`, :math:`r = c_2^{-1/2}`.
+
+    One formula for every ``eps_root``: a concrete zero only skips the exact ``+ 0``, so a
+    float ``eps_root`` and an injected array give bit-identical steps."""
+    r = jax.lax.rsqrt(c2)
+    if not (isinstance(eps_root, int | float) and eps_root == 0):
+        v = v + eps_root / c2
+    return m * (c1 * r) / (jnp.sqrt(v) + eps * r)
 
 
 class ScaleByAdamState(NamedTuple):
@@ -378,7 +382,7 @@ def adam(
       ...     u, state = tx.update(jax.grad(f)(x), state, x)
       ...     x = ol.apply_updates(x, u)
       >>> print(x)  # the first step is -0.1 * sign(g), later ones a little shorter
-      [0.5079674 1.5029596 2.5017834]
+      [0.5079642 1.5029563 2.50178  ]
 
     References:
       Kingma and Ba, `Adam: A Method for Stochastic Optimization
@@ -496,7 +500,7 @@ def nadam(
       >>> tx = ol.nadam(0.1)
       >>> u, _ = tx.update(jnp.array([3.0]), tx.init(jnp.zeros(1)))
       >>> print(u)  # -0.1 * (0.9 / (1 - 0.9**2) * 0.3 + 3) / 3
-      [-0.14736745]
+      [-0.14736842]
 
     References:
       Dozat, `Incorporating Nesterov Momentum into Adam
@@ -548,8 +552,8 @@ def nadamw(
       >>> import optlab as ol
       >>> tx = ol.nadamw(0.1, weight_decay=1.0)
       >>> u, _ = tx.update(jnp.array([3.0]), tx.init(jnp.ones(1)), jnp.ones(1))
-      >>> print(u)  # nadam's -0.14736745 plus -0.1 * 1.0 * 1.0
-      [-0.24736743]
+      >>> print(u)  # nadam's -0.14736842 plus -0.1 * 1.0 * 1.0
+      [-0.24736841]
 
     References:
       Dozat, `Incorporating Nesterov Momentum into Adam

@@ -25,10 +25,6 @@ def _trajectory(tx, params, grads, jit):
 # float, and in float32 when it is an array (injected); adam also branches on
 # isinstance(eps_root, float). Both must treat a float and a weak float32 scalar alike before
 # wrapping can be bit-exact for these optimizers (see the report of issue 3).
-_PYTHON_ARITHMETIC = pytest.mark.xfail(
-    strict=True, reason="(1 - decay) is computed in Python float64 for float hyperparameters"
-)
-
 CASES = [
     ("sgd_momentum", ol.sgd, dict(learning_rate=0.1, momentum=0.9)),
     ("nesterov", ol.sgd, dict(learning_rate=0.05, momentum=0.8, nesterov=True)),
@@ -42,7 +38,6 @@ OPTIMIZERS = [
         kwargs,
         dtype,
         id=f"{dt}-{name}",
-        marks=[_PYTHON_ARITHMETIC] if dt == "f32" and name in ("adam", "rmsprop") else [],
     )
     for name, factory, kwargs in CASES
     for dt, dtype in (("f32", jnp.float32), ("bf16", jnp.bfloat16))
