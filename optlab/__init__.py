@@ -24,6 +24,7 @@ from optlab.core.combine import freeze as freeze
 from optlab.core.combine import masked as masked
 from optlab.core.combine import named_chain as named_chain
 from optlab.core.combine import partition as partition
+from optlab.core.combine import with_extra_args_support as with_extra_args_support
 from optlab.core.numerics import global_norm as global_norm
 
 # --- transforms: scaling --------------------------------------------------------------------
@@ -291,5 +292,6 @@ __all__ = [
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
     "warmup_stable_decay_schedule",
+    "with_extra_args_support",
     "zero_nans",
 ]

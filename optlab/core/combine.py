@@ -10,10 +10,8 @@ import jax
 
 from optlab.core.base import (
     GradientTransformation,
-    OptState,
     Params,
     PyTree,
-    Updates,
     set_to_zero,
 )
 from optlab.core.paths import LabelSpec, resolve_labels, resolve_mask
@@ -30,20 +28,42 @@ def _forwards_extra_args(tx: Any) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
 
 
-def _with_extra_args(tx: Any) -> Callable[..., tuple[Updates, OptState]]:
-    """An update function that accepts extra keyword arguments, dropping them if ``tx`` can't."""
+def with_extra_args_support(tx: Any) -> GradientTransformation:
+    """Wraps any transformation so that its ``update`` accepts extra keyword arguments.
+
+    optlab transformations already accept them and are returned as they are (re-wrapped in
+    optlab's ``GradientTransformation``); an optax transformation whose ``update`` takes no
+    ``**extra_args`` gets an ``update`` that drops them. The check runs once, here, not per
+    step. optax has a function of the same name and purpose.
+
+    Args:
+      tx: an optlab or optax gradient transformation (anything with ``init`` and ``update``).
+
+    Returns:
+      A transformation whose ``update(updates, state, params=None, **extra_args)`` is safe to
+      call with ``value``, ``grad``, ``value_fn``, ``metric``...
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import optlab as ol
+      >>> tx = ol.with_extra_args_support(optax.scale(2.0))
+      >>> u, _ = tx.update(jnp.ones(1), tx.init(jnp.ones(1)), None, value=1.0)
+      >>> print(u)
+      [2.]
+    """
     if not (hasattr(tx, "init") and hasattr(tx, "update")):
         raise TypeError(
             f"expected a gradient transformation with init and update, got {type(tx).__name__}"
         )
     if _forwards_extra_args(tx):
-        return tx.update
+        return GradientTransformation(tx.init, tx.update)
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         return tx.update(updates, state, params)
 
-    return update_fn
+    return GradientTransformation(tx.init, update_fn)
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
@@ -61,7 +81,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
       >>> print(u)
       [-1. -3.]
     """
-    updaters = [_with_extra_args(t) for t in transforms]
+    updaters = [with_extra_args_support(t).update for t in transforms]
 
     def init_fn(params):
         return tuple(t.init(params) for t in transforms)
@@ -98,7 +118,7 @@ def named_chain(*transforms: tuple[str, GradientTransformation]) -> GradientTran
     names = [n for n, _ in transforms]
     if len(set(names)) != len(names):
         raise ValueError(f"named_chain: names must be unique, got {names}")
-    updaters = [(n, _with_extra_args(t)) for n, t in transforms]
+    updaters = [(n, with_extra_args_support(t).update) for n, t in transforms]
 
     def init_fn(params):
         return {n: t.init(params) for n, t in transforms}
@@ -158,7 +178,7 @@ def masked(
       >>> print(u["w"], u["b"])
       [0. 0.] [1.]
     """
-    inner_update = _with_extra_args(inner)
+    inner_update = with_extra_args_support(inner).update
 
     def flags_for(tree):
         return [bool(f) for f in jax.tree.leaves(resolve_mask("masked", mask, tree))]

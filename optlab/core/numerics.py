@@ -90,6 +90,13 @@ def tree_full_like(tree: PyTree, fill_value: Numeric, dtype: Any = None) -> PyTr
 # Moments
 
 
+def _ema(gk: jax.Array, m: jax.Array, decay: Numeric) -> jax.Array:
+    """One EMA step, computed in float32 or wider, stored in ``m``'s dtype."""
+    dt = compute_dtype(m.dtype)
+    decay = jnp.asarray(decay)
+    return (decay * m.astype(dt) + (1 - decay) * gk.astype(dt)).astype(m.dtype)
+
+
 def update_moment(updates: PyTree, moments: PyTree, decay: Numeric, order: int) -> PyTree:
     """Exponential moving average of the ``order``-th power of the updates.
 
@@ -97,17 +104,24 @@ def update_moment(updates: PyTree, moments: PyTree, decay: Numeric, order: int) 
 
         m_t = \\beta\\, m_{t-1} + (1 - \\beta)\\, g_t^{\\,k}
 
-    The result keeps each moment's dtype (the accumulator dtype). ``decay`` is made a JAX
-    scalar first, so :math:`1 - \\beta` rounds the same way whether ``decay`` was given as a
-    Python float or injected as an array (``inject_hyperparams`` is then bit-exact).
+    ``decay`` becomes a JAX scalar before :math:`1 - \\beta` is formed, so the two weights
+    are exact complements of the same rounded :math:`\\beta` (in float32 ``1 - f32(0.999)``
+    is exact) and a Python-float ``decay`` and the same value injected as an array
+    (``inject_hyperparams``) give bit-identical moments. With the bias correction
+    :math:`1 - \\beta^t` of that same :math:`\\beta`, Adam's first step is exactly
+    :math:`-\\eta\\,\\mathrm{sign}(g)`; optax pairs a float32 :math:`\\beta` with a
+    float64 :math:`1 - \\beta`, which differs by about 1e-5 relative. (The lerp form
+    :math:`g + \\beta(m - g)` avoids :math:`1 - \\beta` too, but cancels catastrophically
+    when :math:`\\beta \\to 1`.) The arithmetic is done in float32 or wider (a bfloat16
+    ``0.999`` rounds to 1 and would freeze the average); the result keeps each moment's dtype
+    (the accumulator dtype).
     """
-    decay = jnp.asarray(decay)
 
     def ema(g, m):
         if g is None:
             return None
-        gk = g if order == 1 else g**order
-        return (decay * m + (1.0 - decay) * gk.astype(m.dtype)).astype(m.dtype)
+        g = g.astype(compute_dtype(g.dtype))
+        return _ema(g if order == 1 else g**order, m, decay)
 
     return jax.tree.map(ema, updates, moments, is_leaf=lambda x: x is None)
 
@@ -115,17 +129,18 @@ def update_moment(updates: PyTree, moments: PyTree, decay: Numeric, order: int) 
 def update_moment_per_elem_norm(
     updates: PyTree, moments: PyTree, decay: Numeric, order: int
 ) -> PyTree:
-    """EMA of ``|g|^order`` (the squared magnitude for ``order=2``, also for complex ``g``)."""
-    decay = jnp.asarray(decay)  # see update_moment: same rounding for floats and arrays
+    """EMA of ``|g|^order`` (the squared magnitude for ``order=2``, also for complex ``g``),
+    with the same rounding and precision as :func:`update_moment`."""
 
     def ema(g, m):
         if g is None:
             return None
-        if order == 2:
-            gk = jnp.real(g * jnp.conj(g)) if jnp.iscomplexobj(g) else g * g
+        if jnp.iscomplexobj(g):
+            gk = jnp.real(g * jnp.conj(g)) if order == 2 else jnp.abs(g) ** order
         else:
-            gk = jnp.abs(g) ** order
-        return (decay * m + (1.0 - decay) * gk.astype(m.dtype)).astype(m.dtype)
+            g = g.astype(compute_dtype(g.dtype))
+            gk = g * g if order == 2 else jnp.abs(g) ** order
+        return _ema(gk, m, decay)
 
     return jax.tree.map(ema, updates, moments, is_leaf=lambda x: x is None)
 

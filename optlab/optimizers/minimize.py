@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from optlab.core.base import GradientTransformation, OptState, Params, apply_updates
-from optlab.core.combine import _with_extra_args
+from optlab.core.combine import with_extra_args_support
 from optlab.core.numerics import global_norm, tree_all_finite
 from optlab.core.validation import check_int_at_least, check_positive
 from optlab.optimizers.lbfgs import lbfgs
@@ -125,24 +125,31 @@ def _run(fun, tx, max_steps, has_aux, x0, tol, args):
         return out[0] if has_aux else out
 
     value_and_grad = jax.value_and_grad(value_fn)
-    update = _with_extra_args(tx)
+    update = with_extra_args_support(tx).update
     v0, g0 = value_and_grad(x0)
     vdt = jnp.promote_types(v0.dtype, jnp.float32)
     v0 = v0.astype(vdt)
     state0 = tx.init(x0)
     history = jnp.full([max_steps + 1], jnp.nan, vdt).at[0].set(v0)
     carry = _Carry(
-        step=jnp.zeros([], jnp.int32), params=x0, state=state0, value=v0, grad=g0,
-        grad_norm=global_norm(g0), own_evals=jnp.ones([], jnp.int32),
-        failed=~jnp.isfinite(v0) | ~tree_all_finite(g0), history=history,
+        step=jnp.zeros([], jnp.int32),
+        params=x0,
+        state=state0,
+        value=v0,
+        grad=g0,
+        grad_norm=global_norm(g0),
+        own_evals=jnp.ones([], jnp.int32),
+        failed=~jnp.isfinite(v0) | ~tree_all_finite(g0),
+        history=history,
     )
 
     def cond(c):
         return (c.step < max_steps) & (c.grad_norm > tol) & ~c.failed
 
     def body(c):
-        updates, state = update(c.grad, c.state, c.params, value=c.value, grad=c.grad,
-                                value_fn=value_fn)
+        updates, state = update(
+            c.grad, c.state, c.params, value=c.value, grad=c.grad, value_fn=value_fn
+        )
         params = apply_updates(c.params, updates)
         last = _last_linesearch_state(state)
         if last is not None and last.grad is not None:
@@ -186,9 +193,16 @@ def _run(fun, tx, max_steps, has_aux, x0, tol, args):
         aux = fun(c.params, *args)[1]
         evals = evals + 1
     return MinimizeResult(
-        params=c.params, value=c.value, grad_norm=c.grad_norm, num_steps=c.step,
-        num_fun_evals=evals, converged=c.grad_norm <= tol, failed=c.failed,
-        value_history=c.history, aux=aux, state=c.state,
+        params=c.params,
+        value=c.value,
+        grad_norm=c.grad_norm,
+        num_steps=c.step,
+        num_fun_evals=evals,
+        converged=c.grad_norm <= tol,
+        failed=c.failed,
+        value_history=c.history,
+        aux=aux,
+        state=c.state,
     )
 
 

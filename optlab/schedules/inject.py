@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optlab.core.base import GradientTransformation, OptState
-from optlab.core.combine import _with_extra_args
+from optlab.core.combine import with_extra_args_support
 from optlab.core.numerics import safe_increment, zero_count
 
 
@@ -165,7 +165,7 @@ def inject_hyperparams(
 
         def update_fn(updates, state, params=None, **extra_args):
             hyperparams = current(state.hyperparams, state.count)
-            update = _with_extra_args(build(hyperparams))
+            update = with_extra_args_support(build(hyperparams)).update
             updates, inner_state = update(updates, state.inner_state, params, **extra_args)
             return updates, InjectHyperparamsState(
                 count=safe_increment(state.count),

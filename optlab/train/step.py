@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from optlab.core.access import get
 from optlab.core.base import apply_updates
-from optlab.core.combine import _with_extra_args
+from optlab.core.combine import with_extra_args_support
 from optlab.core.numerics import global_norm, tree_scale
 from optlab.train.state import TrainState
 
@@ -161,7 +161,7 @@ def make_train_step(
         extra = {"value": value, "grad": grads, "value_fn": lambda p: objective(p)[0]}
         if metric is not None:
             extra["metric"] = metric
-        update = _with_extra_args(state.tx)
+        update = with_extra_args_support(state.tx).update
         updates, opt_state = update(grads, state.opt_state, state.params, **extra)
         params = apply_updates(state.params, tree_scale(state.lr_scale, updates))
         logs = {"loss": value}

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from optlab.core.base import GradientTransformation, Params, PyTree, Updates
-from optlab.core.combine import _with_extra_args
+from optlab.core.combine import with_extra_args_support
 from optlab.core.numerics import (
     canonicalize_dtype,
     compute_dtype,
@@ -106,7 +106,7 @@ def apply_if_finite(
       [-0.1 -0.2] 0
     """
     check_int_at_least("apply_if_finite", "max_consecutive_errors", max_consecutive_errors, 0)
-    inner_update = _with_extra_args(inner)
+    inner_update = with_extra_args_support(inner).update
 
     def init_fn(params):
         return ApplyIfFiniteState(
@@ -259,7 +259,7 @@ class MultiSteps:
             k = every_k_schedule
             every_k_schedule = lambda step: k
         self._opt = opt
-        self._opt_update = _with_extra_args(opt)
+        self._opt_update = with_extra_args_support(opt).update
         self._every_k_schedule = every_k_schedule
         self._use_grad_mean = use_grad_mean
         self._should_skip_update_fn = should_skip_update_fn

@@ -112,8 +112,11 @@ def test_coupled_and_decoupled_differ_under_adam():
         ol.scale_by_adam(), ol.add_decayed_weights(wd), ol.scale_by_learning_rate(lr)
     )
     a, b = _quadratic_run(coupled), _quadratic_run(decoupled)
-    # The decoupled run is optax.adamw (an independent reference for that ordering).
-    np.testing.assert_allclose(b, _quadratic_run(optax.adamw(lr, weight_decay=wd)), rtol=1e-5)
+    # The decoupled run is optax.adamw (an independent reference for that ordering). optax
+    # forms 1 - b2 in float64 but bias-corrects with float32 b2, a 6.5e-6 relative mismatch
+    # that optlab does not have (see core.numerics.update_moment); Adam's normalization
+    # amplifies it a few times where a gradient component nears zero, hence rtol 5e-5.
+    np.testing.assert_allclose(b, _quadratic_run(optax.adamw(lr, weight_decay=wd)), rtol=5e-5)
     assert np.max(np.abs(a - b)) > 1e-3
 
 
