@@ -166,6 +166,38 @@ def check_structure_mismatch(case: Case) -> None:
         tx.update({"a": jnp.ones(2), "c": jnp.ones(3)}, state, params)
 
 
+class RuleChecks:
+    """The checks every optimizer module runs, as a mixin: subclass it as ``TestRules`` with
+    ``CASES`` (and optionally ``MISMATCH_CASES``, the cases whose state can catch a gradient
+    tree of the wrong structure; stateless ones cannot). ``tests/optimizers/conftest.py``
+    parametrizes ``case`` and ``mismatch_case`` from these class attributes."""
+
+    CASES: tuple[Case, ...] = ()
+    MISMATCH_CASES: tuple[Case, ...] | None = None
+
+    def test_numpy_reference(self, case, rng, x64):
+        check_numpy_reference(case, rng)
+
+    def test_matches_optax(self, case, rng):
+        check_against_optax(case, rng)
+
+    def test_jit_equals_eager_without_recompiling(self, case, rng):
+        check_jit_and_no_recompile(case, rng)
+
+    @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32], ids=["bf16", "f32"])
+    def test_dtype_preserved(self, case, dtype, rng):
+        check_dtype_preserved(case, rng, dtype)
+
+    def test_float64(self, case, rng, x64):
+        check_dtype_preserved(case, rng, jnp.float64)
+
+    def test_abstract_init(self, case, rng):
+        check_abstract_init(case, rng)
+
+    def test_structure_mismatch(self, mismatch_case):
+        check_structure_mismatch(mismatch_case)
+
+
 def ema(seq: list[np.ndarray], decay: float, init: float = 0.0, power: int = 1) -> list[Any]:
     """The moving averages :math:`m_t = \\beta m_{t-1} + (1-\\beta) x_t^k`, one per step."""
     m = np.full_like(seq[0], init)
@@ -178,6 +210,7 @@ def ema(seq: list[np.ndarray], decay: float, init: float = 0.0, power: int = 1) 
 
 __all__ = [
     "Case",
+    "RuleChecks",
     "check_abstract_init",
     "check_against_optax",
     "check_dtype_preserved",

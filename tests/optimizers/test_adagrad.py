@@ -8,13 +8,7 @@ import pytest
 import optlab as ol
 from tests.optimizers.common import (
     Case,
-    check_abstract_init,
-    check_against_optax,
-    check_dtype_preserved,
-    check_jit_and_no_recompile,
-    check_numpy_reference,
-    check_structure_mismatch,
-    params_case,
+    RuleChecks,
 )
 
 
@@ -62,40 +56,8 @@ CASES = [
 ]
 
 
-@params_case(CASES)
-def test_numpy_reference(case, rng, x64):
-    check_numpy_reference(case, rng)
-
-
-@params_case(CASES)
-def test_matches_optax(case, rng):
-    check_against_optax(case, rng)
-
-
-@params_case(CASES)
-def test_jit_equals_eager_without_recompiling(case, rng):
-    check_jit_and_no_recompile(case, rng)
-
-
-@params_case(CASES)
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32], ids=["bf16", "f32"])
-def test_dtype_preserved(case, dtype, rng):
-    check_dtype_preserved(case, rng, dtype)
-
-
-@params_case(CASES)
-def test_float64(case, rng, x64):
-    check_dtype_preserved(case, rng, jnp.float64)
-
-
-@params_case(CASES)
-def test_abstract_init(case, rng):
-    check_abstract_init(case, rng)
-
-
-@params_case(CASES)
-def test_structure_mismatch(case):
-    check_structure_mismatch(case)
+class TestRules(RuleChecks):
+    CASES = tuple(CASES)
 
 
 def test_zero_gradient_with_zero_accumulator_gives_zero_step():
