@@ -110,8 +110,9 @@ def test_dtypes_and_abstract_init(dtype):
     state = tx.init(params)
     u, state = jax.jit(tx.update)(jax.tree.map(jnp.ones_like, params), state, params)
     assert all(x.dtype == dtype for x in jax.tree.leaves(u))
-    abstract = jax.eval_shape(tx.init, jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params))
+    abstract = jax.eval_shape(
+        tx.init, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
+    )
     assert abstract.diff_params_memory["w"].shape == (2, 2, 3)
 
 
@@ -127,16 +128,22 @@ def test_lbfgs_alias_is_the_documented_chain(x64):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match=r"scale_by_lbfgs: memory_size must be an integer >= 1, "
-                                         r"got memory_size=0"):
+    with pytest.raises(
+        ValueError,
+        match=r"scale_by_lbfgs: memory_size must be an integer >= 1, "
+        r"got memory_size=0",
+    ):
         ol.scale_by_lbfgs(memory_size=0)
     with pytest.raises(ValueError, match=r"memory_size must be an integer >= 1"):
         ol.lbfgs(memory_size=-2)
     with pytest.raises(ValueError, match=r"lbfgs: learning_rate must be >= 0"):
         ol.lbfgs(learning_rate=-1.0)
     tx = ol.scale_by_lbfgs()
-    with pytest.raises(ValueError, match=r"scale_by_lbfgs: update\(\) needs the current "
-                                         r"parameters.*tx\.update\(grad, state, params"):
+    with pytest.raises(
+        ValueError,
+        match=r"scale_by_lbfgs: update\(\) needs the current "
+        r"parameters.*tx\.update\(grad, state, params",
+    ):
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
     with pytest.raises(ValueError, match=r"scale_by_lbfgs: the updates do not have the structure"):
         tx.update({"a": jnp.ones(2)}, tx.init(jnp.ones(2)), {"a": jnp.ones(2)})

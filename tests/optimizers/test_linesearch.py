@@ -36,8 +36,12 @@ def smooth_np(x, theta):
 def random_problem(seed):
     rng = np.random.default_rng(seed)
     m = rng.standard_normal((DIM, DIM))
-    theta = (m @ m.T + 0.1 * np.eye(DIM), rng.standard_normal(DIM),
-             2.0 * rng.standard_normal(WAVES), 2.0 * rng.standard_normal((WAVES, DIM)))
+    theta = (
+        m @ m.T + 0.1 * np.eye(DIM),
+        rng.standard_normal(DIM),
+        2.0 * rng.standard_normal(WAVES),
+        2.0 * rng.standard_normal((WAVES, DIM)),
+    )
     x0 = 2.0 * rng.standard_normal(DIM)
     precond = rng.standard_normal((DIM, DIM))
     precond = precond @ precond.T + 0.1 * np.eye(DIM)  # u = -M g: a descent direction
@@ -54,8 +58,9 @@ C1, C2 = 1e-4, 0.9
 def zoom_search(theta, x0, precond, scale):
     value, grad = jax.value_and_grad(smooth)(x0, theta)
     u = -scale * precond @ grad
-    updates, state = ZOOM.update(u, ZOOM.init(x0), x0, value=value, grad=grad,
-                                 value_fn=lambda x: smooth(x, theta))
+    updates, state = ZOOM.update(
+        u, ZOOM.init(x0), x0, value=value, grad=grad, value_fn=lambda x: smooth(x, theta)
+    )
     return updates, state
 
 
@@ -63,13 +68,15 @@ def zoom_search(theta, x0, precond, scale):
 def backtracking_search(theta, x0, precond, scale):
     value, grad = jax.value_and_grad(smooth)(x0, theta)
     u = -scale * precond @ grad
-    updates, state = BACKTRACK.update(u, BACKTRACK.init(x0), x0, value=value, grad=grad,
-                                      value_fn=lambda x: smooth(x, theta))
+    updates, state = BACKTRACK.update(
+        u, BACKTRACK.init(x0), x0, value=value, grad=grad, value_fn=lambda x: smooth(x, theta)
+    )
     return updates, state
 
 
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_accepted_steps_satisfy_the_conditions_they_claim(x64, seed):
     theta, x0, precond, scale = random_problem(seed)
@@ -133,8 +140,13 @@ def test_backtracking_matches_reference_and_counts_evaluations(x64):
         jax.debug.callback(lambda: calls.append(1))
         return f(p)
 
-    expected = backtracking_reference(lambda v: 0.5 * np.sum(a * v**2), np.array([1.0, 1.0]),
-                                      lambda v: -a * v, lambda v: a * v, steps=4)
+    expected = backtracking_reference(
+        lambda v: 0.5 * np.sum(a * v**2),
+        np.array([1.0, 1.0]),
+        lambda v: -a * v,
+        lambda v: a * v,
+        steps=4,
+    )
     update = jax.jit(tx.update, static_argnames="value_fn")
     for eta, evals in expected:
         value, grad = jax.value_and_grad(f)(x)
@@ -157,8 +169,9 @@ def test_zoom_counts_its_evaluations(x64):
         return smooth(x, theta)
 
     value, grad = jax.value_and_grad(smooth)(x0, theta)
-    _, state = ZOOM.update(-100.0 * grad, ZOOM.init(x0), x0, value=value, grad=grad,
-                           value_fn=counted)
+    _, state = ZOOM.update(
+        -100.0 * grad, ZOOM.init(x0), x0, value=value, grad=grad, value_fn=counted
+    )
     jax.effects_barrier()
     assert int(ol.get(state, "num_fun_evals")) == len(calls) > 1
 
@@ -177,8 +190,7 @@ def test_failure_is_reported_and_returns_a_safe_step(search):
     assert not bool(state.failed) and float(f(x + u)) < float(value)
     # An objective that is NaN everywhere but at x: never NaN parameters.
     nan_away = lambda p: jnp.where(jnp.all(p == x), f(p), jnp.nan)
-    u, state = search.update(-grad, search.init(x), x, value=value, grad=grad,
-                             value_fn=nan_away)
+    u, state = search.update(-grad, search.init(x), x, value=value, grad=grad, value_fn=nan_away)
     assert bool(state.failed)
     np.testing.assert_array_equal(np.asarray(u), 0.0)
     assert np.isfinite(float(state.value))
@@ -217,28 +229,57 @@ def test_missing_or_bad_extra_arguments(search):
 @pytest.mark.parametrize(
     ("factory", "kwargs", "match"),
     [
-        (ol.scale_by_zoom_linesearch, {"max_linesearch_steps": 0},
-         r"scale_by_zoom_linesearch: max_linesearch_steps must be an integer >= 1"),
-        (ol.scale_by_zoom_linesearch, {"max_linesearch_steps": 5, "curv_rtol": 1e-5},
-         r"slope_rtol must be < curv_rtol"),
-        (ol.scale_by_zoom_linesearch, {"max_linesearch_steps": 5, "tol": -1.0},
-         r"tol must be >= 0, got tol=-1.0"),
-        (ol.scale_by_zoom_linesearch, {"max_linesearch_steps": 5, "stepsize_precision": 0.0},
-         r"stepsize_precision must be > 0"),
-        (ol.scale_by_zoom_linesearch,
-         {"max_linesearch_steps": 5, "initial_guess_strategy": "two"},
-         r"initial_guess_strategy must be 'one', 'keep' or 'quadratic'"),
-        (ol.scale_by_backtracking_linesearch, {"max_backtracking_steps": 5,
-                                               "decrease_factor": 1.0},
-         r"decrease_factor must be in \(0, 1\), got decrease_factor=1.0"),
-        (ol.scale_by_backtracking_linesearch, {"max_backtracking_steps": 5, "atol": -1.0},
-         r"atol must be >= 0"),
-        (ol.scale_by_backtracking_linesearch, {"max_backtracking_steps": 5,
-                                               "max_learning_rate": math.nan},
-         r"max_learning_rate must be finite"),
+        (
+            ol.scale_by_zoom_linesearch,
+            {"max_linesearch_steps": 0},
+            r"scale_by_zoom_linesearch: max_linesearch_steps must be an integer >= 1",
+        ),
+        (
+            ol.scale_by_zoom_linesearch,
+            {"max_linesearch_steps": 5, "curv_rtol": 1e-5},
+            r"slope_rtol must be < curv_rtol",
+        ),
+        (
+            ol.scale_by_zoom_linesearch,
+            {"max_linesearch_steps": 5, "tol": -1.0},
+            r"tol must be >= 0, got tol=-1.0",
+        ),
+        (
+            ol.scale_by_zoom_linesearch,
+            {"max_linesearch_steps": 5, "stepsize_precision": 0.0},
+            r"stepsize_precision must be > 0",
+        ),
+        (
+            ol.scale_by_zoom_linesearch,
+            {"max_linesearch_steps": 5, "initial_guess_strategy": "two"},
+            r"initial_guess_strategy must be 'one', 'keep' or 'quadratic'",
+        ),
+        (
+            ol.scale_by_backtracking_linesearch,
+            {"max_backtracking_steps": 5, "decrease_factor": 1.0},
+            r"decrease_factor must be in \(0, 1\), got decrease_factor=1.0",
+        ),
+        (
+            ol.scale_by_backtracking_linesearch,
+            {"max_backtracking_steps": 5, "atol": -1.0},
+            r"atol must be >= 0",
+        ),
+        (
+            ol.scale_by_backtracking_linesearch,
+            {"max_backtracking_steps": 5, "max_learning_rate": math.nan},
+            r"max_learning_rate must be finite",
+        ),
     ],
-    ids=["zoom_steps", "zoom_c2_below_c1", "zoom_tol", "zoom_precision", "zoom_guess",
-         "bt_decrease", "bt_atol", "bt_max_lr_nan"],
+    ids=[
+        "zoom_steps",
+        "zoom_c2_below_c1",
+        "zoom_tol",
+        "zoom_precision",
+        "zoom_guess",
+        "bt_decrease",
+        "bt_atol",
+        "bt_max_lr_nan",
+    ],
 )
 def test_factory_arguments_are_validated(factory, kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -132,11 +132,11 @@ def test_logistic_regression_reaches_sklearn_optimum(x64):
         z = xs @ p["w"] + p["b"]
         return jnp.mean(jnp.logaddexp(0.0, -ys * z)) + jnp.sum(p["w"] ** 2) / (2 * c * n)
 
-    sk_value = float(objective({"w": jnp.asarray(clf.coef_[0]),
-                                "b": jnp.asarray(clf.intercept_[0])}, xj, signs))
+    sk_value = float(
+        objective({"w": jnp.asarray(clf.coef_[0]), "b": jnp.asarray(clf.intercept_[0])}, xj, signs)
+    )
     x0 = {"w": jnp.zeros(x.shape[1]), "b": jnp.zeros(())}
-    result = ol.minimize(objective, x0, method="lbfgs", tol=1e-8, max_steps=500,
-                         args=(xj, signs))
+    result = ol.minimize(objective, x0, method="lbfgs", tol=1e-8, max_steps=500, args=(xj, signs))
     assert bool(result.converged)
     assert abs(float(result.value) - sk_value) < 1e-6
     np.testing.assert_allclose(np.asarray(result.params["w"]), clf.coef_[0], atol=1e-3)
@@ -159,7 +159,7 @@ def test_result_fields_and_history():
     assert 0 < k < 50
     assert hist[0] == pytest.approx(float(quartic(x0)))
     assert hist[k] == pytest.approx(float(result.value))
-    assert np.all(np.isfinite(hist[: k + 1])) and np.all(np.isnan(hist[k + 1:]))
+    assert np.all(np.isfinite(hist[: k + 1])) and np.all(np.isnan(hist[k + 1 :]))
     assert np.all(np.diff(hist[: k + 1]) <= 0)  # a line search never increases the value
     grad = jax.grad(quartic)(result.params)
     assert float(result.grad_norm) == pytest.approx(float(jnp.linalg.norm(grad)), rel=1e-4)
@@ -171,20 +171,31 @@ def test_plain_transformation_costs_one_evaluation_per_step_and_has_aux():
     def fun(x):
         return jnp.sum(x**2), {"norm": jnp.linalg.norm(x)}
 
-    result = ol.minimize(fun, jnp.ones(2), method=ol.scale_by_learning_rate(0.25), tol=1e-3,
-                         max_steps=100, has_aux=True)
+    result = ol.minimize(
+        fun,
+        jnp.ones(2),
+        method=ol.scale_by_learning_rate(0.25),
+        tol=1e-3,
+        max_steps=100,
+        has_aux=True,
+    )
     # Gradient descent on |x|^2 with step 0.25 halves x: |g| = 2 sqrt(2) 2^-k <= 1e-3.
     expected_steps = int(np.ceil(np.log2(2 * np.sqrt(2) / 1e-3)))
     assert int(result.num_steps) == expected_steps
     assert int(result.num_fun_evals) == expected_steps + 2  # + x0 + the aux evaluation
-    np.testing.assert_allclose(float(result.aux["norm"]), np.sqrt(2) * 0.5**expected_steps,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        float(result.aux["norm"]), np.sqrt(2) * 0.5**expected_steps, rtol=1e-5
+    )
 
 
 def test_stops_without_taking_a_non_finite_step():
     # Gradient descent with a huge step overflows; minimize keeps the last finite point.
-    result = ol.minimize(lambda x: jnp.sum(jnp.exp(x**2)), jnp.ones(2),
-                         method=ol.scale_by_learning_rate(10.0), max_steps=20)
+    result = ol.minimize(
+        lambda x: jnp.sum(jnp.exp(x**2)),
+        jnp.ones(2),
+        method=ol.scale_by_learning_rate(10.0),
+        max_steps=20,
+    )
     assert bool(result.failed) and not bool(result.converged)
     assert np.all(np.isfinite(np.asarray(result.params)))
     assert np.isfinite(float(result.value))
@@ -231,8 +242,9 @@ def test_nnx_mlp_state_full_batch_lbfgs_beats_first_order_and_minibatches():
     assert jax.tree.structure(full.params) == jax.tree.structure(params)
     evals = int(full.num_fun_evals)
     # max_steps = evals - 1: Adam gets the same number of evaluations as L-BFGS used.
-    adam = ol.minimize(loss, params, method=ol.adam(0.01), tol=1e-7, max_steps=evals - 1,
-                       args=(x, y))
+    adam = ol.minimize(
+        loss, params, method=ol.adam(0.01), tol=1e-7, max_steps=evals - 1, args=(x, y)
+    )
     assert float(full.value) < 0.5 * float(adam.value)
 
     # L-BFGS on mini-batches of 8: one optimizer state fed a different batch at each step.
@@ -245,8 +257,9 @@ def test_nnx_mlp_state_full_batch_lbfgs_beats_first_order_and_minibatches():
             p, state = carry
             xb, yb = x[idx], y[idx]
             value, grad = jax.value_and_grad(loss)(p, xb, yb)
-            u, state = tx.update(grad, state, p, value=value, grad=grad,
-                                 value_fn=lambda q: loss(q, xb, yb))
+            u, state = tx.update(
+                grad, state, p, value=value, grad=grad, value_fn=lambda q: loss(q, xb, yb)
+            )
             return (ol.apply_updates(p, u), state), None
 
         batches = jnp.asarray(np.tile(order, 5)[: 8 * 100].reshape(100, 8))

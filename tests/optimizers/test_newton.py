@@ -43,8 +43,7 @@ def test_damped_direction_matches_numpy_solve(x64, solver):
     tx = ol.scale_by_newton(damping=3.0, solver=solver, cg_tol=1e-12)
     x = jnp.asarray(np.linspace(-1.0, 1.0, N))
     g = jax.grad(quadratic)(x)
-    u, state = jax.jit(tx.update, static_argnames="value_fn")(g, tx.init(x), x,
-                                                                value_fn=quadratic)
+    u, state = jax.jit(tx.update, static_argnames="value_fn")(g, tx.init(x), x, value_fn=quadratic)
     expected = np.linalg.solve(A + 3.0 * np.eye(N), np.asarray(g))
     np.testing.assert_allclose(np.asarray(u), expected, rtol=1e-8)
     assert not bool(state.used_gradient)
@@ -109,8 +108,11 @@ def test_bfgs_skips_pairs_without_positive_curvature(x64):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match=r"scale_by_newton: damping must be >= 0, got "
-                                         r"damping=-1.0"):
+    with pytest.raises(
+        ValueError,
+        match=r"scale_by_newton: damping must be >= 0, got "
+        r"damping=-1.0",
+    ):
         ol.newton(damping=-1.0)
     with pytest.raises(ValueError, match=r"solver must be 'dense' or 'cg', got solver='lu'"):
         ol.scale_by_newton(solver="lu")
@@ -120,13 +122,19 @@ def test_bad_arguments():
         ol.scale_by_newton(solver="cg", cg_tol=0.0)
     tx = ol.scale_by_newton()
     x = jnp.ones(2)
-    with pytest.raises(ValueError, match=r"needs value_fn=.*minimize\(f, params, "
-                                         r"method='newton'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"needs value_fn=.*minimize\(f, params, "
+        r"method='newton'\)",
+    ):
         tx.update(x, tx.init(x), x)
     with pytest.raises(ValueError, match=r"value_fn must return a scalar, got \(2,\)"):
         tx.update(x, tx.init(x), x, value_fn=lambda p: p**2)
-    with pytest.raises(ValueError, match=r"scale_by_bfgs: update\(\) needs the current "
-                                         r"parameters"):
+    with pytest.raises(
+        ValueError,
+        match=r"scale_by_bfgs: update\(\) needs the current "
+        r"parameters",
+    ):
         ol.scale_by_bfgs().update(x, ol.scale_by_bfgs().init(x))
 
 
@@ -134,8 +142,9 @@ def test_bad_arguments():
 def test_abstract_init_matches_concrete_init(name):
     tx = getattr(ol, name)()
     params = {"w": jnp.ones((2, 3), jnp.bfloat16), "b": jnp.zeros(3, jnp.float32)}
-    abstract = jax.eval_shape(tx.init, jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params))
+    abstract = jax.eval_shape(
+        tx.init, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
+    )
     concrete = tx.init(params)
     assert jax.tree.structure(abstract) == jax.tree.structure(concrete)
     for a, c in zip(jax.tree.leaves(abstract), jax.tree.leaves(concrete), strict=True):
