@@ -92,11 +92,15 @@ def timed(fn, repeats):
 
 def full_batch(name, tx, params, loss, data, max_steps, repeats):
     x, y = data
-    run = lambda: ol.minimize(loss, params, method=tx, tol=1e-9, max_steps=max_steps,
-                              args=(x, y))
+    run = lambda: ol.minimize(loss, params, method=tx, tol=1e-9, max_steps=max_steps, args=(x, y))
     result, compile_s, median_s, spread_s = timed(run, repeats)
-    return result.params, {"passes": int(result.num_fun_evals), "steps": int(result.num_steps),
-                           "compile_s": compile_s, "median_s": median_s, "spread_s": spread_s}
+    return result.params, {
+        "passes": int(result.num_fun_evals),
+        "steps": int(result.num_steps),
+        "compile_s": compile_s,
+        "median_s": median_s,
+        "spread_s": spread_s,
+    }
 
 
 def minibatch(name, tx, params, loss, data, batch, passes, repeats, seed=0):
@@ -120,9 +124,13 @@ def minibatch(name, tx, params, loss, data, batch, passes, repeats, seed=0):
             value, grad = jax.value_and_grad(value_fn)(p)
             u, new_state = tx.update(grad, state, p, value=value, grad=grad, value_fn=value_fn)
             evals = 1
-            searches = [s for s in jax.tree.leaves(
-                new_state, is_leaf=lambda s: isinstance(s, ol.ScaleByZoomLinesearchState))
-                if isinstance(s, ol.ScaleByZoomLinesearchState)]
+            searches = [
+                s
+                for s in jax.tree.leaves(
+                    new_state, is_leaf=lambda s: isinstance(s, ol.ScaleByZoomLinesearchState)
+                )
+                if isinstance(s, ol.ScaleByZoomLinesearchState)
+            ]
             for s in searches:
                 evals = evals + s.info.num_linesearch_steps
             go = used + evals * batch <= budget
@@ -130,13 +138,17 @@ def minibatch(name, tx, params, loss, data, batch, passes, repeats, seed=0):
             state = jax.tree.map(lambda a, b: jnp.where(go, a, b), new_state, state)
             return (p, state, jnp.where(go, used + evals * batch, used)), None
 
-        (p, _, used), _ = jax.lax.scan(step, (p, tx.init(p), jnp.zeros([], jnp.int32)),
-                                       batches)
+        (p, _, used), _ = jax.lax.scan(step, (p, tx.init(p), jnp.zeros([], jnp.int32)), batches)
         return p, used
 
     (p, used), compile_s, median_s, spread_s = timed(lambda: run(params), repeats)
-    return p, {"passes": float(used) / n, "steps": None, "compile_s": compile_s,
-               "median_s": median_s, "spread_s": spread_s}
+    return p, {
+        "passes": float(used) / n,
+        "steps": None,
+        "compile_s": compile_s,
+        "median_s": median_s,
+        "spread_s": spread_s,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -145,30 +157,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--reference-steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
-                                                       "full_batch.json"))
+    parser.add_argument(
+        "--json", default=os.path.join(os.path.dirname(__file__), "results", "full_batch.json")
+    )
     args = parser.parse_args(argv)
 
     x_tr, y_tr, x_te, y_te = load()
     params, loss, accuracy = make_problem()
     train, test = (x_tr, y_tr), (x_te, y_te)
-    print(f"jax {jax.__version__}, flax {flax.__version__}, optlab, on "
-          f"{jax.devices()[0].device_kind} ({platform.machine()}); digits: "
-          f"{x_tr.shape[0]} train / {x_te.shape[0]} test; MLP 64-32-10 tanh, L2 {L2:g}; "
-          f"budget {args.passes} data passes")
+    print(
+        f"jax {jax.__version__}, flax {flax.__version__}, optlab, on "
+        f"{jax.devices()[0].device_kind} ({platform.machine()}); digits: "
+        f"{x_tr.shape[0]} train / {x_te.shape[0]} test; MLP 64-32-10 tanh, L2 {L2:g}; "
+        f"budget {args.passes} data passes"
+    )
 
-    reference = ol.minimize(loss, params, method="lbfgs", tol=1e-7,
-                            max_steps=args.reference_steps, args=train)
+    reference = ol.minimize(
+        loss, params, method="lbfgs", tol=1e-7, max_steps=args.reference_steps, args=train
+    )
     f_star = float(reference.value)
-    print(f"reference optimum f* = {f_star:.6e} ({int(reference.num_steps)} L-BFGS steps, "
-          f"gradient norm {float(reference.grad_norm):.1e})")
+    print(
+        f"reference optimum f* = {f_star:.6e} ({int(reference.num_steps)} L-BFGS steps, "
+        f"gradient norm {float(reference.grad_norm):.1e})"
+    )
     rows: dict[str, dict[str, Any]] = {}
 
     def record(name, p, info, extra=""):
         info = dict(info)
-        info.update(train_loss=float(loss(p, *train)),
-                    gap=float(loss(p, *train)) - f_star, train_acc=float(accuracy(p, *train)),
-                    test_acc=float(accuracy(p, *test)), note=extra)
+        info.update(
+            train_loss=float(loss(p, *train)),
+            gap=float(loss(p, *train)) - f_star,
+            train_acc=float(accuracy(p, *train)),
+            test_acc=float(accuracy(p, *test)),
+            note=extra,
+        )
         rows[name] = info
 
     # Full batch. L-BFGS first: the first-order methods then get exactly its evaluations.
@@ -180,8 +202,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "full-batch momentum 0.9": lambda lr: ol.sgd(lr, momentum=0.9),
         "full-batch Adam": lambda lr: ol.adam(lr),
     }
-    lrs = {"full-batch GD": [0.3, 1.0, 3.0], "full-batch momentum 0.9": [0.03, 0.1, 0.3],
-           "full-batch Adam": [3e-3, 1e-2, 3e-2]}
+    lrs = {
+        "full-batch GD": [0.3, 1.0, 3.0],
+        "full-batch momentum 0.9": [0.03, 0.1, 0.3],
+        "full-batch Adam": [3e-3, 1e-2, 3e-2],
+    }
     for name, make in grids.items():
         best = None
         for lr in lrs[name]:
@@ -198,28 +223,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"mini-batch({args.batch}) L-BFGS": (ol.lbfgs(), "zoom line search on each batch"),
     }
     for name, (tx, note) in mb.items():
-        p, info = minibatch(name, tx, params, loss, train, args.batch, args.passes,
-                            args.repeats)
+        p, info = minibatch(name, tx, params, loss, train, args.batch, args.passes, args.repeats)
         record(name, p, info, note)
 
-    header = (f"{'method':<30}{'passes':>8}{'train loss':>12}{'f - f*':>10}{'train acc':>10}"
-              f"{'test acc':>9}{'compile s':>10}{'run s':>8}  note")
+    header = (
+        f"{'method':<30}{'passes':>8}{'train loss':>12}{'f - f*':>10}{'train acc':>10}"
+        f"{'test acc':>9}{'compile s':>10}{'run s':>8}  note"
+    )
     print(header)
     print("-" * len(header))
     for name, r in rows.items():
-        print(f"{name:<30}{r['passes']:>8.0f}{r['train_loss']:>12.3e}{r['gap']:>10.2e}"
-              f"{r['train_acc']:>10.3f}"
-              f"{r['test_acc']:>9.3f}{r['compile_s']:>10.2f}{r['median_s']:>8.3f}  {r['note']}")
-    best_first_order = min(r["gap"] for n, r in rows.items()
-                           if n.startswith("full-batch") and "L-BFGS" not in n)
+        print(
+            f"{name:<30}{r['passes']:>8.0f}{r['train_loss']:>12.3e}{r['gap']:>10.2e}"
+            f"{r['train_acc']:>10.3f}"
+            f"{r['test_acc']:>9.3f}{r['compile_s']:>10.2f}{r['median_s']:>8.3f}  {r['note']}"
+        )
+    best_first_order = min(
+        r["gap"] for n, r in rows.items() if n.startswith("full-batch") and "L-BFGS" not in n
+    )
     lbfgs_full = rows["full-batch L-BFGS"]["gap"]
     lbfgs_mb = rows[f"mini-batch({args.batch}) L-BFGS"]["gap"]
-    print(f"gap f - f*: full-batch L-BFGS / best full-batch first-order: "
-          f"{lbfgs_full / best_first_order:.3g}; mini-batch / full-batch L-BFGS: "
-          f"{lbfgs_mb / lbfgs_full:.3g}")
-    out = {"versions": {"jax": jax.__version__, "flax": flax.__version__},
-           "device": jax.devices()[0].device_kind, "passes": args.passes, "f_star": f_star,
-           "batch": args.batch, "l2": L2, "results": rows}
+    print(
+        f"gap f - f*: full-batch L-BFGS / best full-batch first-order: "
+        f"{lbfgs_full / best_first_order:.3g}; mini-batch / full-batch L-BFGS: "
+        f"{lbfgs_mb / lbfgs_full:.3g}"
+    )
+    out = {
+        "versions": {"jax": jax.__version__, "flax": flax.__version__},
+        "device": jax.devices()[0].device_kind,
+        "passes": args.passes,
+        "f_star": f_star,
+        "batch": args.batch,
+        "l2": L2,
+        "results": rows,
+    }
     if args.json:
         os.makedirs(os.path.dirname(args.json), exist_ok=True)
         with open(args.json, "w") as fh:

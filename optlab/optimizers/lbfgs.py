@@ -185,8 +185,7 @@ def scale_by_lbfgs(
         new_state = ScaleByLBFGSState(
             count=safe_increment(state.count),
             prev_params=jax.tree.map(lambda p, q: p.astype(q.dtype), params, state.prev_params),
-            prev_updates=jax.tree.map(lambda g, h: g.astype(h.dtype), updates,
-                                      state.prev_updates),
+            prev_updates=jax.tree.map(lambda g, h: g.astype(h.dtype), updates, state.prev_updates),
             diff_params_memory=s_mem,
             diff_updates_memory=y_mem,
             weights_memory=rho,

@@ -43,8 +43,9 @@ def _scalar_dtype(params: Params) -> jnp.dtype:
     """The dtype of step sizes and values: the widest floating leaf dtype, at least float32."""
     dtype = jnp.float32
     for leaf in jax.tree.leaves(params):
-        if jnp.issubdtype(jnp.asarray(leaf).dtype if not hasattr(leaf, "dtype") else leaf.dtype,
-                          jnp.floating):
+        if jnp.issubdtype(
+            jnp.asarray(leaf).dtype if not hasattr(leaf, "dtype") else leaf.dtype, jnp.floating
+        ):
             dtype = jnp.promote_types(dtype, leaf.dtype)
     return dtype
 
@@ -57,17 +58,19 @@ def _usage() -> str:
     )
 
 
-def check_linesearch_args(
-    fn: str, params: Any, value: Any, grad: Any, value_fn: Any
-) -> None:
+def check_linesearch_args(fn: str, params: Any, value: Any, grad: Any, value_fn: Any) -> None:
     """Raises one clear ``ValueError`` naming the missing argument of a line search's update.
 
     Also checks, at trace time, that ``value_fn`` returns a scalar.
     """
     missing = [
         name
-        for name, x in (("params", params), ("value", value), ("grad", grad),
-                        ("value_fn", value_fn))
+        for name, x in (
+            ("params", params),
+            ("value", value),
+            ("grad", grad),
+            ("value_fn", value_fn),
+        )
         if x is None
     ]
     if missing:
@@ -272,8 +275,10 @@ def scale_by_zoom_linesearch(
     check_in_range(fn, "increase_factor", increase_factor, 1.0, math.inf, low_closed=False)
     check_in_range(fn, "slope_rtol", slope_rtol, 0.0, 1.0, low_closed=False)
     check_in_range(fn, "curv_rtol", curv_rtol, 0.0, 1.0, low_closed=False)
-    if isinstance(slope_rtol, float | int) and isinstance(curv_rtol, float | int) and not (
-        slope_rtol < curv_rtol
+    if (
+        isinstance(slope_rtol, float | int)
+        and isinstance(curv_rtol, float | int)
+        and not (slope_rtol < curv_rtol)
     ):
         raise ValueError(
             f"{fn}: slope_rtol must be < curv_rtol, got slope_rtol={slope_rtol!r}, "
@@ -305,8 +310,9 @@ def scale_by_zoom_linesearch(
             prev_value=jnp.asarray(jnp.inf, dt),
         )
 
-    def update_fn(updates, state, params=None, *, value=None, grad=None, value_fn=None,
-                  **extra_args):
+    def update_fn(
+        updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
+    ):
         del extra_args
         check_linesearch_args(fn, params, value, grad, value_fn)
         dt = state.value.dtype
@@ -334,8 +340,11 @@ def scale_by_zoom_linesearch(
         elif initial_guess_strategy == "quadratic":
             # First search: as if the last decrease had been |grad| / 2 (a first step of
             # length about 1 along -grad, as scipy's BFGS does).
-            prev = jnp.where(jnp.isfinite(state.prev_value), state.prev_value,
-                             f0 + 0.5 * jnp.asarray(global_norm(grad), dt))
+            prev = jnp.where(
+                jnp.isfinite(state.prev_value),
+                state.prev_value,
+                f0 + 0.5 * jnp.asarray(global_norm(grad), dt),
+            )
             guess = 1.01 * 2.0 * (f0 - prev) / d0
             first = jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(guess, 1.0), 1.0)
             first = first.astype(dt)
@@ -344,11 +353,24 @@ def scale_by_zoom_linesearch(
         first = jnp.minimum(first, jnp.asarray(max_lr, dt))
         zero = jnp.zeros([], dt)
         init = _ZoomCarry(
-            evals=jnp.zeros([], jnp.int32), trial=first, zooming=jnp.asarray(False),
-            done=~descent, success=jnp.asarray(False),
-            prev=zero, f_prev=f0, d_prev=d0,
-            lo=zero, f_lo=f0, d_lo=d0, hi=zero, f_hi=f0, d_hi=d0,
-            best=zero, f_best=f0, d_best=d0, g_best=grad,
+            evals=jnp.zeros([], jnp.int32),
+            trial=first,
+            zooming=jnp.asarray(False),
+            done=~descent,
+            success=jnp.asarray(False),
+            prev=zero,
+            f_prev=f0,
+            d_prev=d0,
+            lo=zero,
+            f_lo=f0,
+            d_lo=d0,
+            hi=zero,
+            f_hi=f0,
+            d_hi=d0,
+            best=zero,
+            f_best=f0,
+            d_best=d0,
+            g_best=grad,
         )
 
         def cond(c):
@@ -401,30 +423,47 @@ def scale_by_zoom_linesearch(
             f_hi = jnp.where(c.zooming, z_fhi, b_fhi)
             d_hi = jnp.where(c.zooming, z_dhi, b_dhi)
             zooming = c.zooming | bracketed
-            trial = jnp.where(
-                zooming, _safeguarded_trial(lo, f_lo, d_lo, hi, f_hi, d_hi), b_next
-            )
+            trial = jnp.where(zooming, _safeguarded_trial(lo, f_lo, d_lo, hi, f_hi, d_hi), b_next)
             tiny = zooming & (
                 jnp.abs(hi - lo) <= stepsize_precision * jnp.maximum(jnp.abs(hi), jnp.abs(lo))
             )
             stuck = (~zooming & at_cap) | tiny
             return _ZoomCarry(
-                evals=c.evals + 1, trial=trial, zooming=zooming,
-                done=accept | stuck, success=accept,
-                prev=a, f_prev=fa, d_prev=da,
-                lo=lo, f_lo=f_lo, d_lo=d_lo, hi=hi, f_hi=f_hi, d_hi=d_hi,
-                best=best, f_best=f_best, d_best=d_best, g_best=g_best,
+                evals=c.evals + 1,
+                trial=trial,
+                zooming=zooming,
+                done=accept | stuck,
+                success=accept,
+                prev=a,
+                f_prev=fa,
+                d_prev=da,
+                lo=lo,
+                f_lo=f_lo,
+                d_lo=d_lo,
+                hi=hi,
+                f_hi=f_hi,
+                d_hi=d_hi,
+                best=best,
+                f_best=f_best,
+                d_best=d_best,
+                g_best=g_best,
             )
 
         c = jax.lax.while_loop(cond, body, init)
         failed = ~c.success
         if verbose:
             jax.debug.callback(
-                lambda bad, n, d: print(
-                    f"{fn}: no strong-Wolfe step found in {n} evaluations "
-                    f"(initial slope {d}); returning the best safe step"
-                ) if bad else None,
-                failed, c.evals, d0,
+                lambda bad, n, d: (
+                    print(
+                        f"{fn}: no strong-Wolfe step found in {n} evaluations "
+                        f"(initial slope {d}); returning the best safe step"
+                    )
+                    if bad
+                    else None
+                ),
+                failed,
+                c.evals,
+                d0,
             )
         decrease_error = jnp.maximum(c.f_best - f0 - c1 * c.best * d0 - eps, 0.0)
         curvature_error = jnp.maximum(jnp.abs(c.d_best) - c2 * jnp.abs(d0) - eps, 0.0)
@@ -571,8 +610,9 @@ def scale_by_backtracking_linesearch(
             failed=jnp.asarray(False),
         )
 
-    def update_fn(updates, state, params=None, *, value=None, grad=None, value_fn=None,
-                  **extra_args):
+    def update_fn(
+        updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
+    ):
         del extra_args
         check_linesearch_args(fn, params, value, grad, value_fn)
         dt = state.value.dtype
@@ -613,14 +653,20 @@ def scale_by_backtracking_linesearch(
         step = jnp.where(ok, a, jnp.zeros([], dt))
         new_grad = None
         if store_grad:
-            new_grad = jax.tree.map(lambda x, y, p: jnp.where(ok, x, y).astype(p.dtype),
-                                    ga, grad, state.grad)
+            new_grad = jax.tree.map(
+                lambda x, y, p: jnp.where(ok, x, y).astype(p.dtype), ga, grad, state.grad
+            )
         if verbose:
             jax.debug.callback(
-                lambda good, n: None if good else print(
-                    f"{fn}: no sufficient decrease in {n} evaluations; returning a zero step"
+                lambda good, n: (
+                    None
+                    if good
+                    else print(
+                        f"{fn}: no sufficient decrease in {n} evaluations; returning a zero step"
+                    )
                 ),
-                ok, evals,
+                ok,
+                evals,
             )
         new_state = ScaleByBacktrackingLinesearchState(
             learning_rate=a,
@@ -683,10 +729,12 @@ def value_and_grad_from_state(
                 "value_and_grad_from_state: the state keeps no gradient; create the line "
                 "search with store_grad=True"
             )
+
         def compute(p, a, k):
             v, g = jax.value_and_grad(value_fn)(p, *a, **k)
-            return jnp.asarray(v, value.dtype), jax.tree.map(lambda x, y: x.astype(y.dtype),
-                                                             g, grad)
+            return jnp.asarray(v, value.dtype), jax.tree.map(
+                lambda x, y: x.astype(y.dtype), g, grad
+            )
 
         return jax.lax.cond(
             jnp.isfinite(value), lambda p, a, k: (value, grad), compute, params, args, kwargs

@@ -143,8 +143,9 @@ def scale_by_bfgs(scale_init_precond: bool = True) -> GradientTransformation:
         rho = 1.0 / safe_sy
         hy = h @ y
         updated = (
-            h - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) + (rho * rho * (y @ hy) + rho)
-            * jnp.outer(s, s)
+            h
+            - rho * (jnp.outer(s, hy) + jnp.outer(hy, s))
+            + (rho * rho * (y @ hy) + rho) * jnp.outer(s, s)
         )
         h = jnp.where(accept, updated, state.inv_hessian)
         num_pairs = state.num_pairs + accept.astype(jnp.int32)
@@ -155,8 +156,7 @@ def scale_by_bfgs(scale_init_precond: bool = True) -> GradientTransformation:
         return direction, ScaleByBFGSState(
             count=safe_increment(state.count),
             prev_params=jax.tree.map(lambda p, q: p.astype(q.dtype), params, state.prev_params),
-            prev_updates=jax.tree.map(lambda a, b: a.astype(b.dtype), updates,
-                                      state.prev_updates),
+            prev_updates=jax.tree.map(lambda a, b: a.astype(b.dtype), updates, state.prev_updates),
             inv_hessian=h,
             num_pairs=num_pairs,
         )
@@ -265,8 +265,7 @@ def _newton_cg(hvp, g, damping, max_steps, rtol):
         return (j + 1, keep, r_new, p_new, rr_new, negative | converged, negative & (j == 0))
 
     rr0 = tree_vdot(g, g)
-    init = (jnp.zeros([], jnp.int32), tree_zeros_like(g), g, g, rr0, rr0 <= 0,
-            jnp.asarray(False))
+    init = (jnp.zeros([], jnp.int32), tree_zeros_like(g), g, g, rr0, rr0 <= 0, jnp.asarray(False))
     steps, z, _, _, _, _, negative_first = jax.lax.while_loop(cond, body, init)
     return z, steps, negative_first
 
@@ -364,8 +363,7 @@ def scale_by_newton(
                 out = jax.jvp(grad_fn, (params,), (tangent,))[1]
                 return jax.tree.map(lambda o, x: o.astype(x.dtype), out, v)
 
-            g = jax.tree.map(lambda u: u.astype(jnp.promote_types(u.dtype, jnp.float32)),
-                             updates)
+            g = jax.tree.map(lambda u: u.astype(jnp.promote_types(u.dtype, jnp.float32)), updates)
             max_steps = cg_max_steps if cg_max_steps is not None else 20 * _num_params(params)
             d, steps, negative_first = _newton_cg(hvp, g, damping, max_steps, cg_tol)
             bad = negative_first | ~tree_all_finite(d) | ~(tree_vdot(d, g) > 0)
@@ -385,7 +383,9 @@ def newton(
     cg_max_steps: int | None = None,
     cg_tol: float | None = None,
     linesearch: GradientTransformation | None = scale_by_backtracking_linesearch(  # noqa: B008
-        max_backtracking_steps=30, decrease_factor=0.5, increase_factor=math.inf,
+        max_backtracking_steps=30,
+        decrease_factor=0.5,
+        increase_factor=math.inf,
         store_grad=True,
     ),
 ) -> GradientTransformation:
@@ -425,9 +425,7 @@ def newton(
         check_learning_rate("newton", learning_rate)
         base_scaling = scale_by_learning_rate(learning_rate)
     return chain(
-        scale_by_newton(damping=damping, solver=solver, cg_max_steps=cg_max_steps,
-                        cg_tol=cg_tol),
+        scale_by_newton(damping=damping, solver=solver, cg_max_steps=cg_max_steps, cg_tol=cg_tol),
         base_scaling,
         identity() if linesearch is None else linesearch,
     )
-
