@@ -363,6 +363,9 @@ class EarlyStoppingState(NamedTuple):
       best_step: the ``count`` at which it was seen (the number of updates made before it).
       plateau_count: values since the last improvement.
       should_stop: set once ``plateau_count`` reaches ``patience``; stays set.
+      scale: the factor applied to the updates, like the other controllers' ``scale``: 1 while
+        training goes on, 0 once stopped with ``freeze=True`` (it stays 1 with
+        ``freeze=False``).
     """
 
     count: jax.Array
@@ -370,6 +373,7 @@ class EarlyStoppingState(NamedTuple):
     best_step: jax.Array
     plateau_count: jax.Array
     should_stop: jax.Array
+    scale: jax.Array
 
 
 def early_stopping(
@@ -407,8 +411,8 @@ def early_stopping(
       >>> state = tx.init(None)
       >>> for loss in [3.0, 1.0, 2.0, 1.5, 0.5]:
       ...     u, state = tx.update(jnp.ones(1), state, value=loss)
-      >>> print(ol.get(state, "should_stop"), ol.get(state, "best_step"), u)
-      True 1 [0.]
+      >>> print(ol.get(state, "should_stop"), ol.get(state, "best_step"), ol.get(state, "scale"), u)
+      True 1 0.0 [0.]
     """
     fn = "early_stopping"
     check_steps(fn, "patience", patience, 0)
@@ -423,6 +427,7 @@ def early_stopping(
             best_step=zero_count(),
             plateau_count=zero_count(),
             should_stop=jnp.asarray(False),
+            scale=jnp.ones([], dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -440,6 +445,7 @@ def early_stopping(
             best_step=jnp.where(improved, state.count, state.best_step),
             plateau_count=wait.astype(jnp.int32),
             should_stop=stop,
+            scale=jnp.where(stop & freeze, 0.0, 1.0).astype(state.scale.dtype),
         )
         if freeze:
             updates = jax.tree.map(lambda u: jnp.where(stop, jnp.zeros_like(u), u), updates)

@@ -290,9 +290,20 @@ def test_early_stopping_matches_keras_under_scan(mode, patience, min_delta, valu
     expected = keras_early_stopping(values, patience, min_delta, mode)
     assert [bool(s) for s in state.should_stop] == [e[0] for e in expected]
     assert [int(s) for s in state.best_step] == [e[1] for e in expected]
-    # freeze=True: the updates are zero from the stopping call on.
+    # freeze=True: the updates, and the readable scale, are zero from the stopping call on.
     np.testing.assert_array_equal(u, [0.0 if e[0] else 1.0 for e in expected])
+    np.testing.assert_array_equal(state.scale, [0.0 if e[0] else 1.0 for e in expected])
     assert float(state.best_value[-1]) == pytest.approx(values[expected[-1][1]])
+
+
+def test_early_stopping_without_freeze_keeps_updates_and_scale():
+    tx = ol.early_stopping(patience=0, freeze=False)
+    state = tx.init(None)
+    for loss in [1.0, 2.0]:
+        u, state = tx.update(jnp.ones(1), state, value=loss)
+    assert bool(ol.get(state, "should_stop"))
+    assert float(ol.get(state, "scale")) == 1.0
+    np.testing.assert_array_equal(np.asarray(u), [1.0])
 
 
 def test_controllers_vmap_over_loss_sequences():
