@@ -27,7 +27,11 @@ import numpy as np
 from optlab.core.base import GradientTransformation, Params, PyTree, ScalarOrSchedule
 from optlab.core.numerics import is_concrete_number, resolve, safe_increment, zero_count
 from optlab.core.paths import resolve_mask
-from optlab.core.validation import check_nonnegative, require_params
+from optlab.core.validation import (
+    check_nonnegative,
+    describe_structure_difference,
+    require_params,
+)
 
 MaskSpec = PyTree | Callable[[Params], PyTree] | list[str] | str | None
 
@@ -101,8 +105,9 @@ def map_masked(
         return jax.tree.map(one, updates, params, flags, is_leaf=lambda x: x is None)
     except ValueError as err:
         raise ValueError(
-            f"{fn}: the updates and the params have different tree structures: "
-            f"{jax.tree.structure(updates)} vs {jax.tree.structure(params)}"
+            f"{fn}: the updates and the params have different tree structures "
+            f"({describe_structure_difference(params, updates)}); pass the params the "
+            f"gradients were taken with"
         ) from err
 
 

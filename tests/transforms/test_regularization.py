@@ -243,3 +243,14 @@ def test_zero_coefficient_passes_through_and_ignores_extra_args(rng):
     u, state = tx.update(params, tx.init(params), params, value=1.0, metric=2.0)
     assert u is params
     assert int(state.count) == 1
+
+
+@pytest.mark.parametrize(
+    "tx", [ol.add_decayed_weights(0.1), ol.add_l1(0.1)], ids=["decayed_weights", "l1"]
+)
+def test_updates_unlike_params_name_the_missing_leaf(tx):
+    params = {"a": jnp.ones(2), "b": jnp.ones(2)}
+    with pytest.raises(
+        ValueError, match=r"different tree structures \(missing from the updates: \['b'\]"
+    ):
+        tx.update({"a": jnp.ones(2)}, tx.init(params), params)
