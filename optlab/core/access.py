@@ -58,10 +58,6 @@ def named_values(state: OptState) -> dict[str, Any]:
     }
 
 
-def _all_paths(state: OptState) -> list[str]:
-    return ["/".join(p) for p, _ in _walk(state, ())]
-
-
 def _child(node: Any, key: str) -> Any:
     if _is_namedtuple(node):
         return getattr(node, key)
