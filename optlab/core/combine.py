@@ -251,21 +251,29 @@ def partition(
             )
         return tree_labels
 
-    def mask_for(label):
-        return lambda tree: jax.tree.unflatten(
-            jax.tree.structure(tree), [lab == label for lab in labels_of(tree)]
-        )
+    # Adapted once here, so the per-label ``masked`` built below hits the fast path.
+    adapted = {label: with_extra_args_support(tx) for label, tx in transforms.items()}
 
-    inner = {label: masked(tx, mask_for(label)) for label, tx in transforms.items()}
+    def masks_of(tree):
+        """One boolean mask per label, from a single resolution of the labels."""
+        tree_labels = labels_of(tree)
+        structure = jax.tree.structure(tree)
+        return {
+            label: jax.tree.unflatten(structure, [lab == label for lab in tree_labels])
+            for label in transforms
+        }
 
     def init_fn(params):
-        labels_of(params)
-        return PartitionState({label: tx.init(params) for label, tx in inner.items()})
+        masks = masks_of(params)
+        return PartitionState(
+            {label: masked(tx, masks[label]).init(params) for label, tx in adapted.items()}
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
+        masks = masks_of(params if params is not None else updates)
         new_states = {}
-        for label, tx in inner.items():
-            updates, new_states[label] = tx.update(
+        for label, tx in adapted.items():
+            updates, new_states[label] = masked(tx, masks[label]).update(
                 updates, state.inner_states[label], params, **extra_args
             )
         return updates, PartitionState(new_states)
