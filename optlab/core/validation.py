@@ -207,7 +207,7 @@ def check_real(fn: str, name: str, value: Any) -> None:
     raise TypeError(f"{fn}: {name} must be a real number, got {name}={describe_value(value)}")
 
 
-def check_int(
+def check_int_range(
     fn: str, name: str, value: Any, minimum: int | None = None, maximum: int | None = None
 ) -> None:
     """Raises ``TypeError`` unless ``value`` is a Python/NumPy integer (not a bool), and
@@ -225,7 +225,7 @@ def check_int(
 
 def check_seed(fn: str, name: str, value: Any) -> None:
     """A seed for NumPy/scikit-learn: an integer in ``[0, 2**32)``."""
-    check_int(fn, name, value, 0, 2**32 - 1)
+    check_int_range(fn, name, value, 0, 2**32 - 1)
 
 
 def check_str(fn: str, name: str, value: Any) -> None:
@@ -234,7 +234,7 @@ def check_str(fn: str, name: str, value: Any) -> None:
         raise TypeError(f"{fn}: {name} must be a string, got {name}={describe_value(value)}")
 
 
-def check_path(fn: str, name: str, value: Any) -> str:
+def as_path(fn: str, name: str, value: Any) -> str:
     """Returns ``os.fspath(value)``; raises ``TypeError`` unless it is a non-empty path (a
     string or an ``os.PathLike``) and ``ValueError`` for the empty string."""
     import os

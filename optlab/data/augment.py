@@ -41,7 +41,7 @@ import jax.numpy as jnp
 from optlab.core.validation import (
     check_array,
     check_in_range,
-    check_int,
+    check_int_range,
     check_key,
     check_nonnegative,
     check_positive,
@@ -168,7 +168,7 @@ def cutout(x: Array, key: Array, size: int = 4) -> Array:
     """
     x = _check_images("cutout", x)
     check_key("cutout", "key", key)
-    check_int("cutout", "size", size, 1)
+    check_int_range("cutout", "size", size, 1)
     n, h, w, _ = x.shape
     k_y, k_x = jax.random.split(key)
     cy = jax.random.randint(k_y, (n, 1, 1), 0, h)
@@ -188,7 +188,7 @@ def random_shift(x: Array, key: Array, max_shift: int = 2) -> Array:
     """
     x = _check_images("random_shift", x)
     check_key("random_shift", "key", key)
-    check_int("random_shift", "max_shift", max_shift, 0)
+    check_int_range("random_shift", "max_shift", max_shift, 0)
     n, h, w, c = x.shape
     s = max_shift
     shifts = jax.random.randint(key, (n, 2), -s, s + 1)
@@ -283,7 +283,7 @@ class Mixup:
         check_real("Mixup", "alpha", self.alpha)
         check_positive("Mixup", "alpha", self.alpha)
         if self.num_classes is not None:
-            check_int("Mixup", "num_classes", self.num_classes, 2)
+            check_int_range("Mixup", "num_classes", self.num_classes, 2)
 
     def __call__(self, batch: Batches, key: Array) -> Batches:
         _check_batch("Mixup", batch, key)
@@ -315,7 +315,7 @@ class Cutout:
     size: int = 4
 
     def __post_init__(self) -> None:
-        check_int("Cutout", "size", self.size, 1)
+        check_int_range("Cutout", "size", self.size, 1)
 
     def __call__(self, batch: Batches, key: Array) -> Batches:
         _check_batch("Cutout", batch, key)
@@ -329,7 +329,7 @@ class RandomShift:
     max_shift: int = 2
 
     def __post_init__(self) -> None:
-        check_int("RandomShift", "max_shift", self.max_shift, 0)
+        check_int_range("RandomShift", "max_shift", self.max_shift, 0)
 
     def __call__(self, batch: Batches, key: Array) -> Batches:
         _check_batch("RandomShift", batch, key)

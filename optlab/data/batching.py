@@ -34,7 +34,7 @@ import numpy as np
 from optlab.core.validation import (
     check_array,
     check_bool,
-    check_int,
+    check_int_range,
     check_key,
     check_seed,
     describe_value,
@@ -42,7 +42,17 @@ from optlab.core.validation import (
 
 
 class Batches(NamedTuple):
-    """One epoch of mini-batches: leading axes ``(num_batches, batch_size)`` on every leaf."""
+    """One epoch of mini-batches: leading axes ``(num_batches, batch_size)`` on every leaf.
+
+    Sliced along the first axis (as ``lax.scan`` does), it is one step's batch, the input of
+    an augmentation ``augment(batch, key) -> batch``.
+
+    Attributes:
+      x: the inputs (an array or a pytree of arrays).
+      y: the targets, or ``None``.
+      mask: float32 ``(num_batches, batch_size)``: 1 for real rows, 0 for the padding of the
+        last batch when ``drop_remainder=False``.
+    """
 
     x: Any
     y: Any
@@ -69,9 +79,9 @@ def num_batches(num_examples: int, batch_size: int | None, drop_remainder: bool 
       >>> print(optlab.data.num_batches(10, 4), optlab.data.num_batches(10, 4, False))
       2 3
     """
-    check_int("num_batches", "num_examples", num_examples, 1)
+    check_int_range("num_batches", "num_examples", num_examples, 1)
     if batch_size is not None:
-        check_int("num_batches", "batch_size", batch_size, 1)
+        check_int_range("num_batches", "batch_size", batch_size, 1)
     check_bool("num_batches", "drop_remainder", drop_remainder)
     if batch_size is None or batch_size >= num_examples:
         return 1
@@ -148,7 +158,7 @@ def batches(
     check_bool(fn, "drop_remainder", drop_remainder)
     check_bool(fn, "shuffle", shuffle)
     if batch_size is not None:
-        check_int(fn, "batch_size", batch_size, 1)
+        check_int_range(fn, "batch_size", batch_size, 1)
     n = _rows(fn, x, y)
     size = n if batch_size is None or batch_size >= n else batch_size
     count = num_batches(n, batch_size, drop_remainder)

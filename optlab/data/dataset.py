@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from optlab.core.validation import check_array, check_int, check_str, describe_value
+from optlab.core.validation import check_array, check_int_range, check_str, describe_value
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -58,7 +58,7 @@ class Dataset:
         check_str(fn, "name", self.name)
         check_str(fn, "description", self.description)
         if self.num_classes is not None:
-            check_int(fn, "num_classes", self.num_classes, 1)
+            check_int_range(fn, "num_classes", self.num_classes, 1)
         for field in ("x_train", "y_train", "x_test", "y_test"):
             value = getattr(self, field)
             if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
@@ -134,7 +134,7 @@ class Dataset:
         int32 class labels (``num_classes`` an int) or float32 regression targets (``None``)."""
         fn = "Dataset.from_arrays"
         if num_classes is not None:
-            check_int(fn, "num_classes", num_classes, 1)
+            check_int_range(fn, "num_classes", num_classes, 1)
         arrays = {
             field: np.asarray(check_array(fn, field, value, min_ndim=1))
             for field, value in (

@@ -38,12 +38,12 @@ from typing import Any
 import numpy as np
 
 from optlab.core.validation import (
+    as_path,
     check_bool,
     check_choice,
     check_in_range,
-    check_int,
+    check_int_range,
     check_nonnegative,
-    check_path,
     check_positive,
     check_real,
     check_seed,
@@ -124,7 +124,7 @@ def _check_mnist1d_args(base: dict[str, Any], args: dict[str, Any]) -> None:
         if isinstance(default, bool):
             check_bool(fn, name, value)
         elif isinstance(default, int):
-            check_int(fn, name, value, 0, 2**32 - 1)
+            check_int_range(fn, name, value, 0, 2**32 - 1)
         elif isinstance(default, float):
             check_real(fn, name, value)
             check_nonnegative(fn, name, value)
@@ -135,11 +135,11 @@ def _check_mnist1d_args(base: dict[str, Any], args: dict[str, Any]) -> None:
                     f"{default}, got {name}={describe_value(value)}"
                 )
             for item in value:
-                check_int(fn, name, item, 0)
+                check_int_range(fn, name, item, 0)
     if "num_samples" in args:
-        check_int(fn, "num_samples", args["num_samples"], 20)
+        check_int_range(fn, "num_samples", args["num_samples"], 20)
     if "final_seq_length" in args:
-        check_int(fn, "final_seq_length", args["final_seq_length"], 1)
+        check_int_range(fn, "final_seq_length", args["final_seq_length"], 1)
     if "train_split" in args:
         check_in_range(fn, "train_split", args["train_split"], 0.0, 1.0, low_closed=False)
 
@@ -308,7 +308,7 @@ def fashion_mnist(*, path: str | os.PathLike | None = None, flatten: bool = True
     malformed header or body, a truncated gzip stream, labels outside ``[0, 10)``, zero
     images, non-finite pixels, or images and labels of different counts.
     """
-    path = FASHION_MNIST_DIR if path is None else check_path("fashion_mnist", "path", path)
+    path = FASHION_MNIST_DIR if path is None else as_path("fashion_mnist", "path", path)
     check_bool("fashion_mnist", "flatten", flatten)
     how = (
         f"Install it with `apt-get install dataset-fashion-mnist` (files in "
@@ -330,7 +330,7 @@ def mnist(*, path: str | os.PathLike | None = None, flatten: bool = True) -> Dat
     check_bool("mnist", "flatten", flatten)
     if path is None:
         raise FileNotFoundError(f"mnist: no path given. {how}")
-    return _idx_dataset("mnist", check_path("mnist", "path", path), how, flatten)
+    return _idx_dataset("mnist", as_path("mnist", "path", path), how, flatten)
 
 
 def two_spirals(
@@ -349,7 +349,7 @@ def two_spirals(
     by :math:`1 / (2\pi \cdot \mathrm{turns})` to roughly [-1, 1] (so ``turns`` must be > 0).
     """
     fn = "two_spirals"
-    check_int(fn, "num_samples", num_samples, 4)
+    check_int_range(fn, "num_samples", num_samples, 4)
     for name, value in (("noise", noise), ("turns", turns)):
         check_real(fn, name, value)
     check_nonnegative(fn, "noise", noise)
@@ -382,9 +382,9 @@ def blobs(
     from sklearn.datasets import make_blobs
 
     fn = "blobs"
-    check_int(fn, "num_classes", num_classes, 2)
-    check_int(fn, "num_samples", num_samples, 2 * num_classes)
-    check_int(fn, "num_features", num_features, 1)
+    check_int_range(fn, "num_classes", num_classes, 2)
+    check_int_range(fn, "num_samples", num_samples, 2 * num_classes)
+    check_int_range(fn, "num_features", num_features, 1)
     check_real(fn, "cluster_std", cluster_std)
     check_nonnegative(fn, "cluster_std", cluster_std)
     _check_split(fn, test_size, seed)
@@ -466,7 +466,7 @@ def load(name: str | os.PathLike = "digits", **options: Any) -> Dataset:
     if isinstance(name, str) and not name:
         raise ValueError("load: name must be a dataset name or a path, got name=''")
     if _is_path(name):
-        return load_file(check_path("load", "name", name), **options)
+        return load_file(as_path("load", "name", name), **options)
     try:
         check_choice("load", "name", name.lower().replace("-", "_"), dataset_names())
     except ValueError as err:

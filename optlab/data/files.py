@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from optlab.core.validation import (
+    as_path,
     check_choice,
     check_in_range,
-    check_path,
     check_real,
     check_seed,
     check_str,
@@ -321,7 +321,7 @@ def load_file(
       >>> print(ds.num_train, ds.num_test, ds.num_classes, ds.feature_names)
       6 4 2 ('a', 'b')
     """
-    path = check_path("load", "name", path)
+    path = as_path("load", "name", path)
     ext = os.path.splitext(path)[1].lower()
     if target is not None:
         check_str("load", "target", target)
@@ -330,7 +330,7 @@ def load_file(
         check_in_range("load", "test_size", test_size, 0.0, 1.0, low_closed=False)
     check_seed("load", "seed", seed)
     check_choice("load", "task", task, TASKS)
-    test = None if test is None else check_path("load", "test", test)
+    test = None if test is None else as_path("load", "test", test)
     if test is not None and test_size is not None:
         raise ValueError(
             f"load: {path}: give test= (a test file) or test_size= (a split of the rows), not both"

@@ -22,7 +22,7 @@ import zlib
 
 import numpy as np
 
-from optlab.core.validation import check_array, check_path
+from optlab.core.validation import as_path, check_array
 
 _DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -76,7 +76,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
       >>> print(optlab.data.read_idx(path))
       [3 1 4]
     """
-    path = check_path("read_idx", "path", path)
+    path = as_path("read_idx", "path", path)
     data = _read_bytes(path)
     if len(data) < 4:
         raise IdxError(f"{path}: file too short for an IDX header ({len(data)} bytes, need 4)")
@@ -121,7 +121,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
       path: the file to write.
       array: an array of uint8, int8, int16, int32, float32 or float64.
     """
-    path = check_path("write_idx", "path", path)
+    path = as_path("write_idx", "path", path)
     array = np.asarray(check_array("write_idx", "array", array, kinds="iuf"))
     key = array.dtype.newbyteorder("=").str.lstrip("<>|=")
     if key not in _CODES:

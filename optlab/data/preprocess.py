@@ -27,7 +27,7 @@ import numpy as np
 from optlab.core.validation import (
     check_array,
     check_choice,
-    check_int,
+    check_int_range,
     check_positive,
     check_real,
     check_str,
@@ -126,7 +126,7 @@ def fit_preprocessor(
     check_real(fn, "epsilon", epsilon)
     check_positive(fn, "epsilon", epsilon)
     if num_components is not None:
-        check_int(fn, "num_components", num_components, 1)
+        check_int_range(fn, "num_components", num_components, 1)
     x = np.asarray(check_array(fn, "x_train", x_train, min_ndim=1), np.float64)
     n = len(x)
     if n < 2:

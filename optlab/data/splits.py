@@ -18,7 +18,7 @@ from optlab.core.validation import (
     check_array,
     check_bool,
     check_in_range,
-    check_int,
+    check_int_range,
     check_real,
     check_seed,
 )
@@ -167,7 +167,7 @@ def kfold_indices(
 
     fn = "kfold_indices"
     y = _check_labels(fn, y)
-    check_int(fn, "num_folds", num_folds, 2, len(y))
+    check_int_range(fn, "num_folds", num_folds, 2, len(y))
     _check_options(fn, seed, stratify)
     splitter = (StratifiedKFold if stratify else KFold)(
         n_splits=num_folds, shuffle=True, random_state=seed
