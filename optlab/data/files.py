@@ -61,11 +61,20 @@ class _Bad(ValueError):
     """A problem with one file; ``load_file`` prefixes ``load: <file>:``."""
 
 
-def _check_file(path: str) -> None:
+def _check_file(path: str, extensions: tuple[str, ...]) -> None:
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: {path}: no such file")
     if os.path.isdir(path):
         raise _Bad("is a directory, not a .npz or .csv file")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in extensions:
+        raise _Bad(
+            f"unknown file type {ext or '(no extension)'!r}; optlab reads .npz (arrays "
+            f"x_train, y_train[, x_test, y_test]) and .csv (a header row, target= names the "
+            f"target column), or a dataset name (optlab.data.dataset_names())"
+            if extensions == FILE_TYPES
+            else f"must be a {' or '.join(extensions)} file, got {ext or '(no extension)'!r}"
+        )
     if os.path.getsize(path) == 0:
         raise _Bad("is empty")
 
@@ -123,7 +132,7 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _npz_arrays(path: str) -> tuple[dict[str, np.ndarray], None]:
+def _npz_arrays(path: str) -> dict[str, np.ndarray]:
     arrays = _read_npz(path)
     for split in ("train", "test"):
         if f"x_{split}" not in arrays:
@@ -153,7 +162,7 @@ def _npz_arrays(path: str) -> tuple[dict[str, np.ndarray], None]:
                 + (" (too large for float32)" if np.isfinite(value) else "")
                 + "; every value must be finite"
             )
-    return arrays, None
+    return arrays
 
 
 # --- .csv ------------------------------------------------------------------------------------
@@ -169,7 +178,7 @@ def _read_text(path: str) -> str:
         ) from None
 
 
-def _header(path: str, text: str) -> tuple[list[str], int]:
+def _header(text: str) -> tuple[list[str], int]:
     """The column names and the number of lines before the first data row."""
     reader = csv.reader(io.StringIO(text))
     for row in reader:
@@ -196,6 +205,8 @@ def _locate_problem(text: str, columns: list[str], skip: int) -> str | None:
                 return f"{at}, column {name!r} is empty"
             try:
                 value = float(cell)
+                if "_" in cell:  # Python reads 1_000, NumPy does not
+                    raise ValueError(cell)
             except ValueError:
                 return f"{at}, column {name!r}: {cell[:40]!r} is not a number"
             if not abs(value) <= _FLOAT32_MAX:
@@ -216,7 +227,7 @@ def _read_csv(path: str, target: Any) -> tuple[np.ndarray, np.ndarray, list[str]
     text = _read_text(path)
     if not text.strip():
         raise _Bad("is empty")
-    columns, skip = _header(path, text)
+    columns, skip = _header(text)
     unnamed = [i + 1 for i, c in enumerate(columns) if not c]
     if unnamed:
         raise _Bad(f"header column {unnamed[0]} has no name (header: {columns})")
@@ -336,19 +347,13 @@ def load_file(
             f"load: {path}: give test= (a test file) or test_size= (a split of the rows), not both"
         )
     try:
-        if ext not in FILE_TYPES:
-            raise _Bad(
-                f"unknown file type {ext or '(no extension)'!r}; optlab reads .npz (arrays "
-                f"x_train, y_train[, x_test, y_test]) and .csv (a header row, target= names "
-                f"the target column), or a dataset name (optlab.data.dataset_names())"
-            )
-        _check_file(path)
+        _check_file(path, FILE_TYPES)
         if ext == ".npz":
             if target is not None:
                 raise _Bad("target= is for .csv files; a .npz file holds y_train")
             if test is not None:
                 raise _Bad("test= is for .csv files; a .npz file holds x_test and y_test")
-            arrays, features = _npz_arrays(path)
+            arrays, features = _npz_arrays(path), None
         else:
             x, y, features = _read_csv(path, target)
             arrays = {"x_train": x, "y_train": y}
@@ -356,9 +361,7 @@ def load_file(
         raise ValueError(f"load: {path}: {err}") from None
     if test is not None:
         try:
-            if os.path.splitext(test)[1].lower() != ".csv":
-                raise _Bad("test= must be a .csv file like the training file")
-            _check_file(test)
+            _check_file(test, (".csv",))
             x_te, y_te, test_features = _read_csv(test, target)
             if test_features != features:
                 raise _Bad(

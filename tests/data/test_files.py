@@ -400,7 +400,8 @@ def test_a_test_file_with_other_columns(tmp_path):
     test = _write_csv(tmp_path / "test.csv", ["a", "c", "y"], [[1, 2, 0]])
     with pytest.raises(ValueError, match=r"test\.csv: has feature columns \['a', 'c'\], the"):
         od.load(str(train), target="y", test=str(test))
-    with pytest.raises(ValueError, match=r"test\.npz: test= must be a \.csv file"):
+    np.savez(tmp_path / "test.npz", x_train=X)
+    with pytest.raises(ValueError, match=r"test\.npz: must be a \.csv file, got '\.npz'"):
         od.load(str(train), target="y", test=str(tmp_path / "test.npz"))
     with pytest.raises(ValueError, match=r"give test= \(a test file\) or test_size="):
         od.load(str(train), target="y", test=str(test), test_size=0.5)
