@@ -256,7 +256,8 @@ def landscape(
         ``optlab.nn.functional(model)[1]``, or an nnx model of the same structure;
         ``None`` for ``model``'s parameters.
       params_b: :math:`\theta_b`, the end of the interpolation (a tree or an nnx model).
-      directions: ``1``, ``2``, a direction tree, or a sequence of one or two trees.
+      directions: ``1``, ``2``, a direction tree (or an nnx model, its parameters), or a
+        sequence of one or two.
       loss: ``loss(predictions, targets)``, per-example values (or a scalar when
         ``batch_size`` is ``None``), e.g. ``ol.nn.softmax_cross_entropy_with_integer_labels``.
       data: ``(x, y)``, or an ``optlab.data`` dataset (its training split).
@@ -323,7 +324,9 @@ def landscape(
                 )
             dirs = random_directions(center, directions, seed=seed, ignore_bias_bn=ignore_bias_bn)
         else:
-            is_one_tree = jax.tree.structure(directions) == jax.tree.structure(params)
+            is_one_tree = isinstance(directions, nnx.Module) or (
+                jax.tree.structure(directions) == jax.tree.structure(params)
+            )
             dirs = (directions,) if is_one_tree else tuple(directions)
             if len(dirs) not in (1, 2):
                 raise ValueError(

@@ -140,6 +140,12 @@ def test_own_directions_are_used_as_given_and_chunking_does_not_change_values(da
         model, directions=dirs[0], loss=LOSS, data=data, num_points=3, span=(-0.1, 0.1)
     )
     np.testing.assert_allclose(one.values, grid.values[:, 1], rtol=1e-6)
+    # A direction may also be given as a model: its parameters (here, the model itself).
+    towards_self = ol.diagnostics.landscape(
+        model, directions=model, loss=LOSS, data=data, num_points=2, span=(0.0, 1.0)
+    )
+    doubled = jax.tree.map(lambda p: 2 * p, params)
+    assert towards_self.values[1] == pytest.approx(direct_loss(model, doubled, data), rel=1e-5)
 
 
 def test_batched_evaluation_equals_full_batch(data):
