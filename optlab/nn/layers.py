@@ -348,7 +348,7 @@ class PReLU(nnx.Module):
         check_finite("PReLU", "init", init)
         check_bool("PReLU", "per_unit", per_unit)
         shape = (num_features,) if per_unit else ()
-        self.alpha = nnx.Param(jnp.asarray(np.full(shape, init, np.float32)))
+        self.alpha = nnx.Param(jax.device_put(np.full(shape, init, np.float32)))
 
     def __call__(self, x: Array, *, train: bool | None = None, rng: Array | None = None) -> Array:
         del train, rng

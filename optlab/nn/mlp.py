@@ -361,6 +361,8 @@ def count_params(model_or_tree: Any) -> int:
       >>> print(optlab.nn.count_params(optlab.nn.MLP(4, (8,), 3, rngs=0)))
       67
     """
+    if model_or_tree is None:
+        raise TypeError("count_params: expects an nnx model or a pytree of arrays, got None")
     if isinstance(model_or_tree, nnx.Module):
         tree = nnx.state(model_or_tree, nnx.Param)
     else:
