@@ -96,8 +96,10 @@ def _defined_names(module: ModuleType) -> list[str]:
 def namespace_names(module: ModuleType) -> dict[str, str]:
     """``{name: defining module}`` of a namespace's public names.
 
-    ``__all__`` when the module has one; otherwise what it explicitly re-exports
-    (``from M import A as A``) and, for a plain module, what it defines.
+    ``__all__`` when the module has one. Otherwise every public object bound in it that is
+    defined inside it (by ``__module__``), plus what it explicitly re-exports (``from M import A
+    as A``: constants and type aliases have no ``__module__``) and, for a plain module, the
+    names its source defines.
     """
     reexported = _reexports(module)
     if hasattr(module, "__all__"):
@@ -106,8 +108,15 @@ def namespace_names(module: ModuleType) -> dict[str, str]:
         names = list(reexported)
         if not module.__file__.endswith("__init__.py"):
             names += _defined_names(module)
+        names += [
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and not inspect.ismodule(value)
+            and (getattr(value, "__module__", None) or "").startswith(module.__name__)
+        ]
     result = {}
-    for name in names:
+    for name in dict.fromkeys(names):
         obj = getattr(module, name)
         owner = getattr(obj, "__module__", None)
         if not (isinstance(owner, str) and owner.startswith("optlab.")):
