@@ -31,26 +31,29 @@ PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 def _public_names() -> set[str]:
     """Every public name, found by introspection (the site's generator reads the sources).
 
-    The root's ``__all__``; for each module it re-exports (``ol.nn``, ``ol.data``,
-    ``ol.callbacks``...), that module's ``__all__`` or else the objects it holds that are defined
-    inside it.
+    The root's ``__all__``; for each module among them (``ol.nn``, ``ol.data``,
+    ``ol.callbacks``, ``ol.diagnostics`` and its ``surfaces``...), that module's ``__all__`` or
+    else the objects it holds that are defined inside it, recursively.
     """
     names = set()
-    for name in optlab.__all__:
-        obj = getattr(optlab, name)
-        if not inspect.ismodule(obj):
-            names.add(f"optlab.{name}")
-            continue
-        public = getattr(obj, "__all__", None)
-        if public is None:
-            public = [
-                attr
-                for attr, value in vars(obj).items()
-                if not attr.startswith("_")
-                and not inspect.ismodule(value)
-                and (getattr(value, "__module__", None) or "").startswith(obj.__name__)
-            ]
-        names.update(f"optlab.{name}.{attr}" for attr in public)
+    pending = [("optlab", optlab, list(optlab.__all__))]
+    while pending:
+        prefix, module, public = pending.pop()
+        for attr in public:
+            value = getattr(module, attr)
+            if inspect.ismodule(value):
+                inner = getattr(value, "__all__", None)
+                if inner is None:
+                    inner = [
+                        name
+                        for name, obj in vars(value).items()
+                        if not name.startswith("_")
+                        and not inspect.ismodule(obj)
+                        and (getattr(obj, "__module__", None) or "").startswith(value.__name__)
+                    ]
+                pending.append((f"{prefix}.{attr}", value, inner))
+            else:
+                names.add(f"{prefix}.{attr}")
     return names
 
 
