@@ -405,7 +405,9 @@ class RReLU(Stochastic):
         return rrelu(x, key, lower=self.lower, upper=self.upper, train=training)
 
 
-def make_activation(spec: ActivationSpec, num_features: int) -> tuple[nnx.Module, int]:
+def make_activation(
+    spec: ActivationSpec, num_features: int, fn: str = "MLP"
+) -> tuple[nnx.Module, int]:
     """The activation layer for ``spec`` and the width its input must have.
 
     Maxout needs ``num_pieces`` times ``num_features`` inputs; every other activation keeps the
@@ -413,7 +415,7 @@ def make_activation(spec: ActivationSpec, num_features: int) -> tuple[nnx.Module
     """
     if callable(spec) and not isinstance(spec, str | tuple):
         return Activation(spec), num_features
-    name, opts = parse_activation(spec, "MLP")
+    name, opts = parse_activation(spec, fn)
     if name == "prelu":
         return PReLU(num_features, init=opts["init"], per_unit=opts["per_unit"]), num_features
     if name == "rrelu":
