@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from sphinx.errors import PycodeError
+from sphinx.pycode import ModuleAnalyzer
+
 # The layers of shared/ARCHITECTURE.md, lowest first; a layer not listed here (a new one) is
 # appended after them, so it is never left out.
 LAYERS = {
@@ -157,6 +160,8 @@ def _layer_order(layers: set[str]) -> list[str]:
 
 def _directive(entry: PublicName) -> list[str]:
     obj = entry.obj
+    if not _is_own(obj) and not inspect.isroutine(obj):  # a type alias: ``Params = Any``
+        return _type_alias(entry)
     if inspect.isclass(obj) and issubclass(obj, BaseException):
         return [f".. autoexception:: {entry.name}", "   :members:"]
     if inspect.isclass(obj):
@@ -166,15 +171,44 @@ def _directive(entry: PublicName) -> list[str]:
     return [f".. autodata:: {entry.name}", "   :no-value:"]
 
 
+def _is_own(obj: Any) -> bool:
+    """A class or function of optlab's own (not a re-exported alias such as ``typing.Any``)."""
+    return (inspect.isclass(obj) or inspect.isroutine(obj) or hasattr(obj, "__wrapped__")) and (
+        getattr(obj, "__module__", None) or ""
+    ).startswith("optlab.")
+
+
+def _type_alias(entry: PublicName) -> list[str]:
+    """A name bound to another library's object (``Params = Any``): its value, and the ``#:``
+    comment above its definition, if any (the object's own docstring is ``typing.Any``'s)."""
+    module, name = entry.name.rsplit(".", 1)
+    try:
+        comments = ModuleAnalyzer.for_module(entry.module).find_attr_docs()
+    except PycodeError:
+        comments = {}
+    doc = list(comments.get(("", name), []))
+    value = repr(entry.obj).replace("typing.", "").replace("collections.abc.", "")
+    return [
+        f".. py:data:: {name}",
+        f"   :module: {module}",
+        f"   :value: {value}",
+        "",
+        f"   A type alias, defined in ``{entry.module}``.",
+        "",
+        *(f"   {line}" for line in doc),
+    ]
+
+
 def _alias(entry: PublicName, first: str) -> list[str]:
     """A second public name of an object documented under ``first``: a pointer, not a copy."""
-    if inspect.isclass(entry.obj):
-        kind, role = "class", "class"
-    elif inspect.isroutine(entry.obj) or hasattr(entry.obj, "__wrapped__"):
-        kind, role = "function", "func"
-    else:
-        kind, role = "data", "data"
-    return [f".. py:{kind}:: {entry.name}", "", f"   The same object as :{role}:`{first}`."]
+    kind, role = ("class", "class") if inspect.isclass(entry.obj) else ("function", "func")
+    module, name = entry.name.rsplit(".", 1)
+    return [
+        f".. py:{kind}:: {name}",
+        f"   :module: {module}",
+        "",
+        f"   The same object as :{role}:`{first}`.",
+    ]
 
 
 def _title(text: str, char: str) -> list[str]:
@@ -232,7 +266,11 @@ def layer_page(layer: str, entries: list[PublicName]) -> str:
             # ``optlab.data.preprocess`` is a function and a module: the function gets the name.
             lines += ["   :no-index:", ""] if module in names else [""]
         for entry in members:
-            first = first_names.setdefault(id(entry.obj), entry.name)
+            first = (
+                first_names.setdefault(id(entry.obj), entry.name)
+                if _is_own(entry.obj)
+                else entry.name
+            )
             lines += [*(_directive(entry) if first == entry.name else _alias(entry, first)), ""]
     return "\n".join(lines)
 
