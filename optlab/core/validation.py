@@ -168,6 +168,55 @@ def check_not_schedule(fn: str, name: str, value: Any) -> None:
         )
 
 
+# ---------------------------------------------------------------------------------------------
+# Type checks: a wrong type is a ``TypeError`` naming the function, the argument, what it accepts
+# and what it got (issue 11). Added for optlab.nn; general, so any factory may call them.
+
+
+def _got(name: str, value: Any) -> str:
+    return f"got {name}={value!r} ({type(value).__name__})"
+
+
+def is_real_number(value: Any) -> bool:
+    """True for Python/NumPy real numbers and 0-d real NumPy arrays (never for a ``bool``)."""
+    import numbers
+
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and np.issubdtype(value.dtype, np.number) and value.dtype.kind != "c"
+    return isinstance(value, numbers.Real)
+
+
+def check_number(fn: str, name: str, value: Any, *, allow_array: bool = False) -> None:
+    """Raises ``TypeError`` unless ``value`` is a real number (a ``bool`` is not one).
+
+    With ``allow_array`` a jax array (possibly traced: a swept hyperparameter) is accepted too.
+    """
+    if is_real_number(value):
+        return
+    if allow_array and isinstance(value, jax.Array):
+        return
+    accepts = "a real number or a jax array" if allow_array else "a real number"
+    raise TypeError(f"{fn}: {name} must be {accepts}, {_got(name, value)}")
+
+
+def check_integer(fn: str, name: str, value: Any, minimum: int | None = None) -> None:
+    """Raises ``TypeError`` unless ``value`` is an integer (not a bool), ``ValueError`` if it is
+    below ``minimum``."""
+    import numbers
+
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        rule = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise TypeError(f"{fn}: {name} must be {rule}, {_got(name, value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{fn}: {name} must be an integer >= {minimum}, got {name}={value!r}")
+
+
 # --- Type checks for arguments (added for optlab.data; general, usable by every layer) -------
 # They raise ``TypeError`` naming the function, the argument, what it accepts and what it got.
 # Like the value checks above, they let jax arrays (possibly traced) through where numbers are
