@@ -3,9 +3,11 @@
 Two kinds of argument checks, used by every factory of the library (and by ``optlab.nn``,
 ``optlab.data`` and the engine):
 
-- **types** (:func:`check_number`, :func:`check_hyperparameter`, :func:`check_int`,
+- **types** (:func:`check_number`, :func:`check_hyperparameter`, :func:`check_integer`,
   :func:`check_bool`, :func:`check_dtype`, :func:`check_callable`, :func:`check_str`,
-  :func:`check_mask_spec`, :func:`check_transformation`): a wrong type raises ``TypeError``;
+  :func:`check_mask_spec`, :func:`check_transformation`, :func:`check_real`,
+  :func:`check_array`, :func:`check_key`, :func:`as_path`): a wrong type raises
+  ``TypeError``;
 - **values** (:func:`check_finite`, :func:`check_nonnegative`, :func:`check_positive`,
   :func:`check_in_range`, :func:`check_int_at_least`, :func:`check_choice`): a value outside
   the rule raises ``ValueError``. Each checks the type first.
@@ -16,8 +18,8 @@ pass where a schedule is allowed, so sweeps and injection keep working. Messages
 function, the argument, the rule and the value::
 
     adam: b1 must be in [0, 1), got b1=1.2
-    adam: learning_rate must be a number, a jax array or a schedule (a function of the step
-    count), got learning_rate='abc' (str)
+    adam: learning_rate must be a real number, a jax array or a schedule (a function of the
+    step count), got learning_rate='abc' (str)
 
 The structural checks (:func:`check_updates`, :func:`check_same_structure`,
 :func:`check_trees_match`) run when ``update`` is traced: tree structures, shapes and dtypes
@@ -47,15 +49,7 @@ def _fmt(x: Any) -> str:
 
 def _got(name: str, value: Any) -> str:
     """``name=<value> (<type>)``, with a long repr cut short."""
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{name}={text} ({type(value).__name__})"
-
-
-def is_number(value: Any) -> bool:
-    """True for Python and NumPy real numbers; never for booleans, strings, ``None``, lists."""
-    return not isinstance(value, bool | np.bool_) and isinstance(value, numbers.Real)
+    return f"{name}={describe_value(value)}"
 
 
 def is_numeric_array(value: Any) -> bool:
@@ -69,7 +63,7 @@ def is_numeric_array(value: Any) -> bool:
 
 
 def _accepted(*, array: bool, schedule: bool, none: bool) -> str:
-    kinds = ["a number"]
+    kinds = ["a real number"]
     if array:
         kinds.append("a jax array")
     if schedule:
@@ -84,22 +78,23 @@ def check_number(
     name: str,
     value: Any,
     *,
-    array: bool = True,
+    allow_array: bool = False,
     schedule: bool = False,
     none: bool = False,
 ) -> None:
-    """Raises ``TypeError`` unless ``value`` is a real number (not a bool), or, as allowed, a
-    numeric jax/NumPy array, a schedule (any callable) or ``None``."""
+    """Raises ``TypeError`` unless ``value`` is a real number (a ``bool`` is not one), or, as
+    allowed, a numeric jax/NumPy array (possibly traced: a swept hyperparameter), a schedule
+    (any callable) or ``None``."""
     if value is None and none:
         return
-    if is_number(value):
+    if is_real_number(value):
         return
-    if array and is_numeric_array(value):
+    if allow_array and is_numeric_array(value):
         return
     if schedule and callable(value) and not isinstance(value, type):
         return
     raise TypeError(
-        f"{fn}: {name} must be {_accepted(array=array, schedule=schedule, none=none)}, "
+        f"{fn}: {name} must be {_accepted(array=allow_array, schedule=schedule, none=none)}, "
         f"got {_got(name, value)}"
     )
 
@@ -109,28 +104,7 @@ def check_hyperparameter(
 ) -> None:
     """A hyperparameter is a number, a jax array (traced: its value unchecked) or, where
     ``schedule``, a schedule ``count -> value``; raises ``TypeError`` otherwise."""
-    check_number(fn, name, value, array=True, schedule=schedule, none=none)
-
-
-def check_int(fn: str, name: str, value: Any, *, none: bool = False) -> None:
-    """Raises ``TypeError`` unless ``value`` is a Python/NumPy integer (not a bool)."""
-    if value is None and none:
-        return
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        rule = "an integer or None" if none else "an integer"
-        raise TypeError(f"{fn}: {name} must be {rule}, got {_got(name, value)}")
-
-
-def check_bool(fn: str, name: str, value: Any) -> None:
-    """Raises ``TypeError`` unless ``value`` is ``True`` or ``False``."""
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{fn}: {name} must be True or False, got {_got(name, value)}")
-
-
-def check_str(fn: str, name: str, value: Any) -> None:
-    """Raises ``TypeError`` unless ``value`` is a string."""
-    if not isinstance(value, str):
-        raise TypeError(f"{fn}: {name} must be a string, got {_got(name, value)}")
+    check_number(fn, name, value, allow_array=True, schedule=schedule, none=none)
 
 
 def check_callable(fn: str, name: str, value: Any, *, none: bool = False, what: str = "") -> None:
@@ -197,7 +171,7 @@ def check_mask_spec(fn: str, name: str, value: Any, *, none: bool = True) -> Non
     when they are known (see :func:`optlab.core.paths.resolve_mask`)."""
     if value is None and none:
         return
-    if value is None or is_number(value) or isinstance(value, np.ndarray | jax.Array):
+    if value is None or is_real_number(value) or isinstance(value, np.ndarray | jax.Array):
         raise TypeError(f"{fn}: {name} must be {MASK_RULE}; got {_got(name, value)}")
     if isinstance(value, str) and not value:
         raise TypeError(f"{fn}: {name} must be {MASK_RULE}; got an empty pattern {name}=''")
@@ -222,7 +196,7 @@ def check_finite(
 ) -> None:
     """Raises ``TypeError`` for a non-number, ``ValueError`` if a concrete ``value`` is NaN or
     infinite. ``schedule``/``none``: also accept a schedule / ``None``."""
-    check_number(fn, name, value, schedule=schedule, none=none)
+    check_number(fn, name, value, allow_array=True, schedule=schedule, none=none)
     if is_concrete_number(value) and not math.isfinite(float(value)):
         raise ValueError(f"{fn}: {name} must be finite, got {name}={_fmt(value)}")
 
@@ -261,7 +235,7 @@ def check_in_range(
 
     The default interval is ``[low, high)``, the rule for decay rates such as Adam's betas.
     """
-    check_number(fn, name, value, schedule=schedule, none=none)
+    check_number(fn, name, value, allow_array=True, schedule=schedule, none=none)
     if not is_concrete_number(value):
         return
     v = float(value)
@@ -274,7 +248,7 @@ def check_in_range(
 def check_int_at_least(fn: str, name: str, value: Any, minimum: int) -> None:
     """Raises ``TypeError`` for a non-number and ``ValueError`` unless ``value`` is a
     Python/NumPy integer ``>= minimum`` (``2.5`` and ``2.0`` are refused: not integers)."""
-    if not is_number(value):
+    if not is_real_number(value):
         raise TypeError(f"{fn}: {name} must be an integer >= {minimum}, got {_got(name, value)}")
     if not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{fn}: {name} must be an integer >= {minimum}, got {name}={value!r}")
@@ -442,3 +416,188 @@ def require_params(fn: str, params: Any) -> None:
             f"{fn}: this transformation needs the current parameters; call "
             f"tx.update(grads, state, params) (with flax.nnx.Optimizer they are passed for you)"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Type checks: a wrong type is a ``TypeError`` naming the function, the argument, what it accepts
+# and what it got (issue 11). Added for optlab.nn; general, so any factory may call them.
+
+
+def is_real_number(value: Any) -> bool:
+    """True for Python/NumPy real numbers and 0-d real NumPy arrays (never for a ``bool``)."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and np.issubdtype(value.dtype, np.number) and value.dtype.kind != "c"
+    return isinstance(value, numbers.Real)
+
+
+def check_integer(
+    fn: str, name: str, value: Any, minimum: int | None = None, *, none: bool = False
+) -> None:
+    """Raises ``TypeError`` unless ``value`` is an integer (not a bool; or ``None`` where
+    ``none``), ``ValueError`` if it is below ``minimum``."""
+    if value is None and none:
+        return
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        rule = "an integer" if minimum is None else f"an integer >= {minimum}"
+        rule += " or None" if none else ""
+        raise TypeError(f"{fn}: {name} must be {rule}, got {_got(name, value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{fn}: {name} must be an integer >= {minimum}, got {name}={value!r}")
+
+
+# --- Type checks for arguments (added for optlab.data; general, usable by every layer) -------
+# They raise ``TypeError`` naming the function, the argument, what it accepts and what it got.
+# Like the value checks above, they let jax arrays (possibly traced) through where numbers are
+# accepted, so sweeps under ``vmap`` keep working.
+
+
+def describe_value(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` on one line, shortened to ``limit`` characters, then its type's name."""
+    text = " ".join(repr(value).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _is_jax_array(value: Any) -> bool:
+    return isinstance(value, jax.Array)
+
+
+def check_bool(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` is ``True`` or ``False`` (or a NumPy bool)."""
+    import numpy as np
+
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{fn}: {name} must be True or False, got {name}={describe_value(value)}")
+
+
+def check_real(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` is a real number: a Python or NumPy int or float
+    (not a bool), a 0-d NumPy array, or a 0-d jax array (possibly traced)."""
+    import numpy as np
+
+    if is_concrete_number(value):
+        if np.asarray(value).dtype.kind in "iuf":
+            return
+    elif _is_jax_array(value) and value.ndim == 0 and value.dtype.kind in "iuf":
+        return
+    raise TypeError(f"{fn}: {name} must be a real number, got {name}={describe_value(value)}")
+
+
+def check_int_range(
+    fn: str, name: str, value: Any, minimum: int | None = None, maximum: int | None = None
+) -> None:
+    """Raises ``TypeError`` unless ``value`` is a Python/NumPy integer (not a bool), and
+    ``ValueError`` unless it lies in ``[minimum, maximum]`` (either bound optional)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{fn}: {name} must be an integer, got {name}={describe_value(value)}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        low = "" if minimum is None else f">= {minimum}"
+        high = "" if maximum is None else f"<= {maximum}"
+        rule = " and ".join(p for p in (low, high) if p)
+        raise ValueError(f"{fn}: {name} must be an integer {rule}, got {name}={int(value)!r}")
+
+
+def check_seed(fn: str, name: str, value: Any) -> None:
+    """A seed for NumPy/scikit-learn: an integer in ``[0, 2**32)``."""
+    check_int_range(fn, name, value, 0, 2**32 - 1)
+
+
+def check_str(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` is a string."""
+    if not isinstance(value, str):
+        raise TypeError(f"{fn}: {name} must be a string, got {name}={describe_value(value)}")
+
+
+def as_path(fn: str, name: str, value: Any) -> str:
+    """Returns ``os.fspath(value)``; raises ``TypeError`` unless it is a non-empty path (a
+    string or an ``os.PathLike``) and ``ValueError`` for the empty string."""
+    import os
+
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(
+            f"{fn}: {name} must be a path (str or os.PathLike), got {name}={describe_value(value)}"
+        )
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError(f"{fn}: {name} must be a text path, got {name}={describe_value(value)}")
+    if not path:
+        raise ValueError(f"{fn}: {name} must be a non-empty path, got {name}=''")
+    return path
+
+
+def check_array(
+    fn: str,
+    name: str,
+    value: Any,
+    *,
+    ndim: int | None = None,
+    min_ndim: int | None = None,
+    kinds: str = "biuf",
+) -> Any:
+    """Checks that ``value`` is an array (NumPy or jax, or a nested sequence of numbers) of the
+    given rank whose dtype kind is one of ``kinds`` (NumPy's letters: ``b`` bool, ``i``/``u``
+    integers, ``f`` floats, ``c`` complex); returns it as an array (jax arrays unchanged).
+
+    Raises ``TypeError`` for strings, ``None``, objects and wrong dtypes, ``ValueError`` for a
+    wrong rank.
+    """
+    import numpy as np
+
+    names = {"b": "bool", "i": "integer", "u": "unsigned", "f": "floating", "c": "complex"}
+    accepts = "/".join(names[k] for k in kinds if k in names)
+    if isinstance(value, str | bytes) or value is None:
+        raise TypeError(
+            f"{fn}: {name} must be an array of {accepts} numbers, got "
+            f"{name}={describe_value(value)}"
+        )
+    if _is_jax_array(value) or isinstance(value, np.ndarray):
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"{fn}: {name} must be an array of {accepts} numbers, got "
+                f"{name}={describe_value(value)} ({err})"
+            ) from None
+    kind = (
+        np.dtype(array.dtype).kind
+        if not jax.dtypes.issubdtype(array.dtype, jax.dtypes.prng_key)
+        else "key"
+    )
+    if kind not in kinds:
+        raise TypeError(
+            f"{fn}: {name} must be an array of {accepts} numbers, got dtype {array.dtype} "
+            f"(shape {tuple(array.shape)})"
+        )
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(
+            f"{fn}: {name} must have {ndim} dimension(s), got shape {tuple(array.shape)}"
+        )
+    if min_ndim is not None and array.ndim < min_ndim:
+        raise ValueError(
+            f"{fn}: {name} must have at least {min_ndim} dimension(s), got shape "
+            f"{tuple(array.shape)}"
+        )
+    return array
+
+
+def check_key(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` is one ``jax.random`` key: a typed key
+    (``jax.random.key``) or a raw ``uint32[2]`` key (``jax.random.PRNGKey``), possibly traced."""
+    if isinstance(value, jax.Array):
+        typed = jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key)
+        if (typed and value.ndim == 0) or (value.dtype == "uint32" and value.shape == (2,)):
+            return
+        got = f"an array of dtype {value.dtype} and shape {value.shape}"
+    else:
+        got = f"{name}={describe_value(value)}"
+    raise TypeError(
+        f"{fn}: {name} must be one jax.random key (jax.random.key(seed) or "
+        f"jax.random.PRNGKey(seed)), got {got}"
+    )

@@ -784,6 +784,7 @@ def value_and_grad_from_state(
       1.814
       0.653
     """
+
     def value_and_grad(params, *args, state, **kwargs):
         values, grads = find(state, "value"), find(state, "grad")
         if not values or not grads or grads[0][1] is None:

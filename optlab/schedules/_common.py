@@ -12,7 +12,7 @@ from optlab.core.validation import check_finite, check_number
 def check_steps(fn: str, name: str, value: Any, minimum: int) -> None:
     """A step count must be an integer ``>= minimum`` (a float with an integer value is
     accepted, as optax does); jax arrays (possibly traced) only have their dtype checked."""
-    check_number(fn, name, value)
+    check_number(fn, name, value, allow_array=True)
     if (
         is_concrete_number(value)
         and not isinstance(value, numbers.Integral)

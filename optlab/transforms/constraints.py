@@ -163,7 +163,7 @@ def project_box(lower: Numeric | PyTree, upper: Numeric | PyTree) -> GradientTra
 
     for name, bound in (("lower", lower), ("upper", upper)):
         for leaf in jax.tree.leaves(bound):
-            check_number("project_box", f"{name} (each leaf)", leaf)
+            check_number("project_box", f"{name} (each leaf)", leaf, allow_array=True)
         if not jax.tree.leaves(bound):
             raise TypeError(
                 f"project_box: {name} must be a number or a tree of numbers like the parameters, "

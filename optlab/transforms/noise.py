@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from optlab.core.base import GradientTransformation, Numeric
 from optlab.core.numerics import compute_dtype, safe_increment, zero_count
-from optlab.core.validation import check_int, check_nonnegative, is_number
+from optlab.core.validation import check_integer, check_nonnegative, is_real_number
 
 
 class AddNoiseState(NamedTuple):
@@ -76,13 +76,13 @@ def add_noise(
     """
     check_nonnegative("add_noise", "eta", eta)
     check_nonnegative("add_noise", "gamma", gamma)
-    check_int("add_noise", "seed", seed, none=True)
+    check_integer("add_noise", "seed", seed, none=True)
     if seed is not None:
         if key is not None:
             raise ValueError("add_noise: give key or seed, not both")
         key = seed
     key = 0 if key is None else key
-    if not (is_number(key) and float(key).is_integer()) and not _is_key_array(key):
+    if not (is_real_number(key) and float(key).is_integer()) and not _is_key_array(key):
         raise TypeError(
             f"add_noise: key must be a jax.random.key, a raw uint32 key of shape (2,) or an "
             f"integer seed, got key={key!r:.60} ({type(key).__name__})"

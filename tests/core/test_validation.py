@@ -69,21 +69,29 @@ def test_arrays_are_unchecked_under_jit_too():
         (
             lambda x: v.check_learning_rate("adam", x),
             "abc",
-            r"adam: learning_rate must be a number, a jax array or a schedule \(a function of "
+            r"adam: learning_rate must be a real number, a jax array or a schedule \(a function of "
             r"the step count\), got learning_rate='abc' \(str\)",
         ),
         (lambda x: v.check_learning_rate("adam", x), None, r"got learning_rate=None \(NoneType\)"),
-        (lambda x: v.check_positive("f", "eps", x), True, r"eps must be a number .*\(bool\)"),
-        (lambda x: v.check_positive("f", "eps", x), [1.0], r"eps must be a number .*\(list\)"),
-        (lambda x: v.check_positive("f", "eps", x), lambda n: 1.0, r"eps must be a number or a"),
+        (lambda x: v.check_positive("f", "eps", x), True, r"eps must be a real number .*\(bool\)"),
+        (lambda x: v.check_positive("f", "eps", x), [1.0], r"eps must be a real number .*\(list\)"),
+        (
+            lambda x: v.check_positive("f", "eps", x),
+            lambda n: 1.0,
+            r"eps must be a real number or a",
+        ),
         (lambda x: v.check_positive("f", "eps", x), 1 + 2j, r"\(complex\)"),
         (
             lambda x: v.check_positive("f", "e", x),
             jnp.array(True),
-            r"e must be a number or a jax array",
+            r"e must be a real number or a jax array",
         ),
-        (lambda x: v.check_int("f", "n", x), 2.0, r"f: n must be an integer, got n=2.0 \(float\)"),
-        (lambda x: v.check_int("f", "n", x), True, r"\(bool\)"),
+        (
+            lambda x: v.check_integer("f", "n", x),
+            2.0,
+            r"f: n must be an integer, got n=2.0 \(float\)",
+        ),
+        (lambda x: v.check_integer("f", "n", x), True, r"\(bool\)"),
         (lambda x: v.check_int_at_least("f", "n", x, 1), "3", r"n must be an integer >= 1"),
         (lambda x: v.check_bool("f", "nesterov", x), "yes", r"nesterov must be True or False"),
         (lambda x: v.check_dtype("f", "mu_dtype", x), "flot", r"mu_dtype must be a floating"),
@@ -122,14 +130,16 @@ def test_wrong_types_raise_type_errors_naming_what_is_accepted(check, value, mes
     "value", [1, 0.5, np.float32(0.5), np.int64(3), np.array(0.5), jnp.array(0.5), jnp.ones(3)]
 )
 def test_numbers_and_numeric_arrays_are_numbers(value):
-    v.check_number("f", "x", value)
+    v.check_number("f", "x", value, allow_array=True)
 
 
 def test_none_where_allowed():
     v.check_number("f", "x", None, none=True)
-    v.check_int("f", "n", None, none=True)
+    with pytest.raises(TypeError, match="x must be a real number, got x="):
+        v.check_number("f", "x", jnp.ones(2))
+    v.check_integer("f", "n", None, none=True)
     v.check_dtype("f", "dtype", None)
-    with pytest.raises(TypeError, match="x must be a number or a jax array, got x=None"):
+    with pytest.raises(TypeError, match="x must be a real number, got x=None"):
         v.check_number("f", "x", None)
 
 

@@ -587,7 +587,7 @@ TYPE_BAD = [
     ("str_value", lambda: ol.linear_schedule("0.1", 0.0, 10), r"linear_schedule: init_value"),
     ("none_value", lambda: ol.cosine_decay_schedule(None, 10), r"cosine_decay_schedule: init_"),
     ("str_steps", lambda: ol.exponential_decay(1.0, "5", 0.5), r"transition_steps must be a"),
-    ("list_rate", lambda: ol.exponential_decay(1.0, 5, [0.5]), r"decay_rate must be a number"),
+    ("list_rate", lambda: ol.exponential_decay(1.0, 5, [0.5]), r"decay_rate must be a real number"),
     ("bool_staircase", lambda: ol.exponential_decay(1.0, 5, 0.5, staircase=1), r"staircase"),
     ("join_not_callable", lambda: ol.join_schedules([1.0, 2.0], [5]), r"schedules\[0\] must"),
     ("piecewise_list", lambda: ol.piecewise_constant_schedule(1.0, [5]), r"must be a dict"),

@@ -230,7 +230,9 @@ def test_bad_coefficients(factory, name, value):
 
 @pytest.mark.parametrize("value", ["0.1", None, [0.1]], ids=["str", "none", "list"])
 def test_coefficients_of_wrong_type(value):
-    with pytest.raises(TypeError, match=r"add_l1: l1 must be a number, a jax array or a schedule"):
+    with pytest.raises(
+        TypeError, match=r"add_l1: l1 must be a real number, a jax array or a schedule"
+    ):
         ol.add_l1(value)
 
 
