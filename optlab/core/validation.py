@@ -166,3 +166,57 @@ def check_not_schedule(fn: str, name: str, value: Any) -> None:
         raise ValueError(
             f"{fn}: {name} must be a number or a jax array, not a schedule, got {name}={value!r}"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Type checks used by the training engine (fit, callbacks, Checkpointer). A value of the wrong
+# type raises TypeError naming the function, the argument, what it accepts and what it got.
+
+
+def check_bool(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` is a Python or NumPy bool."""
+    import numpy as np
+
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{fn}: {name} must be True or False, got {name}={value!r}")
+
+
+def check_number(fn: str, name: str, value: Any, *, allow_none: bool = False) -> None:
+    """Raises ``TypeError`` unless ``value`` is a real Python/NumPy number (not a bool), or a
+    jax array (possibly traced); ``None`` passes when ``allow_none``."""
+    import numbers
+
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not (
+        isinstance(value, numbers.Real) or isinstance(value, jax.Array)
+    ):
+        what = "a number or None" if allow_none else "a number"
+        raise TypeError(f"{fn}: {name} must be {what}, got {name}={value!r}")
+
+
+def check_string(fn: str, name: str, value: Any, *, allow_none: bool = False) -> None:
+    """Raises ``TypeError`` unless ``value`` is a ``str`` (or ``None`` when ``allow_none``)."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, str):
+        what = "a string or None" if allow_none else "a string"
+        raise TypeError(f"{fn}: {name} must be {what}, got {name}={value!r}")
+
+
+def check_path(fn: str, name: str, value: Any, *, allow_none: bool = False) -> None:
+    """Raises ``TypeError`` unless ``value`` is a ``str`` or ``os.PathLike`` (or ``None``)."""
+    import os
+
+    if value is None and allow_none:
+        return
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{fn}: {name} must be a path (str or os.PathLike), got {name}={value!r}")
+
+
+def check_callable(fn: str, name: str, value: Any, *, allow_none: bool = False) -> None:
+    """Raises ``TypeError`` unless ``value`` is callable (or ``None`` when ``allow_none``)."""
+    if value is None and allow_none:
+        return
+    if not callable(value):
+        raise TypeError(f"{fn}: {name} must be a function, got {name}={value!r}")
