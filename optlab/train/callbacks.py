@@ -32,15 +32,15 @@ import jax.numpy as jnp
 from optlab.core.combine import with_extra_args_support
 from optlab.core.numerics import tree_all_finite
 from optlab.core.validation import (
+    as_path,
     check_bool,
     check_callable,
     check_choice,
     check_in_range,
-    check_int_at_least,
+    check_int_range,
     check_nonnegative,
     check_number,
-    check_path,
-    check_string,
+    check_str,
 )
 from optlab.schedules.inject import set_hyperparams
 from optlab.train.checkpoint import Checkpointer, save_run, unflatten_arrays
@@ -127,13 +127,14 @@ class MonitorCallback(Callback):
         baseline: float | None = None,
         keep_best_weights: bool = False,
     ):
-        check_string(fn, "monitor", monitor)
+        check_str(fn, "monitor", monitor)
         check_choice(fn, "mode", mode, ("auto", "min", "max"))
         check_number(fn, "min_delta", min_delta)
         check_nonnegative(fn, "min_delta", min_delta)
-        check_number(fn, "baseline", baseline, allow_none=True)
-        if baseline is not None and math.isnan(float(baseline)):
-            raise ValueError(f"{fn}: baseline must not be NaN, got baseline={baseline!r}")
+        if baseline is not None:
+            check_number(fn, "baseline", baseline)
+            if math.isnan(float(baseline)):
+                raise ValueError(f"{fn}: baseline must not be NaN, got baseline={baseline!r}")
         self._fn = fn
         self.monitor = monitor
         self.mode = default_mode(monitor) if mode == "auto" else mode
@@ -228,8 +229,8 @@ class EarlyStopping(MonitorCallback):
         restore_best_weights: bool = True,
     ):
         fn = "EarlyStopping"
-        check_int_at_least(fn, "patience", patience, 0)
-        check_int_at_least(fn, "start_from_epoch", start_from_epoch, 0)
+        check_int_range(fn, "patience", patience, 0)
+        check_int_range(fn, "start_from_epoch", start_from_epoch, 0)
         check_bool(fn, "restore_best_weights", restore_best_weights)
         self.patience = patience
         self.start_from_epoch = start_from_epoch
@@ -365,8 +366,8 @@ class ReduceLROnPlateau(MonitorCallback):
         fn = "ReduceLROnPlateau"
         check_number(fn, "factor", factor)
         check_in_range(fn, "factor", factor, 0.0, 1.0, low_closed=False)
-        check_int_at_least(fn, "patience", patience, 0)
-        check_int_at_least(fn, "cooldown", cooldown, 0)
+        check_int_range(fn, "patience", patience, 0)
+        check_int_range(fn, "cooldown", cooldown, 0)
         check_number(fn, "min_lr", min_lr)
         check_nonnegative(fn, "min_lr", min_lr)
         self.factor = float(factor)
@@ -488,11 +489,11 @@ class ModelCheckpoint(MonitorCallback):
         overwrite: bool = False,
     ):
         fn = "ModelCheckpoint"
-        check_path(fn, "directory", directory)
+        as_path(fn, "directory", directory)
         check_bool(fn, "save_best_only", save_best_only)
-        check_int_at_least(fn, "every_n_epochs", every_n_epochs, 1)
+        check_int_range(fn, "every_n_epochs", every_n_epochs, 1)
         if max_to_keep is not None:
-            check_int_at_least(fn, "max_to_keep", max_to_keep, 1)
+            check_int_range(fn, "max_to_keep", max_to_keep, 1)
         check_bool(fn, "overwrite", overwrite)
         self.directory = Path(directory)
         self.save_best_only = bool(save_best_only)
@@ -557,8 +558,8 @@ class CSVLogger(Callback):
     """
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
-        check_path("CSVLogger", "filename", filename)
-        check_string("CSVLogger", "separator", separator)
+        as_path("CSVLogger", "filename", filename)
+        check_str("CSVLogger", "separator", separator)
         check_bool("CSVLogger", "append", append)
         self.filename = Path(filename)
         self.separator = separator

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from optlab.core.validation import check_int_at_least
+from optlab.core.validation import as_path, check_int_range
 from optlab.train.run import Run, RunMeta
 from optlab.train.state import TrainState
 
@@ -205,18 +205,14 @@ class Checkpointer:
       max_to_keep: keep only the last ``k`` checkpoints (None keeps all).
 
     Raises:
-      TypeError: ``directory`` is not a path.
-      ValueError: ``max_to_keep`` is not None or an integer >= 1.
+      TypeError: ``directory`` is not a path, or ``max_to_keep`` not None or an integer.
+      ValueError: ``max_to_keep`` is below 1.
     """
 
     def __init__(self, directory: str | os.PathLike, *, max_to_keep: int | None = None):
-        if not isinstance(directory, str | os.PathLike):
-            raise TypeError(
-                f"Checkpointer: directory must be a path (str or os.PathLike), got "
-                f"directory={directory!r}"
-            )
+        as_path("Checkpointer", "directory", directory)
         if max_to_keep is not None:
-            check_int_at_least("Checkpointer", "max_to_keep", max_to_keep, 1)
+            check_int_range("Checkpointer", "max_to_keep", max_to_keep, 1)
         self.directory = Path(directory).absolute()
         self.max_to_keep = max_to_keep
         self._orbax: Any = None
@@ -271,7 +267,7 @@ class Checkpointer:
         Returns:
           The checkpoint's folder.
         """
-        check_int_at_least("Checkpointer.save", "epoch", epoch, 0)
+        check_int_range("Checkpointer.save", "epoch", epoch, 0)
         self.directory.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = {"state": flatten_arrays(state)}
         extra = {k: flatten_arrays(v) for k, v in (extra or {}).items() if jax.tree.leaves(v)}

@@ -20,9 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from optlab.core.validation import check_int_at_least
+from optlab.core.validation import check_int_range
 from optlab.data.batching import Batches, batches
-from optlab.train.state import TrainState, functional_form
+from optlab.nn.apply import functional
+from optlab.train.state import TrainState
 from optlab.train.step import MetricFn, evaluate_batches, make_eval_step
 
 EVAL_BATCH_SIZE = 1024  # rows per evaluation batch when none is given
@@ -66,7 +67,7 @@ def resolve_batch_size(fn: str, name: str, batch_size: int | None, rows: int) ->
     """``batch_size`` (None: :data:`EVAL_BATCH_SIZE`), at most ``rows``."""
     if batch_size is None:
         batch_size = EVAL_BATCH_SIZE
-    check_int_at_least(fn, name, batch_size, 1)
+    check_int_range(fn, name, batch_size, 1)
     return min(batch_size, rows)
 
 
@@ -78,7 +79,7 @@ def eval_batches(x: Any, y: Any, batch_size: int) -> Batches:
 def _inference_state(fn: str, model: nnx.Module) -> TrainState:
     if not isinstance(model, nnx.Module):
         raise TypeError(f"{fn}: model must be a flax.nnx.Module, got {type(model).__name__}")
-    apply, params, model_state = functional_form(model)
+    apply, params, model_state = functional(model)
     return TrainState(
         params=params,
         model_state=model_state,

@@ -29,13 +29,13 @@ from flax import nnx
 
 from optlab.core.base import GradientTransformation
 from optlab.core.validation import (
+    as_path,
     check_bool,
     check_callable,
     check_in_range,
-    check_int_at_least,
+    check_int_range,
     check_number,
-    check_path,
-    check_string,
+    check_str,
 )
 from optlab.data.batching import Batches, batches
 from optlab.train.callbacks import Callback, ModelCheckpoint
@@ -135,22 +135,24 @@ def _check_arguments(fn: str, **kw: Any) -> None:
             f"got {type(tx).__name__}"
         )
     check_loss(fn, kw["loss"])
-    check_int_at_least(fn, "epochs", kw["epochs"], 0)
-    check_int_at_least(fn, "batch_size", kw["batch_size"], 1)
+    check_int_range(fn, "epochs", kw["epochs"], 0)
+    check_int_range(fn, "batch_size", kw["batch_size"], 1)
     check_number(fn, "validation_split", kw["validation_split"])
     check_in_range(fn, "validation_split", kw["validation_split"], 0.0, 1.0)
     if kw["validation_split"] and kw["validation_data"] is not None:
         raise ValueError(f"{fn}: pass validation_split or validation_data, not both")
-    check_int_at_least(fn, "seed", kw["seed"], 0)
+    check_int_range(fn, "seed", kw["seed"], 0)
     check_bool(fn, "progress", kw["progress"])
-    check_path(fn, "resume_from", kw["resume_from"], allow_none=True)
-    check_string(fn, "tx_metric", kw["tx_metric"], allow_none=True)
+    if kw["resume_from"] is not None:
+        as_path(fn, "resume_from", kw["resume_from"])
+    if kw["tx_metric"] is not None:
+        check_str(fn, "tx_metric", kw["tx_metric"])
     check_bool(fn, "drop_remainder", kw["drop_remainder"])
     check_callable(fn, "augment", kw["augment"], allow_none=True)
     if kw["eval_batch_size"] is not None:
-        check_int_at_least(fn, "eval_batch_size", kw["eval_batch_size"], 1)
+        check_int_range(fn, "eval_batch_size", kw["eval_batch_size"], 1)
     check_bool(fn, "skip_nonfinite", kw["skip_nonfinite"])
-    check_int_at_least(fn, "max_consecutive_nonfinite", kw["max_consecutive_nonfinite"], 1)
+    check_int_range(fn, "max_consecutive_nonfinite", kw["max_consecutive_nonfinite"], 1)
     callbacks = kw["callbacks"]
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Sequence):
         raise TypeError(

@@ -24,7 +24,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from optlab.core.validation import check_bool, check_path
+from optlab.core.validation import as_path, check_bool
 from optlab.train.checkpoint import (
     IntegrityError,
     array_digest,
@@ -87,7 +87,7 @@ def save_model(model: nnx.Module, directory: str | os.PathLike, *, overwrite: bo
     fn = "save_model"
     if not isinstance(model, nnx.Module):
         raise TypeError(f"{fn}: model must be a flax.nnx.Module, got {type(model).__name__}")
-    check_path(fn, "directory", directory)
+    as_path(fn, "directory", directory)
     check_bool(fn, "overwrite", overwrite)
     target = Path(directory).absolute()
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
@@ -162,7 +162,7 @@ def load_model(run_or_model_directory: str | os.PathLike) -> nnx.Module:
       ValueError: the folder is damaged (one line naming the file and what is wrong).
     """
     fn = "load_model"
-    check_path(fn, "run_or_model_directory", run_or_model_directory)
+    as_path(fn, "run_or_model_directory", run_or_model_directory)
     root = _find(fn, Path(run_or_model_directory))
     try:
         record = json.loads((root / MODEL_FILE).read_text())

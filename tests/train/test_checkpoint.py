@@ -102,8 +102,12 @@ def test_max_to_keep(tmp_path, trained):
     ckpt.close()
     assert complete_epochs(tmp_path) == [2, 3]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2", "3"]  # nothing left over
-    with pytest.raises(ValueError, match="Checkpointer: max_to_keep must be an integer >= 1"):
+    with pytest.raises(
+        TypeError, match=r"Checkpointer: max_to_keep must be an integer, got max_to_keep=2\.5"
+    ):
         Checkpointer(tmp_path, max_to_keep=2.5)
+    with pytest.raises(ValueError, match="Checkpointer: max_to_keep must be an integer >= 1"):
+        Checkpointer(tmp_path, max_to_keep=0)
     with pytest.raises(TypeError, match="Checkpointer: directory must be a path"):
         Checkpointer(None)
 

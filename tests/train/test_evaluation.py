@@ -117,8 +117,8 @@ def test_predict_matches_the_forward_pass_and_leaves_the_model_alone():
         ),
         pytest.param(
             lambda m: ol.predict(m, np.zeros((2, 4)), batch_size=1.5),
-            ValueError,
-            "predict: batch_size must be an integer >= 1",
+            TypeError,
+            "predict: batch_size must be an integer",
             id="batch-float",
         ),
     ],
