@@ -24,7 +24,7 @@ from optlab.core.validation import check_int_range
 from optlab.data.batching import Batches, batches
 from optlab.nn.apply import functional
 from optlab.train.state import TrainState
-from optlab.train.step import MetricFn, evaluate_batches, make_eval_step
+from optlab.train.step import MetricFn, evaluate_batches, make_eval_step, ordered
 
 EVAL_BATCH_SIZE = 1024  # rows per evaluation batch when none is given
 
@@ -144,7 +144,7 @@ def evaluate(
     except TypeError:  # unhashable loss or metrics: build the step once, without the cache
         eval_fn = make_eval_step(loss, metrics=metrics)
     logs = evaluate_batches(eval_fn, state, eval_batches(x, y, size))
-    return {k: float(v) for k, v in jax.device_get(logs).items()}
+    return {k: float(v) for k, v in ordered(jax.device_get(logs)).items()}
 
 
 @functools.partial(jax.jit, static_argnames=("apply",))

@@ -56,6 +56,7 @@ from optlab.train.step import (
     evaluate_batches,
     make_eval_step,
     make_train_step,
+    ordered,
     scan_epoch,
 )
 
@@ -286,7 +287,7 @@ def fit(
         num_batches = int(x.shape[0]) // batch_size
 
     step_fn, eval_fn = _steps(loss, metrics or (), skip_nonfinite)
-    ordered = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)] + [
+    in_order = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)] + [
         cb for cb in callbacks if isinstance(cb, ModelCheckpoint)
     ]
     config = RunConfig(
@@ -297,7 +298,7 @@ def fit(
         skip_nonfinite=skip_nonfinite,
     )
     run = Run(
-        TrainState.create(model, tx, seed=seed), config=config, epochs=epochs, callbacks=ordered
+        TrainState.create(model, tx, seed=seed), config=config, epochs=epochs, callbacks=in_order
     )
     initial_epoch = restore_run(run, resume_from) if resume_from is not None else 0
     data_key = jax.random.key(run.seed)
@@ -308,7 +309,7 @@ def fit(
 
     def validate(st: TrainState) -> dict[str, float]:
         logs = jax.device_get(evaluate_batches(eval_fn, st, val_batches))
-        return {f"val_{k}": float(v) for k, v in logs.items()}
+        return {f"val_{k}": float(v) for k, v in ordered(logs).items()}
 
     if tx_metric is not None and run.tx_metric_value is None:
         initial = validate(run.state)
@@ -339,10 +340,10 @@ def fit(
     bar = Progress(epochs, enabled=progress)
     bar.start(initial_epoch)
     try:
-        for cb in ordered:
+        for cb in in_order:
             cb.on_train_begin(run)
         for epoch in range(initial_epoch + 1, epochs + 1):
-            for cb in ordered:
+            for cb in in_order:
                 cb.on_epoch_begin(run, epoch)
             metric = None if tx_metric is None else jnp.asarray(run.tx_metric_value, jnp.float32)
             start = time.perf_counter()
@@ -358,7 +359,7 @@ def fit(
                 drop_remainder=drop_remainder,
                 augment=augment,
             )
-            logs = {k: float(v) for k, v in jax.device_get(train_logs).items()}
+            logs = {k: float(v) for k, v in ordered(jax.device_get(train_logs)).items()}
             streak = int(logs.pop("nonfinite_streak", 0))
             if val_batches is not None:
                 logs.update(validate(run.state))
@@ -381,13 +382,13 @@ def fit(
                     RuntimeWarning,
                     stacklevel=2,
                 )
-            for cb in ordered:
+            for cb in in_order:
                 cb.on_epoch_end(run, epoch, logs)
             if run.stop_training:
                 break
     finally:
         try:
-            for cb in ordered:
+            for cb in in_order:
                 cb.on_train_end(run)
         finally:
             bar.stop()

@@ -11,9 +11,15 @@ rows; padded rows weigh nothing) is
         \\text{value}=L, \\text{grad}=g_t, \\text{value\\_fn}=L, \\ldots), \\qquad
     \\theta_{t+1} = \\theta_t + c\\,u_t
 
-with :math:`c` the state's ``lr_scale``. With the non-finite guard (the default) a step whose
-loss or gradient norm is not finite keeps :math:`(\\theta_t, \\sigma_t, s_t)` unchanged: the
-choice is one scalar, applied with ``where`` inside the same elementwise pass as the update.
+with :math:`c` the state's ``lr_scale``, folded into the update's own elementwise pass. With the
+non-finite guard (the default) a step whose loss or gradient norm is not finite keeps
+:math:`(\\theta_t, \\sigma_t, s_t)` unchanged. The decision is one scalar, and it selects which
+of two branches runs (``lax.cond``): the update, or nothing. A ``where`` between the new and
+the old state would be the same arithmetic, but XLA then recomputes the moments inside the
+parameter update from the old ones, which forces a copy of every moment buffer (measured:
++22% bytes and -20% speed on the 784-512-512-10 MLP with Adam); the branch costs nothing,
+and as it ends the backward pass before the update starts, it also spares the copies of the
+weights that an unguarded step makes.
 
 An epoch scans the step over stacked batches of shape ``(num_batches, batch_size, ...)``, so
 one dispatch runs the whole epoch; the per-step values stay on the device and are reduced
@@ -221,25 +227,29 @@ def make_train_step(
         if metric is not None:
             extra["metric"] = metric
         update = with_extra_args_support(state.tx).update
-        updates, opt_state = update(grads, state.opt_state, state.params, **extra)
         squared_norm = jnp.asarray(tree_sum_of_squares(grads), jnp.float32)
         scale = state.lr_scale
 
         def move(p, u):
             return None if p is None else (p + scale * u).astype(p.dtype)
 
+        def updated(_=None):
+            updates, opt_state = update(grads, state.opt_state, state.params, **extra)
+            params = jax.tree.map(move, state.params, updates, is_leaf=lambda v: v is None)
+            return params, opt_state, model_state
+
+        def kept(_=None):
+            return state.params, state.opt_state, state.model_state
+
         if skip_nonfinite:
             ok = jnp.isfinite(value) & jnp.isfinite(squared_norm)
-
-            def move_or_keep(p, u):
-                return None if p is None else jnp.where(ok, move(p, u), p)
-
-            params = jax.tree.map(move_or_keep, state.params, updates, is_leaf=lambda v: v is None)
-            opt_state = _select(ok, opt_state, state.opt_state)
-            model_state = _select(ok, model_state, state.model_state)
+            try:  # one branch runs: nothing is copied or selected (module docstring)
+                params, opt_state, new_model_state = jax.lax.cond(ok, updated, kept)
+            except TypeError:  # a transformation whose state changes dtype: select instead
+                params, opt_state, new_model_state = _select(ok, updated(), kept())
             streak = jnp.where(ok, 0, state.nonfinite_streak + 1).astype(jnp.int32)
         else:
-            params = jax.tree.map(move, state.params, updates, is_leaf=lambda v: v is None)
+            params, opt_state, new_model_state = updated()
             streak = state.nonfinite_streak
         logs = {"loss": value}
         for name, fn in metric_fns.items():
@@ -252,7 +262,7 @@ def make_train_step(
             logs["skipped"] = (~ok).astype(jnp.int32)
         new_state = state.replace(
             params=params,
-            model_state=model_state,
+            model_state=new_model_state,
             opt_state=opt_state,
             step=state.step + 1,
             nonfinite_streak=streak,
@@ -311,6 +321,16 @@ def _rows(batch: Batch) -> jax.Array:
     if mask is not None:
         return jnp.sum(jnp.asarray(mask, jnp.float32))
     return jnp.asarray(jax.tree.leaves(x)[0].shape[0], jnp.float32)
+
+
+_TAIL = (*_STEP_MEAN, *_LAST, "skipped_steps", "nonfinite_streak")
+
+
+def ordered(logs: dict[str, Any]) -> dict[str, Any]:
+    """``logs`` with ``loss`` first, then the metrics, then the optimizer's values (compiled
+    functions return dicts sorted by key)."""
+    keys = ["loss", *(k for k in logs if k != "loss" and k not in _TAIL), *_TAIL]
+    return {k: logs[k] for k in keys if k in logs}
 
 
 def _reduce(stacked: Logs, weights: jax.Array, ok: jax.Array) -> Logs:
