@@ -601,15 +601,3 @@ def check_key(fn: str, name: str, value: Any) -> None:
         f"{fn}: {name} must be one jax.random key (jax.random.key(seed) or "
         f"jax.random.PRNGKey(seed)), got {got}"
     )
-
-
-# --- Type checks added for the training engine --------------------------------------------
-
-
-def check_callable(fn: str, name: str, value: Any, *, allow_none: bool = False) -> None:
-    """Raises ``TypeError`` unless ``value`` is callable (or ``None`` when ``allow_none``)."""
-    if value is None and allow_none:
-        return
-    if not callable(value):
-        what = "a function or None" if allow_none else "a function"
-        raise TypeError(f"{fn}: {name} must be {what}, got {name}={describe_value(value)}")
