@@ -468,7 +468,7 @@ def _plot(histories: dict[str, Any], path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = plt.get_cmap("tab10").colors
     for i, (name, h) in enumerate(histories.items()):
-        epochs = [e + 1 for e in h.epoch]
+        epochs = list(h.epoch)  # 1-based already
         line = axes[0].plot(epochs, h["loss"], color=colors[i % 10], label=f"{name} train")[0]
         if "val_loss" in h:
             axes[0].plot(epochs, h["val_loss"], "--", color=line.get_color())
@@ -626,7 +626,7 @@ def _compare(args: argparse.Namespace) -> int:
             "train_accuracy": history["accuracy"][-1],
             "val_loss": history["val_loss"][-1],
             "val_accuracy": history["val_accuracy"][-1],
-            "best_epoch": best_epoch + 1,
+            "best_epoch": best_epoch,
             "best_val_loss": best_val,
             "seconds": elapsed,
             "steps_per_second": float(np.median(steady)),

@@ -26,9 +26,9 @@ def test_train_then_resume(tmp_path, capsys):
     for name in ("history.json", "history.csv", "curves.png", "config.json"):
         assert (run / name).is_file(), name
     resumed = json.loads((run / "history.json").read_text())
-    # The resumed run keeps epoch 0 from the checkpoint and adds epoch 1 (fit's resume is
+    # The resumed run keeps epoch 1 from the checkpoint and adds epoch 2 (fit's resume is
     # checked bitwise against a straight run in tests/train/test_checkpoint.py).
-    assert resumed["epoch"] == [0, 1]
+    assert resumed["epoch"] == [1, 2]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
         assert resumed[key][0] == first[key][0], key
     assert (run / "checkpoints" / "2").is_dir()
