@@ -63,6 +63,7 @@ from optlab.transforms.wrappers import apply_if_finite as apply_if_finite
 from optlab.transforms.wrappers import skip_large_updates as skip_large_updates
 from optlab.transforms.wrappers import skip_not_finite as skip_not_finite
 from optlab.transforms.wrappers import zero_nans as zero_nans
+from optlab.transforms.wrappers import zero_nonfinite as zero_nonfinite
 
 # --- schedules, inject_hyperparams, controllers (issue 3) -----------------------------------
 from optlab.schedules.basic import constant_schedule as constant_schedule

@@ -221,6 +221,19 @@ def _check_batch(fn: str, batch: Any, key: Any) -> None:
             f"{describe_value(batch)}"
         )
     check_key(fn, "key", key)
+    shape = jnp.shape(batch.mask) if batch.mask is not None else None
+    if shape is None or len(shape) != 1:
+        raise ValueError(
+            f"{fn}: batch.mask must have shape (batch_size,) (one step's batch), got "
+            f"{shape if shape is not None else 'None'}; slice an epoch's Batches along its "
+            f"first axis (lax.scan does)"
+        )
+    for leaf in jax.tree.leaves((batch.x, batch.y)):
+        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != shape[0]:
+            raise ValueError(
+                f"{fn}: every array of the batch needs {shape[0]} rows like its mask, got "
+                f"shape {jnp.shape(leaf)}"
+            )
 
 
 def _map_inputs(batch: Batches, key: Array, fn: Callable[[Array, Array], Array]) -> Batches:
@@ -269,7 +282,9 @@ class Mixup:
     Mixup needs probability targets. Integer labels are one-hot encoded with ``num_classes``
     first (required for them; float labels must already be ``(batch, num_classes)``), so the
     returned ``y`` is float: train with a loss of probabilities (``softmax_cross_entropy``), and
-    read accuracy as the argmax of ``y``.
+    read accuracy as the argmax of ``y``. With ``optlab.fit``, whose validation uses the same
+    loss, give one-hot targets for training and validation alike (``np.eye(10)[y]``) and
+    ``loss=optlab.nn.softmax_cross_entropy``; ``Mixup(alpha)`` then needs no ``num_classes``.
 
     Args:
       alpha: the Beta distribution's parameter, > 0 (0.2 as in the paper's ImageNet runs).

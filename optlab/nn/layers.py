@@ -140,6 +140,21 @@ def composite_key(module: nnx.Module, rng: Array | None, train: bool | None) -> 
     return stream() if train else None
 
 
+class Stochastic(nnx.Module):
+    """Base of the modules that are random while training: a ``deterministic`` flag that
+    ``.train()`` / ``.eval()`` set, and ``set_view`` so ``nnx.view(model, deterministic=True)``
+    works as on ``nnx.Dropout``."""
+
+    def set_view(self, deterministic: bool | None = None) -> None:
+        """Used by ``nnx.view``.
+
+        Args:
+          deterministic: if True, no masks are drawn (evaluation mode).
+        """
+        if deterministic is not None:
+            self.deterministic = deterministic
+
+
 def split_key(rng: Array | None, n: int) -> list[Array | None]:
     """``n`` independent keys (or ``n`` times ``None``)."""
     return [None] * n if rng is None else list(jax.random.split(rng, n))
@@ -149,10 +164,6 @@ def check_rate(fn: str, name: str, value: Any) -> None:
     """A drop probability: a real number in ``[0, 1)``."""
     check_number(fn, name, value)
     check_in_range(fn, name, value, 0.0, 1.0)
-
-
-def _check_call(fn: str, train: Any) -> None:
-    check_bool(fn, "train", train)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +194,7 @@ def dropout(x: Array, rate: float | Array, rng: Array | None, *, train: bool) ->
     """
     check_number("dropout", "rate", rate, allow_array=True)
     check_in_range("dropout", "rate", rate, 0.0, 1.0)
-    _check_call("dropout", train)
+    check_bool("dropout", "train", train)
     if not train or (is_real_number(rate) and rate == 0.0):
         return x
     if rng is None:
@@ -219,7 +230,7 @@ def drop_path(x: Array, rate: float | Array, rng: Array | None, *, train: bool) 
     """
     check_number("drop_path", "rate", rate, allow_array=True)
     check_in_range("drop_path", "rate", rate, 0.0, 1.0)
-    _check_call("drop_path", train)
+    check_bool("drop_path", "train", train)
     if not train or (is_real_number(rate) and rate == 0.0):
         return x
     if rng is None:
@@ -233,7 +244,7 @@ def drop_path(x: Array, rate: float | Array, rng: Array | None, *, train: bool) 
 # Layers
 
 
-class Dense(nnx.Module):
+class Dense(Stochastic):
     r"""A fully connected layer :math:`y = x W + b`, optionally with DropConnect.
 
     Args:
@@ -348,14 +359,14 @@ class PReLU(nnx.Module):
         check_finite("PReLU", "init", init)
         check_bool("PReLU", "per_unit", per_unit)
         shape = (num_features,) if per_unit else ()
-        self.alpha = nnx.Param(jnp.asarray(np.full(shape, init, np.float32)))
+        self.alpha = nnx.Param(jax.device_put(np.full(shape, init, np.float32)))
 
     def __call__(self, x: Array, *, train: bool | None = None, rng: Array | None = None) -> Array:
         del train, rng
         return prelu(x, self.alpha[...])
 
 
-class RReLU(nnx.Module):
+class RReLU(Stochastic):
     """Randomized leaky ReLU (see :func:`optlab.nn.rrelu`) as a layer.
 
     Args:
@@ -394,7 +405,9 @@ class RReLU(nnx.Module):
         return rrelu(x, key, lower=self.lower, upper=self.upper, train=training)
 
 
-def make_activation(spec: ActivationSpec, num_features: int) -> tuple[nnx.Module, int]:
+def make_activation(
+    spec: ActivationSpec, num_features: int, fn: str = "MLP"
+) -> tuple[nnx.Module, int]:
     """The activation layer for ``spec`` and the width its input must have.
 
     Maxout needs ``num_pieces`` times ``num_features`` inputs; every other activation keeps the
@@ -402,7 +415,7 @@ def make_activation(spec: ActivationSpec, num_features: int) -> tuple[nnx.Module
     """
     if callable(spec) and not isinstance(spec, str | tuple):
         return Activation(spec), num_features
-    name, opts = parse_activation(spec, "MLP")
+    name, opts = parse_activation(spec, fn)
     if name == "prelu":
         return PReLU(num_features, init=opts["init"], per_unit=opts["per_unit"]), num_features
     if name == "rrelu":
@@ -412,7 +425,7 @@ def make_activation(spec: ActivationSpec, num_features: int) -> tuple[nnx.Module
     return Activation(spec), num_features
 
 
-class Dropout(nnx.Module):
+class Dropout(Stochastic):
     """Inverted dropout as a layer (see :func:`optlab.nn.dropout`), like ``nnx.Dropout``.
 
     Args:
@@ -449,7 +462,7 @@ class Dropout(nnx.Module):
         return dropout(x, self.rate, layer_key("Dropout", self, rng), train=True)
 
 
-class GaussianNoise(nnx.Module):
+class GaussianNoise(Stochastic):
     r"""Adds :math:`\mathcal N(0, \sigma^2)` noise while training; the identity at evaluation.
 
     Args:

@@ -293,6 +293,7 @@ def _masked_leaves(fn: str, params: Any, mask: Any) -> list[Array]:
             )
     if mask is None:
         return leaves
+    # resolve_mask refuses a glob that matches no parameter (listing the paths that exist).
     flags = jax.tree.leaves(resolve_mask(fn, mask, params))
     return [x for x, m in zip(leaves, flags, strict=True) if m]
 

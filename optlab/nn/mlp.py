@@ -48,6 +48,7 @@ from optlab.nn.layers import (
     Dense,
     GaussianNoise,
     RReLU,
+    Stochastic,
     as_rngs,
     check_rate,
     check_train,
@@ -105,7 +106,7 @@ def describe(cls: str, **arguments: Any) -> tuple[str | None, str | None]:
     return json.dumps({"class": cls, **config}, sort_keys=True), None
 
 
-class Block(nnx.Module):
+class Block(Stochastic):
     """One hidden layer: Dense, norm, activation, dropout, optionally a residual connection.
 
     Args are those of :class:`MLP` for one layer (``residual`` a bool), and ``keep_rngs``: keep
@@ -131,13 +132,16 @@ class Block(nnx.Module):
         keep_rngs: bool = True,
         rngs: nnx.Rngs | int,
     ):
+        check_integer("Block", "in_features", in_features, 1)
+        check_integer("Block", "out_features", out_features, 1)
         check_choice("Block", "norm_position", norm_position, ("pre_activation", "post_activation"))
         check_rate("Block", "dropout", dropout)
+        check_rate("Block", "dropconnect", dropconnect)
         check_rate("Block", "stochastic_depth", stochastic_depth)
         check_bool("Block", "residual", residual)
         check_bool("Block", "keep_rngs", keep_rngs)
         rngs = as_rngs(rngs, "Block")
-        act, width = make_activation(activation, out_features)
+        act, width = make_activation(activation, out_features, "Block")
         self.dense = Dense(
             in_features,
             width,
@@ -181,7 +185,7 @@ class Block(nnx.Module):
         return (x if self.shortcut is None else self.shortcut(x, train=False)) + h
 
 
-class MLP(nnx.Module):
+class MLP(Stochastic):
     """A multilayer perceptron; every architecture choice by name or by callable.
 
     Args:
@@ -361,6 +365,8 @@ def count_params(model_or_tree: Any) -> int:
       >>> print(optlab.nn.count_params(optlab.nn.MLP(4, (8,), 3, rngs=0)))
       67
     """
+    if model_or_tree is None:
+        raise TypeError("count_params: expects an nnx model or a pytree of arrays, got None")
     if isinstance(model_or_tree, nnx.Module):
         tree = nnx.state(model_or_tree, nnx.Param)
     else:

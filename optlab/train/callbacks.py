@@ -610,7 +610,7 @@ class LambdaCallback(Callback):
             ("on_train_begin", on_train_begin),
             ("on_train_end", on_train_end),
         ):
-            check_callable("LambdaCallback", name, value, allow_none=True)
+            check_callable("LambdaCallback", name, value, none=True)
         self._begin, self._end = on_epoch_begin, on_epoch_end
         self._train_begin, self._train_end = on_train_begin, on_train_end
 

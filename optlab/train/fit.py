@@ -149,7 +149,7 @@ def _check_arguments(fn: str, **kw: Any) -> None:
     if kw["tx_metric"] is not None:
         check_str(fn, "tx_metric", kw["tx_metric"])
     check_bool(fn, "drop_remainder", kw["drop_remainder"])
-    check_callable(fn, "augment", kw["augment"], allow_none=True)
+    check_callable(fn, "augment", kw["augment"], none=True)
     if kw["eval_batch_size"] is not None:
         check_int_range(fn, "eval_batch_size", kw["eval_batch_size"], 1)
     check_bool(fn, "skip_nonfinite", kw["skip_nonfinite"])

@@ -176,4 +176,3 @@ class Run:
         self.stop_training = True
         if self.stop_reason is None:
             self.stop_reason = reason
-
