@@ -158,4 +158,5 @@ from optlab.train.step import train_epoch as train_epoch
 
 # --- subpackages -----------------------------------------------------------------------------
 from optlab import data as data
+from optlab import diagnostics as diagnostics
 from optlab import nn as nn

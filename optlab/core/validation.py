@@ -166,3 +166,208 @@ def check_not_schedule(fn: str, name: str, value: Any) -> None:
         raise ValueError(
             f"{fn}: {name} must be a number or a jax array, not a schedule, got {name}={value!r}"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Type checks: a wrong type is a ``TypeError`` naming the function, the argument, what it accepts
+# and what it got (issue 11). Added for optlab.nn; general, so any factory may call them.
+
+
+def _got(name: str, value: Any) -> str:
+    return f"got {name}={value!r} ({type(value).__name__})"
+
+
+def is_real_number(value: Any) -> bool:
+    """True for Python/NumPy real numbers and 0-d real NumPy arrays (never for a ``bool``)."""
+    import numbers
+
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and np.issubdtype(value.dtype, np.number) and value.dtype.kind != "c"
+    return isinstance(value, numbers.Real)
+
+
+def check_number(fn: str, name: str, value: Any, *, allow_array: bool = False) -> None:
+    """Raises ``TypeError`` unless ``value`` is a real number (a ``bool`` is not one).
+
+    With ``allow_array`` a jax array (possibly traced: a swept hyperparameter) is accepted too.
+    """
+    if is_real_number(value):
+        return
+    if allow_array and isinstance(value, jax.Array):
+        return
+    accepts = "a real number or a jax array" if allow_array else "a real number"
+    raise TypeError(f"{fn}: {name} must be {accepts}, {_got(name, value)}")
+
+
+def check_integer(fn: str, name: str, value: Any, minimum: int | None = None) -> None:
+    """Raises ``TypeError`` unless ``value`` is an integer (not a bool), ``ValueError`` if it is
+    below ``minimum``."""
+    import numbers
+
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        rule = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise TypeError(f"{fn}: {name} must be {rule}, {_got(name, value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{fn}: {name} must be an integer >= {minimum}, got {name}={value!r}")
+
+
+# --- Type checks for arguments (added for optlab.data; general, usable by every layer) -------
+# They raise ``TypeError`` naming the function, the argument, what it accepts and what it got.
+# Like the value checks above, they let jax arrays (possibly traced) through where numbers are
+# accepted, so sweeps under ``vmap`` keep working.
+
+
+def describe_value(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` on one line, shortened to ``limit`` characters, then its type's name."""
+    text = " ".join(repr(value).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _is_jax_array(value: Any) -> bool:
+    return isinstance(value, jax.Array)
+
+
+def check_bool(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` is ``True`` or ``False`` (or a NumPy bool)."""
+    import numpy as np
+
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{fn}: {name} must be True or False, got {name}={describe_value(value)}")
+
+
+def check_real(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` is a real number: a Python or NumPy int or float
+    (not a bool), a 0-d NumPy array, or a 0-d jax array (possibly traced)."""
+    import numpy as np
+
+    if is_concrete_number(value):
+        if np.asarray(value).dtype.kind in "iuf":
+            return
+    elif _is_jax_array(value) and value.ndim == 0 and value.dtype.kind in "iuf":
+        return
+    raise TypeError(f"{fn}: {name} must be a real number, got {name}={describe_value(value)}")
+
+
+def check_int_range(
+    fn: str, name: str, value: Any, minimum: int | None = None, maximum: int | None = None
+) -> None:
+    """Raises ``TypeError`` unless ``value`` is a Python/NumPy integer (not a bool), and
+    ``ValueError`` unless it lies in ``[minimum, maximum]`` (either bound optional)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{fn}: {name} must be an integer, got {name}={describe_value(value)}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        low = "" if minimum is None else f">= {minimum}"
+        high = "" if maximum is None else f"<= {maximum}"
+        rule = " and ".join(p for p in (low, high) if p)
+        raise ValueError(f"{fn}: {name} must be an integer {rule}, got {name}={int(value)!r}")
+
+
+def check_seed(fn: str, name: str, value: Any) -> None:
+    """A seed for NumPy/scikit-learn: an integer in ``[0, 2**32)``."""
+    check_int_range(fn, name, value, 0, 2**32 - 1)
+
+
+def check_str(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` is a string."""
+    if not isinstance(value, str):
+        raise TypeError(f"{fn}: {name} must be a string, got {name}={describe_value(value)}")
+
+
+def as_path(fn: str, name: str, value: Any) -> str:
+    """Returns ``os.fspath(value)``; raises ``TypeError`` unless it is a non-empty path (a
+    string or an ``os.PathLike``) and ``ValueError`` for the empty string."""
+    import os
+
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(
+            f"{fn}: {name} must be a path (str or os.PathLike), got {name}={describe_value(value)}"
+        )
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError(f"{fn}: {name} must be a text path, got {name}={describe_value(value)}")
+    if not path:
+        raise ValueError(f"{fn}: {name} must be a non-empty path, got {name}=''")
+    return path
+
+
+def check_array(
+    fn: str,
+    name: str,
+    value: Any,
+    *,
+    ndim: int | None = None,
+    min_ndim: int | None = None,
+    kinds: str = "biuf",
+) -> Any:
+    """Checks that ``value`` is an array (NumPy or jax, or a nested sequence of numbers) of the
+    given rank whose dtype kind is one of ``kinds`` (NumPy's letters: ``b`` bool, ``i``/``u``
+    integers, ``f`` floats, ``c`` complex); returns it as an array (jax arrays unchanged).
+
+    Raises ``TypeError`` for strings, ``None``, objects and wrong dtypes, ``ValueError`` for a
+    wrong rank.
+    """
+    import numpy as np
+
+    names = {"b": "bool", "i": "integer", "u": "unsigned", "f": "floating", "c": "complex"}
+    accepts = "/".join(names[k] for k in kinds if k in names)
+    if isinstance(value, str | bytes) or value is None:
+        raise TypeError(
+            f"{fn}: {name} must be an array of {accepts} numbers, got "
+            f"{name}={describe_value(value)}"
+        )
+    if _is_jax_array(value) or isinstance(value, np.ndarray):
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"{fn}: {name} must be an array of {accepts} numbers, got "
+                f"{name}={describe_value(value)} ({err})"
+            ) from None
+    kind = (
+        np.dtype(array.dtype).kind
+        if not jax.dtypes.issubdtype(array.dtype, jax.dtypes.prng_key)
+        else "key"
+    )
+    if kind not in kinds:
+        raise TypeError(
+            f"{fn}: {name} must be an array of {accepts} numbers, got dtype {array.dtype} "
+            f"(shape {tuple(array.shape)})"
+        )
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(
+            f"{fn}: {name} must have {ndim} dimension(s), got shape {tuple(array.shape)}"
+        )
+    if min_ndim is not None and array.ndim < min_ndim:
+        raise ValueError(
+            f"{fn}: {name} must have at least {min_ndim} dimension(s), got shape "
+            f"{tuple(array.shape)}"
+        )
+    return array
+
+
+def check_key(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` is one ``jax.random`` key: a typed key
+    (``jax.random.key``) or a raw ``uint32[2]`` key (``jax.random.PRNGKey``), possibly traced."""
+    if isinstance(value, jax.Array):
+        typed = jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key)
+        if (typed and value.ndim == 0) or (value.dtype == "uint32" and value.shape == (2,)):
+            return
+        got = f"an array of dtype {value.dtype} and shape {value.shape}"
+    else:
+        got = f"{name}={describe_value(value)}"
+    raise TypeError(
+        f"{fn}: {name} must be one jax.random key (jax.random.key(seed) or "
+        f"jax.random.PRNGKey(seed)), got {got}"
+    )

@@ -3,6 +3,12 @@
 Imports only :mod:`optlab.core` (and jax/numpy/scikit-learn/mnist1d).
 """
 
+from optlab.data.augment import Cutout as Cutout
+from optlab.data.augment import GaussianNoise as GaussianNoise
+from optlab.data.augment import Mixup as Mixup
+from optlab.data.augment import RandomFlipLeftRight as RandomFlipLeftRight
+from optlab.data.augment import RandomShift as RandomShift
+from optlab.data.augment import compose as compose
 from optlab.data.augment import cutout as cutout
 from optlab.data.augment import gaussian_noise as gaussian_noise
 from optlab.data.augment import mixup as mixup
@@ -11,7 +17,7 @@ from optlab.data.augment import random_shift as random_shift
 from optlab.data.batching import Batches as Batches
 from optlab.data.batching import batches as batches
 from optlab.data.batching import num_batches as num_batches
-from optlab.data.datasets import Dataset as Dataset
+from optlab.data.dataset import Dataset as Dataset
 from optlab.data.datasets import blobs as blobs
 from optlab.data.datasets import cache_dir as cache_dir
 from optlab.data.datasets import dataset_names as dataset_names

@@ -16,17 +16,20 @@ name                      source and split
 ``"mnist"``               IDX files in ``path`` (required); 60000 / 10000.
 ``"two_spirals"``         two interleaved noisy spirals in 2-D, 2 classes (synthetic).
 ``"blobs"``               isotropic Gaussian blobs (``sklearn.datasets.make_blobs``).
+``"path/file.npz"``       your arrays ``x_train``, ``y_train`` (optional ``x_test``, ``y_test``).
+``"path/file.csv"``       your table: a header row, ``target=`` names the target column.
 ========================  =====================================================================
 
 Images are float32 in [0, 1], flattened to vectors by default (``flatten=False`` keeps
 ``(height, width, 1)``, for augmentation and per-channel preprocessing); labels are int32.
+Files of your own are read by :mod:`optlab.data.files` (formats, test splits and errors there).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -35,77 +38,37 @@ from typing import Any
 import numpy as np
 
 from optlab.core.validation import (
+    as_path,
+    check_bool,
     check_choice,
     check_in_range,
-    check_int_at_least,
+    check_int_range,
     check_nonnegative,
+    check_positive,
+    check_real,
+    check_seed,
+    describe_value,
 )
-from optlab.data.idx import read_idx
+from optlab.data.dataset import Dataset
+from optlab.data.files import FILE_TYPES, load_file
+from optlab.data.idx import IdxError, read_idx
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Dataset:
-    """A dataset with its fixed train/test split, as NumPy arrays, and its metadata.
-
-    Attributes:
-      name: the dataset's name.
-      x_train: training inputs ``(num_train, *input_shape)``, float32.
-      y_train: training labels ``(num_train,)``, int32 (or ``(num_train, k)`` for multi-label).
-      x_test: test inputs.
-      y_test: test labels.
-      num_classes: number of classes.
-      input_shape: the shape of one input.
-      description: where the data comes from and how it was split.
-    """
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_classes: int
-    input_shape: tuple[int, ...]
-    description: str = ""
-
-    @property
-    def num_features(self) -> int:
-        """The number of input features once flattened."""
-        return int(np.prod(self.input_shape))
-
-    @property
-    def num_train(self) -> int:
-        """Number of training examples."""
-        return len(self.x_train)
-
-    @property
-    def num_test(self) -> int:
-        """Number of test examples."""
-        return len(self.x_test)
-
-    def __repr__(self) -> str:
-        return (
-            f"Dataset(name={self.name!r}, train={self.x_train.shape}, "
-            f"test={self.x_test.shape}, num_classes={self.num_classes})"
-        )
+def _check_split(fn: str, test_size: Any, seed: Any) -> None:
+    check_real(fn, "test_size", test_size)
+    check_in_range(fn, "test_size", test_size, 0.0, 1.0, low_closed=False)
+    check_seed(fn, "seed", seed)
 
 
-def _make(name, x_tr, y_tr, x_te, y_te, num_classes, description) -> Dataset:
-    return Dataset(
-        name=name,
-        x_train=np.ascontiguousarray(x_tr, np.float32),
-        y_train=np.asarray(y_tr, np.int32),
-        x_test=np.ascontiguousarray(x_te, np.float32),
-        y_test=np.asarray(y_te, np.int32),
-        num_classes=int(num_classes),
-        input_shape=tuple(int(s) for s in x_tr.shape[1:]),
-        description=description,
-    )
-
-
-def _stratified_split(x, y, test_size: float, seed: int):
+def _stratified_split(fn: str, x, y, test_size: float, seed: int):
     from sklearn.model_selection import train_test_split
 
-    return train_test_split(x, y, test_size=test_size, stratify=y, random_state=seed)
+    try:
+        return train_test_split(x, y, test_size=test_size, stratify=y, random_state=seed)
+    except ValueError as err:  # too few rows for this test_size, or a class with one row
+        raise ValueError(
+            f"{fn}: cannot split {len(y)} rows with test_size={test_size}: {err}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,20 +85,21 @@ def digits(*, test_size: float = 0.2, seed: int = 0, flatten: bool = True) -> Da
     """
     from sklearn.datasets import load_digits
 
-    check_in_range("digits", "test_size", test_size, 0.0, 1.0, low_closed=False)
+    _check_split("digits", test_size, seed)
+    check_bool("digits", "flatten", flatten)
     bunch = load_digits()
     x = bunch.data.astype(np.float32) / 16.0
     if not flatten:
         x = x.reshape(-1, 8, 8, 1)
-    x_tr, x_te, y_tr, y_te = _stratified_split(x, bunch.target, test_size, seed)
-    return _make(
+    x_tr, x_te, y_tr, y_te = _stratified_split("digits", x, bunch.target, test_size, seed)
+    return Dataset.from_arrays(
         "digits",
         x_tr,
         y_tr,
         x_te,
         y_te,
-        10,
-        f"scikit-learn 8x8 digits / 16, stratified train_test_split("
+        num_classes=10,
+        description=f"scikit-learn 8x8 digits / 16, stratified train_test_split("
         f"test_size={test_size}, random_state={seed})",
     )
 
@@ -147,35 +111,64 @@ def cache_dir() -> str:
     )
 
 
+def _check_mnist1d_args(base: dict[str, Any], args: dict[str, Any]) -> None:
+    fn = "mnist1d"
+    unknown = sorted(set(args) - set(base) | ({"url"} & set(args)))
+    if unknown:
+        raise ValueError(
+            f"mnist1d: unknown option(s) {unknown}; options are cache and "
+            f"{sorted(k for k in base if k != 'url')}"
+        )
+    for name, value in args.items():
+        default = base[name]
+        if isinstance(default, bool):
+            check_bool(fn, name, value)
+        elif isinstance(default, int):
+            check_int_range(fn, name, value, 0, 2**32 - 1)
+        elif isinstance(default, float):
+            check_real(fn, name, value)
+            check_nonnegative(fn, name, value)
+        elif isinstance(default, list):
+            if not isinstance(value, list | tuple) or len(value) != len(default):
+                raise TypeError(
+                    f"mnist1d: {name} must be a list of {len(default)} integers like "
+                    f"{default}, got {name}={describe_value(value)}"
+                )
+            for item in value:
+                check_int_range(fn, name, item, 0)
+    if "num_samples" in args:
+        check_int_range(fn, "num_samples", args["num_samples"], 20)
+    if "final_seq_length" in args:
+        check_int_range(fn, "final_seq_length", args["final_seq_length"], 1)
+    if "train_split" in args:
+        check_in_range(fn, "train_split", args["train_split"], 0.0, 1.0, low_closed=False)
+
+
 def mnist1d(*, cache: bool = True, **args: Any) -> Dataset:
     """MNIST-1D generated offline with the paper's recipe (4000 train / 1000 test).
 
     Args:
       cache: read/write the generated arrays in :func:`cache_dir` (generation takes ~1.5 s).
       **args: overrides of ``mnist1d.data.get_dataset_args()`` (e.g. ``num_samples``,
-        ``seed``); the cache file is keyed by the full argument set.
+        ``seed``), each of the default's type; the cache file is keyed by the full argument set.
 
     The generator reseeds Python's and NumPy's global random state; it is restored afterwards.
     """
     from mnist1d.data import get_dataset_args, make_dataset
 
+    check_bool("mnist1d", "cache", cache)
     base = get_dataset_args(as_dict=True)
-    unknown = sorted(set(args) - set(base))
-    if unknown:
-        raise ValueError(
-            f"mnist1d: unknown option(s) {unknown}; options are cache and "
-            f"{sorted(k for k in base if k != 'url')}"
-        )
+    _check_mnist1d_args(base, args)
     base.update(args)
     base.pop("url", None)
     key = hashlib.sha256(json.dumps(base, sort_keys=True).encode()).hexdigest()[:12]
     path = os.path.join(cache_dir(), f"mnist1d-{key}.npz")
     arrays = None
-    if cache and os.path.exists(path):
+    if cache and os.path.isfile(path):
         try:
             with np.load(path) as f:
                 arrays = {k: f[k] for k in ("x", "y", "x_test", "y_test")}
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError):
             arrays = None  # a damaged cache file is regenerated below
     if arrays is None:
         import random
@@ -189,19 +182,24 @@ def mnist1d(*, cache: bool = True, **args: Any) -> Dataset:
             np.random.set_state(np_state)  # noqa: NPY002
             random.setstate(py_state)
         arrays = {k: made[k] for k in ("x", "y", "x_test", "y_test")}
+        if not len(arrays["x"]) or not len(arrays["x_test"]):
+            raise ValueError(
+                f"mnist1d: num_samples={base['num_samples']} with train_split="
+                f"{base['train_split']} leaves an empty train or test split"
+            )
         if cache:
             os.makedirs(cache_dir(), exist_ok=True)
             tmp = f"{path}.{os.getpid()}.tmp.npz"
             np.savez(tmp, **arrays)
             os.replace(tmp, path)
-    return _make(
+    return Dataset.from_arrays(
         "mnist1d",
         arrays["x"],
         arrays["y"],
         arrays["x_test"],
         arrays["y_test"],
-        10,
-        "MNIST-1D, mnist1d.data.make_dataset(get_dataset_args()) (paper split)",
+        num_classes=10,
+        description="MNIST-1D, mnist1d.data.make_dataset(get_dataset_args()) (paper split)",
     )
 
 
@@ -217,7 +215,51 @@ def _find(path: str, prefix: str, kind: str, ndim: int) -> str | None:
     return None
 
 
+def _idx_images(name: str, file: str) -> np.ndarray:
+    """The images of an IDX file as float32: uint8 pixels scaled to [0, 1], other types as
+    stored (they must be finite)."""
+    x = read_idx(file)
+    if x.ndim != 3 or 0 in x.shape:
+        raise IdxError(
+            f"{name}: {file} holds an array of shape {x.shape}; expected (n, height, width) "
+            f"images with n, height and width at least 1"
+        )
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    images = x.astype(np.float32)
+    bad = ~np.isfinite(images)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise IdxError(
+            f"{name}: {file} holds {int(bad.sum())} non-finite pixel value(s) (image "
+            f"{where[0]}, pixel {where[1:]} is {x[where]}, or too large for float32)"
+        )
+    return images
+
+
+def _idx_labels(name: str, file: str, num_classes: int) -> np.ndarray:
+    y = read_idx(file)
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise IdxError(
+            f"{name}: {file} holds {y.dtype} of shape {y.shape}; expected one integer label "
+            f"per image"
+        )
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise IdxError(
+            f"{name}: {file} holds {int(bad.sum())} label(s) outside [0, {num_classes}) "
+            f"(label {i} is {int(y[i])})"
+        )
+    return y
+
+
 def _idx_dataset(name: str, path: str, how_to_get: str, flatten: bool) -> Dataset:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(
+            f"{name}: path={path!r} is a file; pass the directory that holds the IDX files. "
+            f"{how_to_get}"
+        )
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{name}: no directory {path!r}. {how_to_get}")
     files = {}
@@ -230,33 +272,44 @@ def _idx_dataset(name: str, path: str, how_to_get: str, flatten: bool) -> Datase
                     f"{how_to_get}"
                 )
             files[split, kind] = found
-    arrays = {k: read_idx(f) for k, f in files.items()}
+    arrays = {}
     for split in ("train", "t10k"):
-        xi, yi = arrays[split, "images"], arrays[split, "labels"]
-        if xi.ndim != 3 or yi.ndim != 1 or len(xi) != len(yi):
-            raise ValueError(
-                f"{name}: {files[split, 'images']} has shape {xi.shape} and "
-                f"{files[split, 'labels']} has shape {yi.shape}; expected (n, h, w) images and "
-                f"n labels"
+        xi = _idx_images(name, files[split, "images"])
+        yi = _idx_labels(name, files[split, "labels"], 10)
+        if len(xi) != len(yi):
+            raise IdxError(
+                f"{name}: {files[split, 'images']} holds {len(xi)} images but "
+                f"{files[split, 'labels']} holds {len(yi)} labels; expected (n, h, w) images "
+                f"and n labels"
             )
-    x_tr = arrays["train", "images"].astype(np.float32) / 255.0
-    x_te = arrays["t10k", "images"].astype(np.float32) / 255.0
-    x_tr = x_tr.reshape(len(x_tr), -1) if flatten else x_tr[..., None]
-    x_te = x_te.reshape(len(x_te), -1) if flatten else x_te[..., None]
-    return _make(
+        arrays[split] = (xi.reshape(len(xi), -1) if flatten else xi[..., None], yi)
+    if arrays["train"][0].shape[1:] != arrays["t10k"][0].shape[1:]:
+        raise IdxError(
+            f"{name}: {files['train', 'images']} and {files['t10k', 'images']} hold images of "
+            f"different sizes, {arrays['train'][0].shape[1:]} and {arrays['t10k'][0].shape[1:]}"
+        )
+    return Dataset.from_arrays(
         name,
-        x_tr,
-        arrays["train", "labels"],
-        x_te,
-        arrays["t10k", "labels"],
-        10,
-        f"IDX files in {path}, official train/test split",
+        *arrays["train"],
+        *arrays["t10k"],
+        num_classes=10,
+        description=f"IDX files in {path}, official train/test split",
     )
 
 
-def fashion_mnist(*, path: str | None = None, flatten: bool = True) -> Dataset:
-    """Fashion-MNIST from IDX files (default: the directory of Debian's package)."""
-    path = FASHION_MNIST_DIR if path is None else os.fspath(path)
+def fashion_mnist(*, path: str | os.PathLike | None = None, flatten: bool = True) -> Dataset:
+    """Fashion-MNIST from IDX files (default: the directory of Debian's package).
+
+    Args:
+      path: the directory holding ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]``.
+      flatten: images as vectors of 784 (default) or ``(28, 28, 1)``.
+
+    Damaged files are refused with an :class:`optlab.data.IdxError` naming the file: a
+    malformed header or body, a truncated gzip stream, labels outside ``[0, 10)``, zero
+    images, non-finite pixels, or images and labels of different counts.
+    """
+    path = FASHION_MNIST_DIR if path is None else as_path("fashion_mnist", "path", path)
+    check_bool("fashion_mnist", "flatten", flatten)
     how = (
         f"Install it with `apt-get install dataset-fashion-mnist` (files in "
         f"{FASHION_MNIST_DIR}), or pass path= a directory holding train-images-idx3-ubyte.gz, "
@@ -266,17 +319,18 @@ def fashion_mnist(*, path: str | None = None, flatten: bool = True) -> Dataset:
     return _idx_dataset("fashion_mnist", path, how, flatten)
 
 
-def mnist(*, path: str | None = None, flatten: bool = True) -> Dataset:
-    """MNIST from IDX files in ``path``."""
+def mnist(*, path: str | os.PathLike | None = None, flatten: bool = True) -> Dataset:
+    """MNIST from IDX files in ``path`` (checked like :func:`fashion_mnist`'s)."""
     how = (
         "Pass path= a directory holding train-images-idx3-ubyte[.gz], "
         "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and "
         "t10k-labels-idx1-ubyte[.gz] (the MNIST files from http://yann.lecun.com/exdb/mnist/ "
         "or a mirror)."
     )
+    check_bool("mnist", "flatten", flatten)
     if path is None:
         raise FileNotFoundError(f"mnist: no path given. {how}")
-    return _idx_dataset("mnist", os.fspath(path), how, flatten)
+    return _idx_dataset("mnist", as_path("mnist", "path", path), how, flatten)
 
 
 def two_spirals(
@@ -292,10 +346,15 @@ def two_spirals(
     Class :math:`c \in \{0, 1\}` has points :math:`r(\cos(\theta + c\pi), \sin(\theta + c\pi))`
     with :math:`\theta = 2\pi \cdot \mathrm{turns} \cdot \sqrt u`, :math:`r = \theta`,
     :math:`u \sim U(0, 1)`, plus Gaussian noise of standard deviation ``noise``; then scaled
-    to roughly [-1, 1].
+    by :math:`1 / (2\pi \cdot \mathrm{turns})` to roughly [-1, 1] (so ``turns`` must be > 0).
     """
-    check_int_at_least("two_spirals", "num_samples", num_samples, 4)
-    check_nonnegative("two_spirals", "noise", noise)
+    fn = "two_spirals"
+    check_int_range(fn, "num_samples", num_samples, 4)
+    for name, value in (("noise", noise), ("turns", turns)):
+        check_real(fn, name, value)
+    check_nonnegative(fn, "noise", noise)
+    check_positive(fn, "turns", turns)
+    _check_split(fn, test_size, seed)
     rng = np.random.default_rng(seed)
     n0 = num_samples // 2
     labels = np.repeat([0, 1], [n0, num_samples - n0])
@@ -304,8 +363,10 @@ def two_spirals(
     x = np.stack([theta * np.cos(theta + phase), theta * np.sin(theta + phase)], axis=1)
     x = x + noise * rng.normal(size=x.shape)
     x = x / (2 * np.pi * turns)
-    x_tr, x_te, y_tr, y_te = _stratified_split(x, labels, test_size, seed)
-    return _make("two_spirals", x_tr, y_tr, x_te, y_te, 2, "synthetic two spirals")
+    x_tr, x_te, y_tr, y_te = _stratified_split(fn, x, labels, test_size, seed)
+    return Dataset.from_arrays(
+        fn, x_tr, y_tr, x_te, y_te, num_classes=2, description="synthetic two spirals"
+    )
 
 
 def blobs(
@@ -320,7 +381,13 @@ def blobs(
     """Isotropic Gaussian blobs, one per class (``sklearn.datasets.make_blobs``)."""
     from sklearn.datasets import make_blobs
 
-    check_int_at_least("blobs", "num_classes", num_classes, 2)
+    fn = "blobs"
+    check_int_range(fn, "num_classes", num_classes, 2)
+    check_int_range(fn, "num_samples", num_samples, 2 * num_classes)
+    check_int_range(fn, "num_features", num_features, 1)
+    check_real(fn, "cluster_std", cluster_std)
+    check_nonnegative(fn, "cluster_std", cluster_std)
+    _check_split(fn, test_size, seed)
     x, y = make_blobs(
         n_samples=num_samples,
         centers=num_classes,
@@ -328,8 +395,10 @@ def blobs(
         cluster_std=cluster_std,
         random_state=seed,
     )
-    x_tr, x_te, y_tr, y_te = _stratified_split(x, y, test_size, seed)
-    return _make("blobs", x_tr, y_tr, x_te, y_te, num_classes, "synthetic Gaussian blobs")
+    x_tr, x_te, y_tr, y_te = _stratified_split(fn, x, y, test_size, seed)
+    return Dataset.from_arrays(
+        fn, x_tr, y_tr, x_te, y_te, num_classes=num_classes, description="synthetic Gaussian blobs"
+    )
 
 
 _LOADERS: dict[str, Callable[..., Dataset]] = {
@@ -343,20 +412,34 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
 
 
 def dataset_names() -> list[str]:
-    """The names :func:`load` accepts."""
+    """The names :func:`load` accepts (besides paths of ``.npz`` and ``.csv`` files)."""
     return sorted(_LOADERS)
 
 
-def load(name: str = "digits", **options: Any) -> Dataset:
-    """Loads a dataset by name (see the table in the module docstring); never downloads.
+def _is_path(name: str | os.PathLike) -> bool:
+    if isinstance(name, os.PathLike):
+        return True
+    return os.path.splitext(name)[1] != "" or os.sep in name or "/" in name or os.path.exists(name)
+
+
+def load(name: str | os.PathLike = "digits", **options: Any) -> Dataset:
+    """Loads a dataset by name (see the table in the module docstring) or from your own file;
+    never downloads.
 
     Args:
-      name: one of :func:`dataset_names`.
+      name: one of :func:`dataset_names`, or the path of a ``.npz`` or ``.csv`` file (see
+        :mod:`optlab.data.files` for the formats and their options ``target=``, ``test=``,
+        ``test_size=``, ``seed=``, ``task=``).
       **options: options of that dataset's loader (e.g. ``path=`` for IDX datasets,
         ``flatten=False`` for images, ``seed=`` for splits and synthetic data).
 
     Returns:
       A :class:`Dataset`.
+
+    Raises:
+      ValueError: an unknown name or option, or a file that cannot be used (one line naming
+        the file and what is wrong).
+      FileNotFoundError: a file or an IDX directory that does not exist.
 
     Examples:
       >>> import optlab
@@ -364,6 +447,28 @@ def load(name: str = "digits", **options: Any) -> Dataset:
       >>> print(ds.name, ds.num_train, ds.num_test, ds.input_shape)
       blobs 80 20 (2,)
     """
-    key = name.lower().replace("-", "_")
-    check_choice("load", "name", key, dataset_names())
-    return _LOADERS[key](**options)
+    if not isinstance(name, str | os.PathLike):
+        raise TypeError(
+            f"load: name must be a dataset name {dataset_names()} or the path of a "
+            f"{'/'.join(FILE_TYPES)} file, got name={describe_value(name)}"
+        )
+    if isinstance(name, str) and name.lower().replace("-", "_") in _LOADERS:
+        key = name.lower().replace("-", "_")
+        loader = _LOADERS[key]
+        if key != "mnist1d":
+            known = list(inspect.signature(loader).parameters)
+            unknown = sorted(set(options) - set(known))
+            if unknown:
+                raise ValueError(
+                    f"load: unknown option(s) {unknown} for {key!r}; its options are {known}"
+                )
+        return loader(**options)
+    if isinstance(name, str) and not name:
+        raise ValueError("load: name must be a dataset name or a path, got name=''")
+    if _is_path(name):
+        return load_file(as_path("load", "name", name), **options)
+    try:
+        check_choice("load", "name", name.lower().replace("-", "_"), dataset_names())
+    except ValueError as err:
+        raise ValueError(f"{err} (or the path of a {'/'.join(FILE_TYPES)} file)") from None
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -4,8 +4,9 @@ Layout (all integers big-endian): two zero bytes; one byte for the element type 
 unsigned byte, ``0x09`` signed byte, ``0x0B`` int16, ``0x0C`` int32, ``0x0D`` float32, ``0x0E``
 float64); one byte for the number of dimensions ``d``; ``d`` uint32 sizes; then the elements in
 C order. Files ending in ``.gz`` are decompressed transparently. Anything else (a short
-header, an unknown type, a body shorter or longer than the sizes say, a broken gzip stream)
-raises :class:`IdxError` naming the file and what is wrong.
+header, an unknown type, a body shorter or longer than the sizes say (their product is computed
+exactly, so a header whose sizes overflow 64 bits is refused too), a broken or truncated gzip
+stream, a directory) raises :class:`IdxError` naming the file and what is wrong.
 
 References:
   LeCun, Cortes and Burges, The MNIST database (file format section).
@@ -15,10 +16,13 @@ References:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 
 import numpy as np
+
+from optlab.core.validation import as_path, check_array
 
 _DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -36,15 +40,15 @@ class IdxError(ValueError):
 
 
 def _read_bytes(path: str) -> bytes:
-    try:
-        if str(path).endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        with open(path, "rb") as f:
+    if os.path.isdir(path):
+        raise IdxError(f"{path}: is a directory, not an IDX file")
+    if not path.endswith(".gz"):
+        with open(path, "rb") as f:  # FileNotFoundError / PermissionError name the file
             return f.read()
-    except (EOFError, OSError, zlib.error) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise IdxError(
             f"{path}: cannot decompress the gzip stream ({err}); the file is "
             f"truncated or corrupt, download it again"
@@ -72,7 +76,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
       >>> print(optlab.data.read_idx(path))
       [3 1 4]
     """
-    path = os.fspath(path)
+    path = as_path("read_idx", "path", path)
     data = _read_bytes(path)
     if len(data) < 4:
         raise IdxError(f"{path}: file too short for an IDX header ({len(data)} bytes, need 4)")
@@ -95,7 +99,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         )
     shape = tuple(int(s) for s in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = _DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow for any header
     body = len(data) - header
     if body < expected:
         raise IdxError(
@@ -117,14 +121,19 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
       path: the file to write.
       array: an array of uint8, int8, int16, int32, float32 or float64.
     """
-    array = np.asarray(array)
+    path = as_path("write_idx", "path", path)
+    array = np.asarray(check_array("write_idx", "array", array, kinds="iuf"))
     key = array.dtype.newbyteorder("=").str.lstrip("<>|=")
     if key not in _CODES:
-        raise ValueError(f"write_idx: IDX has no element type for dtype {array.dtype}")
+        raise ValueError(
+            f"write_idx: IDX has no element type for dtype {array.dtype}; use uint8, int8, "
+            f"int16, int32, float32 or float64"
+        )
+    if array.ndim > 255 or any(s >= 2**32 for s in array.shape):
+        raise ValueError(f"write_idx: IDX cannot hold an array of shape {array.shape}")
     code = _CODES[key]
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     payload = header + np.ascontiguousarray(array, _DTYPES[code]).tobytes()
-    path = os.fspath(path)
     if path.endswith(".gz"):
         with gzip.open(path, "wb") as f:
             f.write(payload)

@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from optlab.core.validation import check_choice, check_int_at_least, check_positive
+from optlab.core.validation import (
+    check_array,
+    check_choice,
+    check_int_range,
+    check_positive,
+    check_real,
+    check_str,
+)
 
 METHODS = ("center", "standardize", "pca", "pca_whiten", "per_channel_mean")
 
@@ -51,11 +58,27 @@ class Preprocessor:
     eigenvalues: np.ndarray | None = None
     num_fit_rows: int = 0
 
+    def __post_init__(self) -> None:
+        check_str("Preprocessor", "method", self.method)
+        check_choice("Preprocessor", "method", self.method, METHODS)
+        check_array("Preprocessor", "mean", self.mean, ndim=1, kinds="f")
+
     def __call__(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = np.asarray(check_array(f"Preprocessor({self.method!r})", "x", x, min_ndim=1))
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
         if self.method == "per_channel_mean":
+            if x.ndim < 2 or x.shape[-1] != len(self.mean):
+                raise ValueError(
+                    f"Preprocessor('per_channel_mean'): x must be (n, ..., {len(self.mean)}) "
+                    f"like the training inputs, got shape {x.shape}"
+                )
             return (x - self.mean).astype(dtype)
+        features = int(np.prod(x.shape[1:]))
+        if features != len(self.mean):
+            raise ValueError(
+                f"Preprocessor({self.method!r}): x has {features} features per row (shape "
+                f"{x.shape}), the training inputs had {len(self.mean)}"
+            )
         flat = x.reshape(len(x), -1).astype(np.float64) - self.mean
         if self.method == "center":
             out = flat
@@ -97,12 +120,23 @@ def fit_preprocessor(
       [[0.]
        [3.]]
     """
-    check_choice("fit_preprocessor", "method", method, METHODS)
-    check_positive("fit_preprocessor", "epsilon", epsilon)
-    x = np.asarray(x_train, np.float64)
+    fn = "fit_preprocessor"
+    check_str(fn, "method", method)
+    check_choice(fn, "method", method, METHODS)
+    check_real(fn, "epsilon", epsilon)
+    check_positive(fn, "epsilon", epsilon)
+    if num_components is not None:
+        check_int_range(fn, "num_components", num_components, 1)
+    x = np.asarray(check_array(fn, "x_train", x_train, min_ndim=1), np.float64)
     n = len(x)
     if n < 2:
-        raise ValueError(f"fit_preprocessor: need at least 2 training rows, got {n}")
+        raise ValueError(f"{fn}: need at least 2 training rows, got {n}")
+    bad = ~np.isfinite(x.reshape(n, -1)).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"{fn}: x_train row {int(np.argmax(bad))} (counted from 0) is not finite; "
+            f"{int(bad.sum())} row(s) hold NaN or infinity, which would make every statistic NaN"
+        )
     if method == "per_channel_mean":
         if x.ndim < 2:
             raise ValueError("fit_preprocessor: per_channel_mean needs inputs (n, ..., channels)")
@@ -117,7 +151,6 @@ def fit_preprocessor(
         return Preprocessor(method, mean, scale=std, num_fit_rows=n)
     d = flat.shape[1]
     k = d if num_components is None else num_components
-    check_int_at_least("fit_preprocessor", "num_components", k, 1)
     if k > d:
         raise ValueError(f"fit_preprocessor: num_components={k} exceeds the {d} features")
     centered = flat - mean
@@ -138,5 +171,19 @@ def preprocess(method: str, x_train: Any, *others: Any, **options: Any) -> tuple
       >>> print(x_tr.shape, x_te.shape)
       (1437, 10) (360, 10)
     """
+    check_str("preprocess", "method", method)
+    check_choice("preprocess", "method", method, METHODS)
     prep = fit_preprocessor(method, x_train, **options)
+    for i, x in enumerate(others):
+        x = check_array("preprocess", f"others[{i}]", x, min_ndim=1)
+        if (
+            method != "per_channel_mean"
+            and (  # per channel: any image size, same channels
+                int(np.prod(np.shape(x)[1:])) != int(np.prod(np.shape(x_train)[1:]))
+            )
+        ):
+            raise ValueError(
+                f"preprocess: x (others[{i}]) has shape {np.shape(x)}, whose rows do not match "
+                f"x_train's {np.shape(x_train)[1:]}"
+            )
     return tuple(prep(x) for x in (x_train, *others))

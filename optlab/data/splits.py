@@ -14,7 +14,26 @@ from typing import Any
 
 import numpy as np
 
-from optlab.core.validation import check_in_range, check_int_at_least
+from optlab.core.validation import (
+    check_array,
+    check_bool,
+    check_in_range,
+    check_int_range,
+    check_real,
+    check_seed,
+)
+
+
+def _check_labels(fn: str, y: Any) -> np.ndarray:
+    y = np.asarray(check_array(fn, "y", y, min_ndim=1))
+    if len(y) < 2:
+        raise ValueError(f"{fn}: y must have at least 2 rows to split, got shape {y.shape}")
+    return y
+
+
+def _check_options(fn: str, seed: Any, stratify: Any) -> None:
+    check_seed(fn, "seed", seed)
+    check_bool(fn, "stratify", stratify)
 
 
 def validation_indices(
@@ -44,26 +63,37 @@ def validation_indices(
       >>> print(len(train), len(val), np.bincount(np.array([0, 0, 0, 0, 1, 1, 1, 1])[val]))
       4 4 [2 2]
     """
-    check_in_range(
-        "validation_indices", "validation_split", validation_split, 0.0, 1.0, low_closed=False
-    )
-    y = np.asarray(y)
+    fn = "validation_indices"
+    check_real(fn, "validation_split", validation_split)
+    check_in_range(fn, "validation_split", validation_split, 0.0, 1.0, low_closed=False)
+    _check_options(fn, seed, stratify)
+    check_bool(fn, "shuffle", shuffle)
+    y = _check_labels(fn, y)
     n = len(y)
     if not shuffle:
         if stratify:
-            raise ValueError(
-                "validation_indices: shuffle=False (Keras's last rows) needs stratify=False"
-            )
+            raise ValueError(f"{fn}: shuffle=False (Keras's last rows) needs stratify=False")
         split_at = int(n * (1.0 - validation_split))
+        if not 0 < split_at < n:
+            raise ValueError(
+                f"{fn}: validation_split={validation_split} of {n} rows leaves an empty "
+                f"{'training' if split_at == 0 else 'validation'} part"
+            )
         return np.arange(split_at), np.arange(split_at, n)
     from sklearn.model_selection import train_test_split
 
-    train, val = train_test_split(
-        np.arange(n),
-        test_size=validation_split,
-        random_state=seed,
-        stratify=y if stratify else None,
-    )
+    try:
+        train, val = train_test_split(
+            np.arange(n),
+            test_size=validation_split,
+            random_state=seed,
+            stratify=y if stratify else None,
+        )
+    except ValueError as err:  # too few rows for the fraction, or a class with a single row
+        raise ValueError(
+            f"{fn}: cannot split {n} rows with validation_split={validation_split}"
+            f"{' (stratified)' if stratify else ''}: {' '.join(str(err).split())}"
+        ) from None
     return np.sort(train), np.sort(val)
 
 
@@ -88,6 +118,18 @@ def train_val_split(
       >>> print(x_tr.shape, x_val.shape)
       (1149, 64) (288, 64)
     """
+    fn = "train_val_split"
+    check_real(fn, "validation_split", validation_split)
+    check_in_range(fn, "validation_split", validation_split, 0.0, 1.0, low_closed=False)
+    y = _check_labels(fn, y)
+    parts = list(x) if isinstance(x, tuple | list) else [x]
+    if not parts:
+        raise ValueError(f"{fn}: x is an empty {type(x).__name__}; pass an array or arrays")
+    for i, part in enumerate(parts):
+        name = f"x[{i}]" if isinstance(x, tuple | list) else "x"
+        a = check_array(fn, name, part, min_ndim=1)
+        if len(a) != len(y):
+            raise ValueError(f"{fn}: {name} has {len(a)} rows but y has {len(y)}")
     train, val = validation_indices(
         y, validation_split, seed=seed, stratify=stratify, shuffle=shuffle
     )
@@ -97,7 +139,6 @@ def train_val_split(
             return type(a)(np.asarray(v)[idx] for v in a)
         return np.asarray(a)[idx]
 
-    y = np.asarray(y)
     return (take(x, train), y[train]), (take(x, val), y[val])
 
 
@@ -109,6 +150,8 @@ def kfold_indices(
     stratify: bool = True,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``num_folds`` pairs ``(train, validation)`` of row indices; each row validates once.
+
+    ``num_folds`` must be in ``[2, len(y)]``.
 
     Uses ``sklearn.model_selection.StratifiedKFold`` (or ``KFold`` when ``stratify=False``)
     with ``shuffle=True, random_state=seed``.
@@ -122,9 +165,17 @@ def kfold_indices(
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    check_int_at_least("kfold_indices", "num_folds", num_folds, 2)
-    y = np.asarray(y)
+    fn = "kfold_indices"
+    y = _check_labels(fn, y)
+    check_int_range(fn, "num_folds", num_folds, 2, len(y))
+    _check_options(fn, seed, stratify)
     splitter = (StratifiedKFold if stratify else KFold)(
         n_splits=num_folds, shuffle=True, random_state=seed
     )
-    return [(np.sort(tr), np.sort(va)) for tr, va in splitter.split(np.zeros(len(y)), y)]
+    try:
+        folds = list(splitter.split(np.zeros(len(y)), y))
+    except ValueError as err:  # e.g. more folds than the rows of every class
+        raise ValueError(
+            f"{fn}: cannot make {num_folds} stratified folds: {' '.join(str(err).split())}"
+        ) from None
+    return [(np.sort(tr), np.sort(va)) for tr, va in folds]

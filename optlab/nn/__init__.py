@@ -1,7 +1,9 @@
 """Flax nnx MLPs, their layers, losses and penalties, and the pure ``apply`` form of a model.
 
-Imports only :mod:`optlab.core` (and jax/flax). See :mod:`optlab.nn.apply` for the contract of
-``functional(model) -> (apply, params, state)`` used by the training engine.
+Imports only :mod:`optlab.core` (and jax/flax). Every model follows Flax nnx's conventions
+(``model.train()`` / ``model.eval()``, ``model(x)``); see :mod:`optlab.nn.apply` for the
+contract of ``functional(model) -> (apply, params, state)`` used by the training engine, and
+:mod:`optlab.nn.config` for ``model_config`` / ``from_config``.
 """
 
 from optlab.nn.activations import activation_names as activation_names
@@ -11,6 +13,8 @@ from optlab.nn.activations import prelu as prelu
 from optlab.nn.activations import rrelu as rrelu
 from optlab.nn.apply import Apply as Apply
 from optlab.nn.apply import functional as functional
+from optlab.nn.config import from_config as from_config
+from optlab.nn.config import model_config as model_config
 from optlab.nn.fold import fold_batchnorm as fold_batchnorm
 from optlab.nn.initializers import get_initializer as get_initializer
 from optlab.nn.initializers import initializer_names as initializer_names
@@ -37,9 +41,9 @@ from optlab.nn.losses import (
 from optlab.nn.losses import squared_error as squared_error
 from optlab.nn.mlp import MLP as MLP
 from optlab.nn.mlp import Block as Block
-from optlab.nn.mlp import Ensemble as Ensemble
-from optlab.nn.mlp import MultiInputMLP as MultiInputMLP
-from optlab.nn.mlp import average_predictions as average_predictions
 from optlab.nn.mlp import count_params as count_params
-from optlab.nn.mlp import majority_vote as majority_vote
 from optlab.nn.norm import norm_names as norm_names
+from optlab.nn.topologies import Ensemble as Ensemble
+from optlab.nn.topologies import MultiInputMLP as MultiInputMLP
+from optlab.nn.topologies import average_predictions as average_predictions
+from optlab.nn.topologies import majority_vote as majority_vote

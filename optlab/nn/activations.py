@@ -25,7 +25,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optlab.core.validation import check_choice, check_int_at_least, check_nonnegative
+from optlab.core.validation import (
+    check_bool,
+    check_choice,
+    check_finite,
+    check_integer,
+    check_nonnegative,
+    check_number,
+    is_real_number,
+)
 
 Array = jax.Array
 
@@ -88,6 +96,8 @@ def rrelu(
       Xu et al., Empirical Evaluation of Rectified Activations in Convolutional Network, 2015.
       https://arxiv.org/abs/1505.00853
     """
+    check_rrelu_bounds("rrelu", lower, upper, allow_array=True)
+    check_bool("rrelu", "train", train)
     if train:
         if key is None:
             raise ValueError("rrelu: train=True draws random slopes and needs key=a jax.random key")
@@ -119,12 +129,23 @@ def maxout(x: Array, num_pieces: int = 2) -> Array:
     References:
       Goodfellow et al., Maxout Networks, 2013. https://arxiv.org/abs/1302.4389
     """
+    check_integer("maxout", "num_pieces", num_pieces, 1)
     n = x.shape[-1]
     if n % num_pieces:
         raise ValueError(
             f"maxout: the last axis ({n}) must be a multiple of num_pieces={num_pieces}"
         )
     return jnp.max(x.reshape(*x.shape[:-1], n // num_pieces, num_pieces), axis=-1)
+
+
+def check_rrelu_bounds(fn: str, lower: Any, upper: Any, *, allow_array: bool = False) -> None:
+    """RReLU's slope bounds: finite numbers with ``0 <= lower <= upper`` (checked when concrete)."""
+    check_number(fn, "lower", lower, allow_array=allow_array)
+    check_number(fn, "upper", upper, allow_array=allow_array)
+    check_nonnegative(fn, "lower", lower)
+    check_finite(fn, "upper", upper)
+    if is_real_number(lower) and is_real_number(upper) and upper < lower:
+        raise ValueError(f"{fn}: rrelu needs lower <= upper, got lower={lower}, upper={upper}")
 
 
 def _identity(x: Array) -> Array:
@@ -169,7 +190,7 @@ def parse_activation(spec: ActivationSpec, fn: str = "get_activation") -> tuple[
     """Splits a spec into ``(name, options)``, filling defaults and checking the name/options."""
     if isinstance(spec, tuple):
         if len(spec) != 2 or not isinstance(spec[0], str) or not isinstance(spec[1], Mapping):
-            raise ValueError(
+            raise TypeError(
                 f"{fn}: an activation given as a tuple must be (name, dict_of_options), "
                 f"got {spec!r}"
             )
@@ -177,8 +198,9 @@ def parse_activation(spec: ActivationSpec, fn: str = "get_activation") -> tuple[
     elif isinstance(spec, str):
         name, opts = spec, {}
     else:
-        raise ValueError(
-            f"{fn}: activation must be a name, (name, options) or a callable, got {spec!r}"
+        raise TypeError(
+            f"{fn}: activation must be a name, (name, options) or a callable, "
+            f"got activation={spec!r} ({type(spec).__name__})"
         )
     name = name.lower()
     check_choice(fn, "activation", name, activation_names())
@@ -190,15 +212,16 @@ def parse_activation(spec: ActivationSpec, fn: str = "get_activation") -> tuple[
             f"{sorted(defaults)}"
         )
     merged = {**defaults, **opts}
-    if name == "maxout":
-        check_int_at_least(fn, "num_pieces", merged["num_pieces"], 1)
+    for option, value in merged.items():
+        if isinstance(defaults[option], bool):
+            check_bool(f"{fn}({name!r})", option, value)
+        elif option == "num_pieces":
+            check_integer(f"{fn}({name!r})", option, value, 1)
+        elif name != "rrelu":
+            check_number(f"{fn}({name!r})", option, value)
+            check_finite(f"{fn}({name!r})", option, value)
     if name == "rrelu":
-        check_nonnegative(fn, "lower", merged["lower"])
-        if merged["upper"] < merged["lower"]:
-            raise ValueError(
-                f"{fn}: rrelu needs lower <= upper, got lower={merged['lower']}, "
-                f"upper={merged['upper']}"
-            )
+        check_rrelu_bounds(f"{fn}({name!r})", merged["lower"], merged["upper"])
     return name, merged
 
 

@@ -91,11 +91,16 @@ def fold_batchnorm(model: nnx.Module) -> nnx.Module:
       >>> model = optlab.nn.MLP(4, (8,), 3, norm="batch", rngs=0)
       >>> folded = optlab.nn.fold_batchnorm(model)
       >>> x = jnp.ones((2, 4))
-      >>> print(jnp.allclose(model(x, train=False), folded(x, train=False), atol=1e-5))
+      >>> model.eval(); folded.eval()
+      >>> print(jnp.allclose(model(x), folded(x), atol=1e-5))
       True
       >>> print(optlab.nn.count_params(model) - optlab.nn.count_params(folded))
       16
     """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(
+            f"fold_batchnorm: model must be a flax.nnx.Module, got {type(model).__name__}"
+        )
     copy = nnx.merge(*nnx.split(model))  # fresh variables: the original is never touched
     for _, node in list(nnx.iter_graph(copy)):
         if isinstance(node, MLP):

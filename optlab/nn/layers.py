@@ -1,9 +1,13 @@
 r"""Layers of the MLPs: Dense (with DropConnect), activations as layers, dropout, noise, DropPath.
 
-Every layer here is a ``flax.nnx.Module`` called as ``layer(x, *, train, rng)``: ``train`` is a
-Python bool chosen by the caller (never stored in the module, so it cannot be left in the wrong
-mode) and ``rng`` a ``jax.random`` key, needed only by layers that are random while training.
-At evaluation (``train=False``) every layer is deterministic and ``rng`` may be ``None``.
+Every layer is a ``flax.nnx.Module`` that follows Flax's conventions: a random layer has a
+``deterministic`` attribute (``False`` at construction, like ``nnx.Dropout``) that
+``model.train()`` / ``model.eval()`` switch, and draws its masks from the ``nnx.Rngs`` stream it
+holds (the ``"dropout"`` stream of the ``rngs`` it was built with, else ``"default"``). A call
+``layer(x)`` follows that mode; ``layer(x, train=..., rng=...)`` overrides it: ``train`` (a
+Python bool) chooses the mode for this call and ``rng`` (a ``jax.random`` key) the masks, which
+is how the pure :func:`optlab.nn.functional` form calls them. At evaluation every layer is
+deterministic and draws nothing.
 
 Inverted dropout (the convention of the seeds and of every framework) scales at training time so
 that evaluation is the identity:
@@ -20,34 +24,147 @@ al. approximate the evaluation-time distribution by a Gaussian instead).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from optlab.core.validation import check_in_range, check_int_at_least, check_nonnegative
-from optlab.nn.activations import ActivationSpec, get_activation, parse_activation, prelu, rrelu
-from optlab.nn.initializers import InitializerSpec, get_initializer
+from optlab.core.validation import (
+    check_bool,
+    check_finite,
+    check_in_range,
+    check_integer,
+    check_nonnegative,
+    check_number,
+    is_real_number,
+)
+from optlab.nn.activations import (
+    ActivationSpec,
+    check_rrelu_bounds,
+    get_activation,
+    parse_activation,
+    prelu,
+    rrelu,
+)
+from optlab.nn.initializers import InitializerSpec, bias_initializer, get_initializer
 
 Array = jax.Array
 
 
-def _need_rng(layer: str, rng: Array | None) -> Array:
-    if rng is None:
+# ---------------------------------------------------------------------------------------------
+# Modes and random streams, shared by every optlab module
+
+
+def as_rngs(rngs: Any, fn: str = "optlab.nn") -> nnx.Rngs:
+    """``flax.nnx.Rngs`` from an ``Rngs``, an int seed or a ``jax.random`` key."""
+    if isinstance(rngs, nnx.Rngs):
+        return rngs
+    if isinstance(rngs, int | np.integer) and not isinstance(rngs, bool):
+        return nnx.Rngs(int(rngs))
+    if isinstance(rngs, jax.Array) and (
+        jax.dtypes.issubdtype(rngs.dtype, jax.dtypes.prng_key)
+        or (rngs.dtype == jnp.uint32 and rngs.shape == (2,))
+    ):
+        return nnx.Rngs(rngs)
+    raise TypeError(
+        f"{fn}: rngs must be a flax.nnx.Rngs, an int seed or a jax.random key, "
+        f"got rngs={rngs!r} ({type(rngs).__name__})"
+    )
+
+
+def random_stream(rngs: Any, fn: str) -> nnx.RngStream:
+    """A fork of the ``"dropout"`` stream of ``rngs`` (else its ``"default"`` one), as
+    ``nnx.Dropout`` takes it: the masks of a random layer come from it."""
+    if isinstance(rngs, nnx.RngStream):
+        return rngs.fork()
+    rngs = as_rngs(rngs, fn)
+    try:
+        return rngs.dropout.fork()
+    except AttributeError:
         raise ValueError(
-            f"{layer}: train=True is random for this layer and needs rng=a jax.random key "
-            f"(pass rng=jax.random.key(seed), or train=False for evaluation)"
+            f"{fn}: this layer is random while training and takes its masks from the 'dropout' "
+            f"stream of rngs (or 'default'), which has neither: pass nnx.Rngs(params=..., "
+            f"dropout=...) or an int seed"
+        ) from None
+
+
+def calls_with_mode(module: Any) -> bool:
+    """Whether ``module(x, *, train, rng)`` is how it is called (the optlab convention)."""
+    try:
+        params = inspect.signature(module.__call__).parameters
+    except (TypeError, ValueError):
+        return False
+    return {"train", "rng"} <= set(params)
+
+
+def check_train(fn: str, train: Any) -> None:
+    """``train`` is ``None`` (follow the module's mode) or a Python bool (override it)."""
+    if train is not None and not isinstance(train, bool):
+        raise TypeError(
+            f"{fn}: train must be None (use the mode set by .train()/.eval()) or a Python bool "
+            f"(static: it selects the computation), got train={train!r}"
         )
-    return rng
 
 
-def dropout(x: Array, rate: float, rng: Array | None, *, train: bool) -> Array:
+def is_training(train: bool | None, deterministic: bool) -> bool:
+    """The mode of one call: ``train`` when given, else the module's ``deterministic`` flag."""
+    return (not deterministic) if train is None else train
+
+
+def layer_key(fn: str, module: nnx.Module, rng: Array | None) -> Array:
+    """The key of a random layer that is training: ``rng`` if given, else one drawn from the
+    stream the layer holds."""
+    if rng is not None:
+        return rng
+    stream = getattr(module, "rngs", None)
+    if stream is not None:
+        return stream()
+    raise ValueError(
+        f"{fn}: training mode is random for this layer and it holds no RNG stream: pass "
+        f"rng=jax.random.key(seed), build it with rngs=nnx.Rngs(seed), or evaluate "
+        f"(.eval() or train=False)"
+    )
+
+
+def composite_key(module: nnx.Module, rng: Array | None, train: bool | None) -> Array | None:
+    """The key a model splits among its random layers: ``rng`` if given, else one drawn from
+    the model's stream when some layer will train (``None`` when nothing is random)."""
+    stream = getattr(module, "rngs", None)
+    if rng is not None or stream is None:
+        return rng
+    if train is None:
+        train = any(getattr(m, "deterministic", True) is False for _, m in nnx.iter_modules(module))
+    return stream() if train else None
+
+
+def split_key(rng: Array | None, n: int) -> list[Array | None]:
+    """``n`` independent keys (or ``n`` times ``None``)."""
+    return [None] * n if rng is None else list(jax.random.split(rng, n))
+
+
+def check_rate(fn: str, name: str, value: Any) -> None:
+    """A drop probability: a real number in ``[0, 1)``."""
+    check_number(fn, name, value)
+    check_in_range(fn, name, value, 0.0, 1.0)
+
+
+def _check_call(fn: str, train: Any) -> None:
+    check_bool(fn, "train", train)
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions
+
+
+def dropout(x: Array, rate: float | Array, rng: Array | None, *, train: bool) -> Array:
     r"""Inverted dropout: zero each element with probability ``rate`` and scale by ``1/(1-rate)``.
 
     Args:
       x: activations.
-      rate: the drop probability :math:`p \in [0, 1)`.
+      rate: the drop probability :math:`p \in [0, 1)` (a jax array may be traced, e.g. swept).
       rng: a ``jax.random`` key (needed when ``train`` and ``rate > 0``).
       train: drop (``True``) or return ``x`` unchanged (``False``).
 
@@ -64,10 +181,56 @@ def dropout(x: Array, rate: float, rng: Array | None, *, train: bool) -> Array:
       Srivastava et al., Dropout: A Simple Way to Prevent Neural Networks from Overfitting,
       2014. https://jmlr.org/papers/v15/srivastava14a.html
     """
-    if not train or rate == 0.0:
+    check_number("dropout", "rate", rate, allow_array=True)
+    check_in_range("dropout", "rate", rate, 0.0, 1.0)
+    _check_call("dropout", train)
+    if not train or (is_real_number(rate) and rate == 0.0):
         return x
-    keep = jax.random.bernoulli(_need_rng("dropout", rng), 1.0 - rate, jnp.shape(x))
+    if rng is None:
+        raise ValueError("dropout: train=True needs rng=a jax.random key")
+    keep = jax.random.bernoulli(rng, 1.0 - rate, jnp.shape(x))
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+def drop_path(x: Array, rate: float | Array, rng: Array | None, *, train: bool) -> Array:
+    r"""Stochastic depth for a residual branch: drop the whole branch per example.
+
+    While training each example's branch output is kept with probability :math:`1 - p` and
+    scaled by :math:`1/(1 - p)` (the "row" mode of torchvision's ``StochasticDepth``); at
+    evaluation it is returned unchanged.
+
+    Args:
+      x: the branch's output, examples on the first axis.
+      rate: the drop probability :math:`p \in [0, 1)`.
+      rng: a ``jax.random`` key (needed when ``train`` and ``rate > 0``).
+      train: drop (``True``) or return ``x`` unchanged (``False``).
+
+    Returns:
+      ``x`` with whole rows zeroed (the others scaled by :math:`1/(1-p)`) while training.
+
+    Examples:
+      >>> import optlab
+      >>> print(optlab.nn.drop_path(jnp.ones((2, 2)), 0.5, None, train=False))
+      [[1. 1.]
+       [1. 1.]]
+
+    References:
+      Huang et al., Deep Networks with Stochastic Depth, 2016. https://arxiv.org/abs/1603.09382
+    """
+    check_number("drop_path", "rate", rate, allow_array=True)
+    check_in_range("drop_path", "rate", rate, 0.0, 1.0)
+    _check_call("drop_path", train)
+    if not train or (is_real_number(rate) and rate == 0.0):
+        return x
+    if rng is None:
+        raise ValueError("drop_path: train=True needs rng=a jax.random key")
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    keep = jax.random.bernoulli(rng, 1.0 - rate, shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers
 
 
 class Dense(nnx.Module):
@@ -78,15 +241,19 @@ class Dense(nnx.Module):
       out_features: output width.
       kernel_init: initializer of :math:`W` by name or callable (see
         :func:`optlab.nn.get_initializer`); Keras's default ``"glorot_uniform"``.
-      bias_init: initializer of :math:`b`; zeros by default.
+      bias_init: initializer of :math:`b`; zeros by default (``"torch_default"`` draws
+        :math:`U(\pm 1/\sqrt{\text{in\_features}})` as ``torch.nn.Linear`` does).
       use_bias: whether the layer has a bias.
       dropconnect: probability of dropping each weight while training (inverted scaling).
-      rngs: ``flax.nnx.Rngs`` (or an int seed) for the initial values.
+      deterministic: start in evaluation mode (``.train()`` / ``.eval()`` switch it).
+      keep_rngs: keep a stream for the DropConnect masks (``False`` inside the MLPs, which pass
+        keys down from their own stream).
+      rngs: ``flax.nnx.Rngs`` (or an int seed) for the initial values and the masks.
 
     Examples:
       >>> import optlab
       >>> layer = optlab.nn.Dense(3, 2, kernel_init="ones", rngs=0)
-      >>> print(layer(jnp.ones((1, 3)), train=False))
+      >>> print(layer(jnp.ones((1, 3))))
       [[3. 3.]]
     """
 
@@ -99,29 +266,36 @@ class Dense(nnx.Module):
         bias_init: InitializerSpec = "zeros",
         use_bias: bool = True,
         dropconnect: float = 0.0,
+        deterministic: bool = False,
+        keep_rngs: bool = True,
         rngs: nnx.Rngs | int,
     ):
-        check_int_at_least("Dense", "in_features", in_features, 1)
-        check_int_at_least("Dense", "out_features", out_features, 1)
-        check_in_range("Dense", "dropconnect", dropconnect, 0.0, 1.0)
-        rngs = as_rngs(rngs)
-        self.in_features = in_features
-        self.out_features = out_features
-        self.dropconnect = float(dropconnect)
+        check_integer("Dense", "in_features", in_features, 1)
+        check_integer("Dense", "out_features", out_features, 1)
+        check_bool("Dense", "use_bias", use_bias)
+        check_rate("Dense", "dropconnect", dropconnect)
+        check_bool("Dense", "deterministic", deterministic)
+        check_bool("Dense", "keep_rngs", keep_rngs)
         kinit = get_initializer(kernel_init)
+        binit = bias_initializer(bias_init, in_features) if use_bias else None
+        rngs = as_rngs(rngs, "Dense")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.dropconnect = float(dropconnect)
+        self.deterministic = bool(deterministic)
         self.kernel = nnx.Param(kinit(rngs.params(), (in_features, out_features), jnp.float32))
-        if use_bias:
-            binit = get_initializer(bias_init)
+        if binit is not None:
             self.bias = nnx.Param(binit(rngs.params(), (out_features,), jnp.float32))
         else:
             self.bias = None
+        self.rngs = random_stream(rngs, "Dense") if keep_rngs and self.dropconnect else None
 
-    def __call__(self, x: Array, *, train: bool, rng: Array | None = None) -> Array:
+    def __call__(self, x: Array, *, train: bool | None = None, rng: Array | None = None) -> Array:
+        check_train("Dense", train)
         w = self.kernel[...]
-        if train and self.dropconnect > 0.0:
-            keep = jax.random.bernoulli(
-                _need_rng("Dense(dropconnect)", rng), 1.0 - self.dropconnect, w.shape
-            )
+        if self.dropconnect > 0.0 and is_training(train, self.deterministic):
+            key = layer_key("Dense(dropconnect)", self, rng)
+            keep = jax.random.bernoulli(key, 1.0 - self.dropconnect, w.shape)
             w = jnp.where(keep, w / (1.0 - self.dropconnect), jnp.zeros_like(w))
         y = x @ w
         if self.bias is not None:
@@ -130,19 +304,27 @@ class Dense(nnx.Module):
 
 
 class Activation(nnx.Module):
-    """A stateless activation as a layer (the name is kept static, so models compare equal)."""
+    """A stateless activation as a layer (the name is kept static, so models compare equal).
+
+    Examples:
+      >>> import optlab
+      >>> print(optlab.nn.Activation(("leaky_relu", {"negative_slope": 0.5}))(-jnp.ones(2)))
+      [-0.5 -0.5]
+    """
 
     def __init__(self, spec: ActivationSpec = "relu"):
         if callable(spec) and not isinstance(spec, str | tuple):
             self.name, self.options, self.fn = getattr(spec, "__name__", "custom"), (), spec
         else:
             name, opts = parse_activation(spec, "Activation")
-            self.name, self.options = name, tuple(sorted(opts.items()))
-            self.fn = get_activation(name, **opts)
+            # Only the name and options are kept (a functools.partial compares by identity,
+            # which would make two equal models' graph definitions differ).
+            self.name, self.options, self.fn = name, tuple(sorted(opts.items())), None
 
-    def __call__(self, x: Array, *, train: bool, rng: Array | None = None) -> Array:
+    def __call__(self, x: Array, *, train: bool | None = None, rng: Array | None = None) -> Array:
         del train, rng
-        return self.fn(x)
+        fn = self.fn if self.fn is not None else get_activation(self.name, **dict(self.options))
+        return fn(x)
 
 
 class PReLU(nnx.Module):
@@ -150,41 +332,73 @@ class PReLU(nnx.Module):
 
     Args:
       num_features: width of the input (used when ``per_unit``).
-      init: initial slope (0.25 in He et al.).
+      init: initial slope (0.25 in He et al.), a finite number.
       per_unit: one slope per unit (``True``) or one per layer (``False``).
 
     Examples:
       >>> import optlab
       >>> layer = optlab.nn.PReLU(2, init=0.5)
-      >>> print(layer(jnp.array([-2.0, 2.0]), train=False))
+      >>> print(layer(jnp.array([-2.0, 2.0])))
       [-1.  2.]
     """
 
     def __init__(self, num_features: int = 1, *, init: float = 0.25, per_unit: bool = False):
+        check_integer("PReLU", "num_features", num_features, 1)
+        check_number("PReLU", "init", init)
+        check_finite("PReLU", "init", init)
+        check_bool("PReLU", "per_unit", per_unit)
         shape = (num_features,) if per_unit else ()
-        self.alpha = nnx.Param(jnp.full(shape, init, jnp.float32))
+        self.alpha = nnx.Param(jnp.asarray(np.full(shape, init, np.float32)))
 
-    def __call__(self, x: Array, *, train: bool, rng: Array | None = None) -> Array:
+    def __call__(self, x: Array, *, train: bool | None = None, rng: Array | None = None) -> Array:
         del train, rng
         return prelu(x, self.alpha[...])
 
 
 class RReLU(nnx.Module):
-    """Randomized leaky ReLU (see :func:`optlab.nn.rrelu`) as a layer."""
+    """Randomized leaky ReLU (see :func:`optlab.nn.rrelu`) as a layer.
 
-    def __init__(self, *, lower: float = 1.0 / 8.0, upper: float = 1.0 / 3.0):
+    Args:
+      lower: lower bound of the random slope (finite, ``>= 0``).
+      upper: upper bound (finite, ``>= lower``).
+      deterministic: start in evaluation mode (the mean slope).
+      rngs: ``nnx.Rngs`` or a seed for the slopes drawn while training; ``None`` when every
+        training call passes ``rng=``.
+
+    Examples:
+      >>> import optlab
+      >>> layer = optlab.nn.RReLU(lower=0.1, upper=0.3)
+      >>> layer.eval()
+      >>> print(layer(jnp.array([-1.0, 1.0])))
+      [-0.2  1. ]
+    """
+
+    def __init__(
+        self,
+        *,
+        lower: float = 1.0 / 8.0,
+        upper: float = 1.0 / 3.0,
+        deterministic: bool = False,
+        rngs: nnx.Rngs | int | None = None,
+    ):
+        check_rrelu_bounds("RReLU", lower, upper)
+        check_bool("RReLU", "deterministic", deterministic)
         self.lower, self.upper = float(lower), float(upper)
+        self.deterministic = bool(deterministic)
+        self.rngs = None if rngs is None else random_stream(rngs, "RReLU")
 
-    def __call__(self, x: Array, *, train: bool, rng: Array | None = None) -> Array:
-        key = _need_rng("RReLU", rng) if train else None
-        return rrelu(x, key, lower=self.lower, upper=self.upper, train=train)
+    def __call__(self, x: Array, *, train: bool | None = None, rng: Array | None = None) -> Array:
+        check_train("RReLU", train)
+        training = is_training(train, self.deterministic)
+        key = layer_key("RReLU", self, rng) if training else None
+        return rrelu(x, key, lower=self.lower, upper=self.upper, train=training)
 
 
 def make_activation(spec: ActivationSpec, num_features: int) -> tuple[nnx.Module, int]:
     """The activation layer for ``spec`` and the width its input must have.
 
     Maxout needs ``num_pieces`` times ``num_features`` inputs; every other activation keeps the
-    width. Used by the MLPs.
+    width. Used by the MLPs (whose random layers get keys from the model's stream).
     """
     if callable(spec) and not isinstance(spec, str | tuple):
         return Activation(spec), num_features
@@ -199,18 +413,50 @@ def make_activation(spec: ActivationSpec, num_features: int) -> tuple[nnx.Module
 
 
 class Dropout(nnx.Module):
-    """Inverted dropout as a layer (see :func:`optlab.nn.dropout`)."""
+    """Inverted dropout as a layer (see :func:`optlab.nn.dropout`), like ``nnx.Dropout``.
 
-    def __init__(self, rate: float = 0.5):
-        check_in_range("Dropout", "rate", rate, 0.0, 1.0)
+    Args:
+      rate: the drop probability, in ``[0, 1)``.
+      deterministic: start in evaluation mode (``.train()`` / ``.eval()`` switch it).
+      rngs: ``nnx.Rngs`` or a seed for the masks; ``None`` when every training call passes
+        ``rng=``.
+
+    Examples:
+      >>> import optlab
+      >>> layer = optlab.nn.Dropout(0.5, rngs=0)
+      >>> layer.eval()
+      >>> print(layer(jnp.ones(3)))
+      [1. 1. 1.]
+    """
+
+    def __init__(
+        self,
+        rate: float = 0.5,
+        *,
+        deterministic: bool = False,
+        rngs: nnx.Rngs | int | None = None,
+    ):
+        check_rate("Dropout", "rate", rate)
+        check_bool("Dropout", "deterministic", deterministic)
         self.rate = float(rate)
+        self.deterministic = bool(deterministic)
+        self.rngs = None if rngs is None else random_stream(rngs, "Dropout")
 
-    def __call__(self, x: Array, *, train: bool, rng: Array | None = None) -> Array:
-        return dropout(x, self.rate, rng, train=train)
+    def __call__(self, x: Array, *, train: bool | None = None, rng: Array | None = None) -> Array:
+        check_train("Dropout", train)
+        if self.rate == 0.0 or not is_training(train, self.deterministic):
+            return x
+        return dropout(x, self.rate, layer_key("Dropout", self, rng), train=True)
 
 
 class GaussianNoise(nnx.Module):
     r"""Adds :math:`\mathcal N(0, \sigma^2)` noise while training; the identity at evaluation.
+
+    Args:
+      stddev: the noise's standard deviation :math:`\sigma \ge 0`.
+      deterministic: start in evaluation mode.
+      rngs: ``nnx.Rngs`` or a seed for the noise; ``None`` when every training call passes
+        ``rng=``.
 
     Examples:
       >>> import optlab
@@ -218,34 +464,23 @@ class GaussianNoise(nnx.Module):
       [1. 1.]
     """
 
-    def __init__(self, stddev: float):
+    def __init__(
+        self,
+        stddev: float,
+        *,
+        deterministic: bool = False,
+        rngs: nnx.Rngs | int | None = None,
+    ):
+        check_number("GaussianNoise", "stddev", stddev)
         check_nonnegative("GaussianNoise", "stddev", stddev)
+        check_bool("GaussianNoise", "deterministic", deterministic)
         self.stddev = float(stddev)
+        self.deterministic = bool(deterministic)
+        self.rngs = None if rngs is None else random_stream(rngs, "GaussianNoise")
 
-    def __call__(self, x: Array, *, train: bool, rng: Array | None = None) -> Array:
-        if not train or self.stddev == 0.0:
+    def __call__(self, x: Array, *, train: bool | None = None, rng: Array | None = None) -> Array:
+        check_train("GaussianNoise", train)
+        if self.stddev == 0.0 or not is_training(train, self.deterministic):
             return x
-        noise = jax.random.normal(_need_rng("GaussianNoise", rng), jnp.shape(x), x.dtype)
-        return x + self.stddev * noise
-
-
-def drop_path(x: Array, rate: float, rng: Array | None, *, train: bool) -> Array:
-    r"""Stochastic depth for a residual branch: drop the whole branch per example.
-
-    While training each example's branch output is kept with probability :math:`1 - p` and
-    scaled by :math:`1/(1 - p)` (the "row" mode of torchvision's ``StochasticDepth``); at
-    evaluation it is returned unchanged.
-
-    References:
-      Huang et al., Deep Networks with Stochastic Depth, 2016. https://arxiv.org/abs/1603.09382
-    """
-    if not train or rate == 0.0:
-        return x
-    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    keep = jax.random.bernoulli(_need_rng("drop_path", rng), 1.0 - rate, shape)
-    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
-
-
-def as_rngs(rngs: Any) -> nnx.Rngs:
-    """``flax.nnx.Rngs`` from an ``Rngs``, an int seed or a key."""
-    return rngs if isinstance(rngs, nnx.Rngs) else nnx.Rngs(rngs)
+        key = layer_key("GaussianNoise", self, rng)
+        return x + self.stddev * jax.random.normal(key, jnp.shape(x), x.dtype)

@@ -19,10 +19,24 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from optlab.core.paths import resolve_mask
-from optlab.core.validation import check_in_range
+from optlab.core.paths import leaf_paths, resolve_mask
+from optlab.core.validation import check_in_range, check_nonnegative, check_number
 
 Array = jax.Array
+
+
+def _check_fraction(fn: str, name: str, value: Any) -> None:
+    check_number(fn, name, value, allow_array=True)
+    check_in_range(fn, name, value, 0.0, 1.0, high_closed=True)
+
+
+def _check_labels_shape(fn: str, labels: Array, logits: Array, axis: int) -> None:
+    expected = logits.shape[:axis] + logits.shape[axis + 1 :]
+    if labels.shape != expected:
+        raise ValueError(
+            f"{fn}: labels must have the shape of the scores without the class axis, "
+            f"{expected}, got labels.shape={labels.shape} for scores of shape {logits.shape}"
+        )
 
 
 def smooth_labels(labels: Array, alpha: float) -> Array:
@@ -44,7 +58,7 @@ def smooth_labels(labels: Array, alpha: float) -> Array:
       Müller, Kornblith and Hinton, When Does Label Smoothing Help?, 2019.
       https://arxiv.org/abs/1906.02629
     """
-    check_in_range("smooth_labels", "alpha", alpha, 0.0, 1.0, high_closed=True)
+    _check_fraction("smooth_labels", "alpha", alpha)
     num_classes = labels.shape[-1]
     return (1.0 - alpha) * labels + alpha / num_classes
 
@@ -82,6 +96,7 @@ def softmax_cross_entropy(
     """
     logits = jnp.asarray(logits)
     labels = jnp.asarray(labels, logits.dtype)
+    _check_fraction("softmax_cross_entropy", "label_smoothing", label_smoothing)
     if label_smoothing:
         labels = jnp.moveaxis(
             smooth_labels(jnp.moveaxis(labels, axis, -1), label_smoothing), -1, axis
@@ -131,15 +146,9 @@ def softmax_cross_entropy_with_integer_labels(
             f"softmax_cross_entropy_with_integer_labels: labels must be integers, got dtype "
             f"{labels.dtype}; for one-hot labels use softmax_cross_entropy"
         )
-    check_in_range(
-        "softmax_cross_entropy_with_integer_labels",
-        "label_smoothing",
-        label_smoothing,
-        0.0,
-        1.0,
-        high_closed=True,
-    )
+    _check_fraction("softmax_cross_entropy_with_integer_labels", "label_smoothing", label_smoothing)
     axis = axis % logits.ndim
+    _check_labels_shape("softmax_cross_entropy_with_integer_labels", labels, logits, axis)
     label_logits = jnp.take_along_axis(logits, jnp.expand_dims(labels, axis), axis=axis)
     label_logits = jnp.squeeze(label_logits, axis)
     log_normalizers = jax.nn.logsumexp(logits, axis=axis, where=where)
@@ -188,6 +197,14 @@ def squared_error(predictions: Array, targets: Array | None = None) -> Array:
       >>> print(optlab.nn.squared_error(jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0])))
       [1. 4.]
     """
+    predictions = jnp.asarray(predictions)
+    if targets is not None:
+        targets = jnp.asarray(targets)
+        if targets.shape != predictions.shape:  # as optax: no silent (n, 1) - (n,) broadcasting
+            raise ValueError(
+                f"squared_error: predictions and targets must have one shape, got "
+                f"{predictions.shape} and {targets.shape}"
+            )
     errors = predictions - targets if targets is not None else predictions
     return errors**2
 
@@ -205,6 +222,14 @@ def mean_squared_error(predictions: Array, targets: Array, axis: int = -1) -> Ar
     return jnp.mean(squared_error(predictions, targets), axis=axis)
 
 
+def _check_integer_labels(fn: str, labels: Array, scores: Array) -> None:
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(f"{fn}: labels must be integer class indices, got dtype {labels.dtype}")
+    if scores.ndim == 0:
+        raise ValueError(f"{fn}: scores must have a class axis, got a scalar")
+    _check_labels_shape(fn, labels, scores, scores.ndim - 1)
+
+
 def multiclass_svm_loss(scores: Array, labels: Array, margin: float = 1.0) -> Array:
     r"""The multiclass SVM (hinge) loss of seed 001 (Weston and Watkins).
 
@@ -218,7 +243,7 @@ def multiclass_svm_loss(scores: Array, labels: Array, margin: float = 1.0) -> Ar
     Args:
       scores: class scores ``(..., num_classes)``.
       labels: integer labels.
-      margin: the margin :math:`\Delta`.
+      margin: the margin :math:`\Delta \ge 0`.
 
     Returns:
       The loss of each example.
@@ -229,8 +254,11 @@ def multiclass_svm_loss(scores: Array, labels: Array, margin: float = 1.0) -> Ar
       >>> print(optlab.nn.multiclass_svm_loss(scores, jnp.array([0])))
       [2.9]
     """
-    scores = jnp.asarray(scores)
-    true = jnp.take_along_axis(scores, jnp.asarray(labels)[..., None], axis=-1)
+    check_number("multiclass_svm_loss", "margin", margin, allow_array=True)
+    check_nonnegative("multiclass_svm_loss", "margin", margin)
+    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    _check_integer_labels("multiclass_svm_loss", labels, scores)
+    true = jnp.take_along_axis(scores, labels[..., None], axis=-1)
     hinge = jnp.maximum(0.0, scores - true + margin)
     not_true = jax.nn.one_hot(labels, scores.shape[-1], dtype=bool) == 0
     return jnp.sum(jnp.where(not_true, hinge, 0.0), axis=-1)
@@ -245,7 +273,8 @@ def multiclass_hinge_loss(scores: Array, labels: Array) -> Array:
       >>> print(optlab.nn.multiclass_hinge_loss(jnp.array([[3.2, 5.1, -1.7]]), jnp.array([0])))
       [2.9]
     """
-    scores = jnp.asarray(scores)
+    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    _check_integer_labels("multiclass_hinge_loss", labels, scores)
     one_hot = jax.nn.one_hot(labels, scores.shape[-1], dtype=scores.dtype)
     return jnp.max(scores + 1.0 - one_hot, axis=-1) - jnp.sum(scores * one_hot, axis=-1)
 
@@ -256,6 +285,12 @@ def multiclass_hinge_loss(scores: Array, labels: Array) -> Array:
 
 def _masked_leaves(fn: str, params: Any, mask: Any) -> list[Array]:
     leaves = jax.tree.leaves(params)
+    for path, x in zip(leaf_paths(params), leaves, strict=True):
+        if not hasattr(x, "dtype") or not jnp.issubdtype(x.dtype, jnp.inexact):
+            raise TypeError(
+                f"{fn}: params must be a pytree of floating arrays, got the leaf "
+                f"{path or '<root>'}={x!r} ({type(x).__name__})"
+            )
     if mask is None:
         return leaves
     flags = jax.tree.leaves(resolve_mask(fn, mask, params))
@@ -313,5 +348,5 @@ def elastic_net_penalty(params: Any, l1_ratio: float = 0.5, mask: Any = None) ->
       >>> print(optlab.nn.elastic_net_penalty(params, l1_ratio=0.5))
       2.75
     """
-    check_in_range("elastic_net_penalty", "l1_ratio", l1_ratio, 0.0, 1.0, high_closed=True)
+    _check_fraction("elastic_net_penalty", "l1_ratio", l1_ratio)
     return l1_ratio * l1_penalty(params, mask) + (1.0 - l1_ratio) * l2_penalty(params, mask)

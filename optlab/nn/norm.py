@@ -32,9 +32,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from optlab.core.validation import check_choice, check_in_range, check_positive
+from optlab.core.validation import (
+    check_choice,
+    check_in_range,
+    check_integer,
+    check_number,
+    check_positive,
+)
 
 NormSpec = None | str | tuple[str, Mapping[str, Any]]
 
@@ -58,14 +66,17 @@ def parse_norm(spec: NormSpec, fn: str = "make_norm") -> tuple[str | None, dict[
         return "custom", {}
     if isinstance(spec, tuple):
         if len(spec) != 2 or not isinstance(spec[0], str) or not isinstance(spec[1], Mapping):
-            raise ValueError(
+            raise TypeError(
                 f"{fn}: a norm given as a tuple must be (name, dict_of_options), got {spec!r}"
             )
         name, opts = spec[0], dict(spec[1])
     elif isinstance(spec, str):
         name, opts = spec, {}
     else:
-        raise ValueError(f"{fn}: norm must be None, a name or (name, options), got {spec!r}")
+        raise TypeError(
+            f"{fn}: norm must be None, a name, (name, options) or a callable "
+            f"(num_features, rngs) -> module, got norm={spec!r} ({type(spec).__name__})"
+        )
     name = name.lower()
     check_choice(fn, "norm", name, norm_names())
     unknown = sorted(set(opts) - set(_DEFAULTS[name]))
@@ -75,9 +86,13 @@ def parse_norm(spec: NormSpec, fn: str = "make_norm") -> tuple[str | None, dict[
             f"{sorted(_DEFAULTS[name])}"
         )
     merged = {**_DEFAULTS[name], **opts}
-    check_positive(fn, "epsilon", merged["epsilon"])
+    check_number(f"{fn}(norm={name!r})", "epsilon", merged["epsilon"])
+    check_positive(f"{fn}(norm={name!r})", "epsilon", merged["epsilon"])
     if name == "batch":
-        check_in_range(fn, "momentum", merged["momentum"], 0.0, 1.0)
+        check_number(f"{fn}(norm={name!r})", "momentum", merged["momentum"])
+        check_in_range(f"{fn}(norm={name!r})", "momentum", merged["momentum"], 0.0, 1.0)
+    if name == "group" and merged["num_groups"] is not None:
+        check_integer(f"{fn}(norm={name!r})", "num_groups", merged["num_groups"], 1)
     return name, merged
 
 
@@ -89,7 +104,9 @@ def make_norm(spec: NormSpec, num_features: int, *, rngs: nnx.Rngs) -> nnx.Modul
     """A fresh norm layer for ``num_features`` features (``None`` for ``spec=None``).
 
     ``spec`` may also be a callable ``(num_features, rngs) -> module``; the module is called as
-    ``norm(x)`` (an ``nnx.BatchNorm`` it returns still gets ``use_running_average``).
+    ``norm(x)`` (an ``nnx.BatchNorm`` it returns still gets ``use_running_average`` when a call
+    overrides the mode). The named norms start from constants, so ``rngs`` is only passed to a
+    callable.
     """
     if callable(spec) and not isinstance(spec, str | tuple):
         return spec(num_features, rngs)
@@ -97,24 +114,48 @@ def make_norm(spec: NormSpec, num_features: int, *, rngs: nnx.Rngs) -> nnx.Modul
     if name is None:
         return None
     if name == "batch":
-        return nnx.BatchNorm(
-            num_features, momentum=opts["momentum"], epsilon=opts["epsilon"], rngs=rngs
+        return _built(
+            lambda r: nnx.BatchNorm(
+                num_features, momentum=opts["momentum"], epsilon=opts["epsilon"], rngs=r
+            )
         )
     if name == "layer":
-        return nnx.LayerNorm(num_features, epsilon=opts["epsilon"], rngs=rngs)
+        return _built(lambda r: nnx.LayerNorm(num_features, epsilon=opts["epsilon"], rngs=r))
     groups = opts["num_groups"] or _default_groups(num_features)
     if num_features % groups:
         raise ValueError(
             f"make_norm: GroupNorm needs num_groups to divide the width, got "
             f"num_groups={groups} for {num_features} features"
         )
-    return nnx.GroupNorm(num_features, num_groups=groups, epsilon=opts["epsilon"], rngs=rngs)
+    return _built(
+        lambda r: nnx.GroupNorm(num_features, num_groups=groups, epsilon=opts["epsilon"], rngs=r)
+    )
 
 
-def apply_norm(norm: nnx.Module | None, x: jax.Array, *, train: bool) -> jax.Array:
-    """Calls a norm layer in the right mode (batch statistics only when ``train``)."""
+# Flax's norms start from constants: scale and variance ones, bias and mean zeros.
+_ONES, _ZEROS = {"scale", "var"}, {"bias", "mean"}
+
+
+def _built(make: Any) -> nnx.Module:
+    """``make(rngs)`` without compiling anything: Flax builds its norms with eager ``jnp.zeros``
+    and ``jnp.ones``, one compilation per new width (about 0.1 s each); the module is traced
+    abstractly instead and its constant variables are filled from NumPy."""
+    module = nnx.eval_shape(lambda: make(nnx.Rngs(0)))
+    variables = [(p, v) for p, v in nnx.iter_graph(module) if isinstance(v, nnx.Variable)]
+    if any(str(p[-1]) not in _ONES | _ZEROS for p, _ in variables):  # an unknown Flax version
+        return make(nnx.Rngs(0))
+    for path, var in variables:
+        aval = var.get_value()
+        fill = np.ones if str(path[-1]) in _ONES else np.zeros
+        var.set_value(jnp.asarray(fill(aval.shape, aval.dtype)))
+    return module
+
+
+def apply_norm(norm: nnx.Module | None, x: jax.Array, *, train: bool | None) -> jax.Array:
+    """Calls a norm layer: in its own mode (``train=None``: BatchNorm's ``use_running_average``
+    flag, which ``.train()`` / ``.eval()`` set) or in the mode ``train`` overrides."""
     if norm is None:
         return x
-    if isinstance(norm, nnx.BatchNorm):
+    if train is not None and isinstance(norm, nnx.BatchNorm):
         return norm(x, use_running_average=not train)
     return norm(x)

@@ -21,7 +21,6 @@ from optlab.train.fit import epoch_permutation as epoch_permutation
 from optlab.train.fit import fit as fit
 from optlab.train.history import History as History
 from optlab.train.progress import Progress as Progress
-from optlab.train.state import ModeApply as ModeApply
 from optlab.train.state import TrainState as TrainState
 from optlab.train.step import accuracy as accuracy
 from optlab.train.step import evaluate as evaluate

@@ -14,16 +14,14 @@ model's state (BatchNorm statistics, dropout RNG streams), the optimizer state, 
 (both modes) and the transformation are static (pytree metadata), so a
 compiled step specialises on them and the arrays can be donated.
 
-Two model conventions are accepted. optlab's models (and any module whose ``__call__`` takes
-``x, *, train, rng``) go through :func:`optlab.nn.functional`; a plain nnx module that switches
-mode with ``model.train()`` / ``model.eval()`` (Dropout/BatchNorm flags, RNG streams stored in
-the module) is split once per mode.
+Any nnx model is accepted (an optlab model, or a plain nnx module that switches mode with
+``model.train()`` / ``model.eval()``): :func:`optlab.nn.functional` splits it, the one
+functional form of the library.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Any
 
 import jax
@@ -32,69 +30,7 @@ from flax import nnx
 
 from optlab.core.base import GradientTransformation
 from optlab.core.validation import check_int_at_least
-
-
-class ModeApply:
-    """The pure forward function of a plain nnx module whose mode is a flag.
-
-    ``apply(params, state, x, *, train, rng=None) -> (output, new_state)``, the contract of
-    :func:`optlab.nn.functional`, for modules called as ``model(x)`` that switch mode with
-    ``model.train()`` / ``model.eval()``. ``rng`` is ignored (such modules keep their RNG
-    streams, e.g. dropout's, in ``state``). Hashable by the two graph definitions.
-    """
-
-    def __init__(self, train_graphdef: Any, eval_graphdef: Any):
-        self.train_graphdef = train_graphdef
-        self.eval_graphdef = eval_graphdef
-
-    def __call__(
-        self, params: Any, state: Any, x: Any, *, train: bool, rng: jax.Array | None = None
-    ) -> tuple[jax.Array, Any]:
-        del rng
-        model = nnx.merge(self.train_graphdef if train else self.eval_graphdef, params, state)
-        out = model(x)
-        if not train:
-            return out, state
-        return out, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param)))
-
-    def merge(self, params: Any, state: Any) -> nnx.Module:
-        """An nnx model (evaluation mode) holding ``params`` and ``state``."""
-        return nnx.merge(self.eval_graphdef, params, state)
-
-    def __hash__(self) -> int:
-        return hash((self.train_graphdef, self.eval_graphdef))
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, ModeApply)
-            and self.train_graphdef == other.train_graphdef
-            and self.eval_graphdef == other.eval_graphdef
-        )
-
-
-def _takes_train_and_rng(model: nnx.Module) -> bool:
-    try:
-        params = inspect.signature(model.__call__).parameters
-    except (TypeError, ValueError):
-        return False
-    return {"train", "rng"} <= set(params)
-
-
-def functional_form(model: nnx.Module) -> tuple[Any, dict, dict]:
-    """``(apply, params, model_state)`` for either model convention (see the module docs).
-
-    ``params`` and ``model_state`` are nested dicts of arrays. A plain nnx module is left in
-    evaluation mode.
-    """
-    if _takes_train_and_rng(model):
-        from optlab.nn.apply import functional
-
-        return functional(model)
-    model.train()
-    train_graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
-    model.eval()
-    apply = ModeApply(train_graphdef, nnx.graphdef(model))
-    return apply, nnx.to_pure_dict(params), nnx.to_pure_dict(model_state)
+from optlab.nn.apply import functional
 
 
 @jax.tree_util.register_dataclass
@@ -156,7 +92,8 @@ class TrainState:
                 f"got {type(tx).__name__}"
             )
         check_int_at_least("TrainState.create", "seed", seed, 0)
-        apply, params, model_state = functional_form(model)
+        apply, params, model_state = functional(model)
+        model.eval()  # as before: the model the run writes back into is used for inference
         return cls(
             params=params,
             model_state=model_state,

@@ -67,9 +67,138 @@ def test_scannable_and_jittable():
     assert float(total) == float(y.sum())
 
 
-def test_errors():
+@pytest.mark.parametrize("drop", [True, False], ids=["drop", "pad"])
+@pytest.mark.parametrize("shuffle", [True, False], ids=["shuffle", "ordered"])
+def test_jit_with_a_traced_key_equals_eager(drop, shuffle):
+    # The engine calls batches inside its compiled epoch with a key folded from (seed, epoch):
+    # batch_size, drop_remainder and shuffle are static, the key and the arrays are traced.
+    x, y = _xy(11)
+    seed_key = jax.random.key(3)
+
+    @jax.jit
+    def epoch(x, y, epoch):
+        key = jax.random.fold_in(seed_key, epoch)
+        return od.batches((x, x[:, 0]), y, 4, key, drop_remainder=drop, shuffle=shuffle)
+
+    for e in range(2):
+        eager = od.batches(
+            (x, x[:, 0]),
+            y,
+            4,
+            jax.random.fold_in(seed_key, e),
+            drop_remainder=drop,
+            shuffle=shuffle,
+        )
+        jitted = epoch(x, y, e)
+        for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size"), [(1, 4), (7, 3), (10, 4), (12, 4), (13, 5), (9, 1), (10, None)]
+)
+def test_padding_covers_every_row_exactly_once_per_epoch(n, batch_size):
+    x, y = _xy(n)
+    for seed in range(3):
+        b = od.batches(x, y, batch_size, seed, drop_remainder=False)
+        mask = np.asarray(b.mask).reshape(-1)
+        ys = np.asarray(b.y).reshape(-1)
+        assert mask.sum() == n  # the mask counts every row once
+        assert set(np.unique(mask).tolist()) <= {0.0, 1.0}
+        np.testing.assert_array_equal(np.sort(ys[mask == 1]), np.arange(n))  # each row once
+        size = min(batch_size or n, n)  # a batch_size of at least n is the full batch
+        assert b.mask.shape == (od.num_batches(n, batch_size, False), size)
+        assert len(mask) - n < size  # less than one batch of padding
+        # Padding is copies of real rows (finite, harmless under augmentation), paired.
+        np.testing.assert_array_equal(np.asarray(b.x).reshape(-1, 3), x[ys])
+
+
+def test_raw_prng_keys_and_typed_keys_agree():
     x, y = _xy(10)
-    with pytest.raises(ValueError, match="same number of rows"):
-        od.batches(x, y[:5], 2)
-    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
-        od.batches(x, y, 0)
+    typed = od.batches(x, y, 3, jax.random.key(5))
+    raw = od.batches(x, y, 3, jax.random.PRNGKey(5))
+    seed = od.batches(x, y, 3, 5)
+    np.testing.assert_array_equal(np.asarray(typed.y), np.asarray(raw.y))
+    np.testing.assert_array_equal(np.asarray(typed.y), np.asarray(seed.y))
+
+
+X, Y = _xy(10)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        pytest.param(lambda: od.batches(X, Y[:5], 2), ValueError, "same number of rows", id="rows"),
+        pytest.param(
+            lambda: od.batches(X, Y, 0), ValueError, "batch_size must be an integer >= 1", id="zero"
+        ),
+        pytest.param(lambda: od.batches(X, Y, -3), ValueError, "batch_size", id="negative"),
+        pytest.param(
+            lambda: od.batches(X, Y, 2.5),
+            TypeError,
+            "batch_size must be an integer",
+            id="float-size",
+        ),
+        pytest.param(
+            lambda: od.batches(X, Y, True),
+            TypeError,
+            "batch_size must be an integer",
+            id="bool-size",
+        ),
+        pytest.param(lambda: od.batches(X, Y, "4"), TypeError, "batch_size", id="str-size"),
+        pytest.param(
+            lambda: od.batches(X, Y, 2, "key"),
+            TypeError,
+            "key must be a jax.random key",
+            id="str-key",
+        ),
+        pytest.param(lambda: od.batches(X, Y, 2, 1.5), TypeError, "key", id="float-key"),
+        pytest.param(lambda: od.batches(X, Y, 2, None), TypeError, "key", id="none-key"),
+        pytest.param(lambda: od.batches(X, Y, 2, -1), ValueError, "key", id="negative-seed"),
+        pytest.param(
+            lambda: od.batches(X, Y, 2, jax.random.split(jax.random.key(0))),
+            TypeError,
+            "key",
+            id="batch-of-keys",
+        ),
+        pytest.param(
+            lambda: od.batches(X, Y, 2, drop_remainder="no"),
+            TypeError,
+            "drop_remainder must be True or False",
+            id="str-drop",
+        ),
+        pytest.param(
+            lambda: od.batches(X, Y, 2, shuffle=None),
+            TypeError,
+            "shuffle must be True or False",
+            id="none-shuffle",
+        ),
+        pytest.param(lambda: od.batches("abc", Y, 2), ValueError, "leading row axis", id="str-x"),
+        pytest.param(
+            lambda: od.batches([[1.0, 2.0]], [0], 2), ValueError, "leading row axis", id="list-x"
+        ),
+        pytest.param(
+            lambda: od.batches(np.array(["a", "b"]), np.arange(2), 1),
+            TypeError,
+            "array of",
+            id="str-array",
+        ),
+        pytest.param(lambda: od.batches(X[:0], Y[:0], 2), ValueError, "no rows", id="empty"),
+        pytest.param(
+            lambda: od.batches(None, None, 2), ValueError, "x holds no arrays", id="none-x"
+        ),
+        pytest.param(
+            lambda: od.num_batches(float("nan"), 4), TypeError, "num_examples", id="nan-rows"
+        ),
+        pytest.param(lambda: od.num_batches(0, 4), ValueError, "num_examples", id="zero-rows"),
+        pytest.param(lambda: od.num_batches(10, -1), ValueError, "batch_size", id="neg-size"),
+        pytest.param(
+            lambda: od.num_batches(10, 4, "yes"), TypeError, "drop_remainder", id="str-drop-count"
+        ),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(call, error, match):
+    with pytest.raises(error, match=match) as info:
+        call()
+    assert str(info.value).startswith(("batches:", "num_batches:"))
+    assert "\n" not in str(info.value)

@@ -1,5 +1,7 @@
 """Datasets load offline with the documented splits and metadata."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -81,7 +83,10 @@ def test_idx_datasets_from_a_directory(tmp_path, name):
 
 
 def test_missing_datasets_say_how_to_get_them(tmp_path, monkeypatch):
+    # An empty directory stands for a machine without the dataset, whatever this one has.
     monkeypatch.setattr(od.datasets, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match="has no file train-images-idx3-ubyte"):
+        od.load("fashion_mnist", path=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
         od.load("fashion_mnist")
     with pytest.raises(FileNotFoundError, match="Pass path= a directory"):
@@ -90,6 +95,96 @@ def test_missing_datasets_say_how_to_get_them(tmp_path, monkeypatch):
         _write_idx_dir(tmp_path)
         (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
         od.load("mnist", path=str(tmp_path))
+
+
+def _damage(kind, path):
+    """Replaces one file of a good IDX directory by a damaged one; returns its name."""
+    labels, images = path / "train-labels-idx1-ubyte.gz", path / "train-images-idx3-ubyte.gz"
+    if kind == "label-10":
+        od.write_idx(labels, np.array([0, 1, 10, 3, 4, 5], np.uint8))
+        return labels, r"1 label\(s\) outside \[0, 10\) \(label 2 is 10\)"
+    if kind == "label-negative":
+        od.write_idx(labels, np.array([0, 1, 2, -1, 4, 5], np.int8))
+        return labels, r"outside \[0, 10\) \(label 3 is -1\)"
+    if kind == "label-float":
+        od.write_idx(labels, np.zeros(6, np.float32))
+        return labels, "expected one integer label per image"
+    if kind == "zero-images":
+        od.write_idx(images, np.zeros((0, 28, 28), np.uint8))
+        return images, r"shape \(0, 28, 28\); expected \(n, height, width\) images"
+    if kind == "nan-pixels":
+        x = np.zeros((6, 28, 28), np.float32)
+        x[4, 2, 3] = np.nan
+        od.write_idx(images, x)
+        return images, r"non-finite pixel value\(s\) \(image 4, pixel \(2, 3\) is nan"
+    if kind == "truncated-gz":
+        images.write_bytes(images.read_bytes()[:200])
+        return images, "cannot decompress the gzip stream"
+    if kind == "overflowing-header":
+        header = bytes([0, 0, 8, 3]) + np.array([2**32 - 1] * 3, ">u4").tobytes()
+        images.unlink()
+        images = path / "train-images-idx3-ubyte"
+        images.write_bytes(header + bytes(10))
+        return images, "truncated: shape"
+    if kind == "directory":
+        images.unlink()
+        images.mkdir()
+        return images, "is a directory, not an IDX file"
+    if kind == "image-size":
+        od.write_idx(images, np.zeros((6, 27, 28), np.uint8))
+        return images, "hold images of different sizes"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "label-10",
+        "label-negative",
+        "label-float",
+        "zero-images",
+        "nan-pixels",
+        "truncated-gz",
+        "overflowing-header",
+        "directory",
+        "image-size",
+    ],
+)
+def test_damaged_idx_files_are_refused_naming_the_file(tmp_path, kind):
+    _write_idx_dir(tmp_path)
+    damaged, message = _damage(kind, tmp_path)
+    with pytest.raises(od.IdxError, match=message) as info:
+        od.load("mnist", path=str(tmp_path))
+    assert str(damaged) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_float_idx_images_are_kept_as_stored(tmp_path):
+    _write_idx_dir(tmp_path)
+    x = np.linspace(-1, 1, 6 * 28 * 28, dtype=np.float32).reshape(6, 28, 28)
+    od.write_idx(tmp_path / "train-images-idx3-ubyte.gz", x)
+    ds = od.load("mnist", path=str(tmp_path))  # uint8 test images are still scaled by 1/255
+    np.testing.assert_array_equal(ds.x_train, x.reshape(6, -1))
+    assert ds.x_test.max() <= 1.0
+
+
+def test_a_file_given_as_the_idx_directory(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"path=.*file' is a file; pass the directory"):
+        od.load("fashion_mnist", path=str(tmp_path / "file"))
+
+
+@pytest.mark.skipif(
+    not os.path.isdir(od.datasets.FASHION_MNIST_DIR),
+    reason=f"Fashion-MNIST is not installed in {od.datasets.FASHION_MNIST_DIR} "
+    "(apt-get install dataset-fashion-mnist); the synthetic IDX tests cover the reader",
+)
+def test_the_installed_fashion_mnist_files():
+    ds = od.load("fashion_mnist")
+    # The published facts of Fashion-MNIST: 60000 / 10000 images of 28x28, 10 balanced classes.
+    assert (ds.num_train, ds.num_test, ds.input_shape) == (60000, 10000, (784,))
+    np.testing.assert_array_equal(np.bincount(ds.y_train), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(ds.y_test), [1000] * 10)
+    assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
 
 
 def test_mismatched_idx_files(tmp_path):

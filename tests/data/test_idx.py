@@ -77,3 +77,49 @@ def test_truncated_gzip_stream(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         od.read_idx(os.path.join(tmp_path, "nope-idx1-ubyte"))
+
+
+def test_header_sizes_are_multiplied_exactly(tmp_path):
+    # Three sizes of 2**32 - 1 overflow int64 (the product is about 7.9e28): the reader must
+    # compare the exact product with the file, not a wrapped-around one.
+    big = 2**32 - 1
+    header = bytes([0, 0, 8, 3]) + np.array([big] * 3, ">u4").tobytes()
+    path = _write(tmp_path, "huge-idx3-ubyte", header + bytes(16))
+    with pytest.raises(od.IdxError, match=f"needs {big**3} bytes of data, the file has 16"):
+        od.read_idx(path)
+    # A product that fits in int64 but exceeds the file is refused the same way.
+    header = bytes([0, 0, 0x0E, 2]) + np.array([100_000, 100_000], ">u4").tobytes()
+    path = _write(tmp_path, "big-idx2-ubyte", header + bytes(8))
+    with pytest.raises(od.IdxError, match=f"needs {100_000**2 * 8} bytes"):
+        od.read_idx(path)
+
+
+def test_a_directory_is_not_an_idx_file(tmp_path):
+    (tmp_path / "d-idx1-ubyte.gz").mkdir()
+    with pytest.raises(od.IdxError, match=r"d-idx1-ubyte\.gz: is a directory, not an IDX file"):
+        od.read_idx(tmp_path / "d-idx1-ubyte.gz")
+
+
+def test_a_gz_name_on_plain_bytes(tmp_path):
+    path = _write(tmp_path, "x-idx1-ubyte.gz", bytes([0, 0, 8, 1, 0, 0, 0, 1, 5]))
+    with pytest.raises(od.IdxError, match="cannot decompress the gzip stream") as info:
+        od.read_idx(path)
+    assert path in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        pytest.param(lambda: od.read_idx(3), TypeError, "read_idx: path must be a path", id="int"),
+        pytest.param(lambda: od.read_idx(""), ValueError, "non-empty", id="empty"),
+        pytest.param(
+            lambda: od.write_idx("/tmp/a-idx1-ubyte", np.zeros(3, np.int64)),
+            ValueError,
+            "IDX has no element type for dtype int64",
+            id="int64",
+        ),
+    ],
+)
+def test_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

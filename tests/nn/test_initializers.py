@@ -58,5 +58,5 @@ def test_callable_passes_through_and_bad_options():
     assert onn.get_initializer(init) is init
     with pytest.raises(ValueError, match="has no option"):
         onn.get_initializer("he_normal", stddev=1.0)
-    with pytest.raises(ValueError, match=r"must be \(name, dict_of_options\)"):
+    with pytest.raises(TypeError, match=r"must be \(name, dict_of_options\)"):
         onn.get_initializer(("normal", 0.1))

@@ -85,7 +85,7 @@ def test_norm_topology_shapes_and_counts(norm, activation, position, residual):
     y, new_state = apply(params, state, X, train=True, rng=jax.random.key(0))
     assert y.shape == (BATCH, OUT)
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
-    assert (norm == "batch") == bool(jax.tree.leaves(state))
+    assert (norm == "batch") == bool(jax.tree.leaves(nnx.state(model, nnx.BatchStat)))
 
 
 def test_group_norm_groups_and_options():
@@ -101,6 +101,57 @@ def test_norm_by_callable():
     assert isinstance(model.blocks[0].norm, nnx.RMSNorm)
     assert onn.count_params(model) == IN * 8 + 8 + 8 + 8 * OUT + OUT  # RMSNorm: a scale only
     assert model(X, train=True).shape == (BATCH, OUT)
+
+
+@pytest.mark.parametrize(
+    ("residual", "expected"),
+    [
+        pytest.param(True, [True, True], id="all"),
+        pytest.param((False, True), [False, True], id="second-only"),
+        pytest.param([True, False], [True, False], id="first-only-list"),
+    ],
+)
+def test_residual_per_block(residual, expected):
+    model = onn.MLP(IN, (8, 8), OUT, residual=residual, rngs=0)
+    assert [b.residual for b in model.blocks] == expected
+    # A projection shortcut only where the width changes on a residual block (4 -> 8).
+    assert [b.shortcut is not None for b in model.blocks] == [expected[0], False]
+    shortcut = IN * 8 if expected[0] else 0  # the bias-free 4 -> 8 projection
+    assert onn.count_params(model) == expected_count("relu", None) + shortcut
+    # The second block's output is its input plus the branch exactly when it is residual.
+    block = model.blocks[1]
+    h = np.asarray(model.blocks[0](X, train=False))
+    branch = np.maximum(
+        h @ np.asarray(block.dense.kernel[...]) + np.asarray(block.dense.bias[...]), 0
+    )
+    ref = h + branch if expected[1] else branch
+    np.testing.assert_allclose(
+        np.asarray(block(jnp.asarray(h), train=False)), ref, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_mnist1d_paper_mlp_is_residual_on_its_second_layer():
+    # Greydanus's MNIST-1D MLP: 40 -> 100 -> 100 -> 10, ReLU, a skip around the second layer.
+    model = onn.MLP(
+        40,
+        (100, 100),
+        10,
+        residual=(False, True),
+        kernel_init="torch_default",
+        bias_init="torch_default",
+        rngs=0,
+    )
+    assert onn.count_params(model) == 40 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(5, 40)), jnp.float32)
+    p = jax.tree.map(np.asarray, onn.functional(model)[1])
+    h1 = np.maximum(
+        np.asarray(x) @ p["blocks"][0]["dense"]["kernel"] + p["blocks"][0]["dense"]["bias"], 0
+    )
+    h2 = h1 + np.maximum(
+        h1 @ p["blocks"][1]["dense"]["kernel"] + p["blocks"][1]["dense"]["bias"], 0
+    )
+    ref = h2 @ p["head"]["kernel"] + p["head"]["bias"]
+    np.testing.assert_allclose(np.asarray(model(x, train=False)), ref, rtol=1e-4, atol=1e-5)
 
 
 def test_residual_identity_when_branch_is_zero():
@@ -131,6 +182,12 @@ def test_per_layer_dropout_and_validation():
     assert [b.dropout for b in model.blocks] == [0.1, 0.4]
     with pytest.raises(ValueError, match="one per hidden layer"):
         onn.MLP(IN, HIDDEN, OUT, dropout=(0.1,), rngs=0)
+    with pytest.raises(
+        ValueError, match=r"residual must be one value or one per hidden layer \(2\)"
+    ):
+        onn.MLP(IN, HIDDEN, OUT, residual=(True,), rngs=0)
+    with pytest.raises(ValueError, match="stochastic_depth drops residual branches"):
+        onn.MLP(IN, HIDDEN, OUT, stochastic_depth=0.2, rngs=0)
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
         onn.MLP(IN, HIDDEN, OUT, dropout=1.0, rngs=0)
     with pytest.raises(ValueError, match="did you mean 'pre_activation'"):
@@ -148,7 +205,7 @@ def test_multi_input_uses_both_towers():
     assert y.shape == (BATCH, OUT)
     assert not np.allclose(y, model((X, 2 * a), train=False))
     assert not np.allclose(y, model((2 * X, a), train=False))
-    with pytest.raises(ValueError, match="expected 2 inputs"):
+    with pytest.raises(ValueError, match="expected a tuple of 2 inputs"):
         model((X,), train=False)
 
 

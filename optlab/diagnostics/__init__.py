@@ -1,0 +1,34 @@
+"""Diagnostics: optimizer trajectories on test surfaces and loss landscapes.
+
+The layer above :mod:`optlab.train`: it may use every layer below it. ``ol.diagnostics.surfaces``
+holds the test functions (:func:`~optlab.diagnostics.surfaces.ravine`,
+:func:`~optlab.diagnostics.surfaces.saddle`, ...); :func:`trajectories` runs optimizers on them
+in one compiled program and :func:`plot_trajectories` draws the lectures' picture;
+:func:`landscape` evaluates a model's loss along an interpolation or filter-normalized random
+directions and :func:`plot_landscape` draws it. Plots return matplotlib ``Figure`` objects made
+without ``pyplot`` (no backend is switched, nothing is left open).
+"""
+
+from optlab.diagnostics import surfaces as surfaces
+from optlab.diagnostics.landscape import Landscape as Landscape
+from optlab.diagnostics.landscape import filter_normalize as filter_normalize
+from optlab.diagnostics.landscape import landscape as landscape
+from optlab.diagnostics.landscape import plot_landscape as plot_landscape
+from optlab.diagnostics.landscape import random_directions as random_directions
+from optlab.diagnostics.surfaces import Surface as Surface
+from optlab.diagnostics.trajectories import Trajectories as Trajectories
+from optlab.diagnostics.trajectories import plot_trajectories as plot_trajectories
+from optlab.diagnostics.trajectories import trajectories as trajectories
+
+__all__ = [
+    "Landscape",
+    "Surface",
+    "Trajectories",
+    "filter_normalize",
+    "landscape",
+    "plot_landscape",
+    "plot_trajectories",
+    "random_directions",
+    "surfaces",
+    "trajectories",
+]
