@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -45,7 +46,8 @@ DEFAULT_EPOCHS = 20
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse would print usage and exit itself
-        raise UsageError(message)
+        # "argument --lr: --lr must be >= 0" -> "--lr must be >= 0"
+        raise UsageError(re.sub(r"^argument (\S+): \1 ", r"\1 ", message))
 
 
 def _schedule_help() -> str:

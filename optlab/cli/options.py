@@ -51,6 +51,7 @@ INITIALIZERS = (
     "normal",
     "ones",
     "orthogonal",
+    "torch_default",
     "truncated_normal",
     "uniform",
     "xavier_normal",
@@ -120,18 +121,18 @@ def number(
 
 
 def hidden_sizes(text: str) -> tuple[int, ...]:
-    """``64,32`` -> (64, 32); ``none`` or empty -> () (a linear model)."""
-    if text.strip().lower() in ("", "none"):
+    """``64,32`` -> (64, 32); ``none`` -> () (a linear model)."""
+    if text.strip().lower() == "none":
         return ()
     try:
         sizes = tuple(int(s) for s in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"hidden sizes must be comma-separated integers such as 64,64, got {text!r}"
+            f"--hidden must be comma-separated integers such as 64,64 (or none), got {text!r}"
         ) from None
     if any(not 1 <= s <= MAX_WIDTH for s in sizes):
         raise argparse.ArgumentTypeError(
-            f"hidden sizes must be integers in [1, {MAX_WIDTH}], got {text!r}"
+            f"--hidden widths must be integers in [1, {MAX_WIDTH}], got {text!r}"
         )
     return sizes
 

@@ -250,9 +250,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return path
 
 
+_FIRST = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+
+
 def history_record(history: Any) -> dict[str, Any]:
-    """A history as ``{"epoch": [1, 2, ...], key: [...]}`` (epochs from 1, NaN as null)."""
-    keys = history.keys() if hasattr(history, "keys") else []
+    """A history as ``{"epoch": [1, 2, ...], key: [...]}`` (epochs from 1, NaN as null; the
+    loss, accuracy and learning rate first)."""
+    keys = list(history.keys()) if hasattr(history, "keys") else []
+    keys = [k for k in _FIRST if k in keys] + [k for k in keys if k not in _FIRST]
     return {"epoch": epochs_of(history), **{k: _values(history, k) for k in keys}}
 
 

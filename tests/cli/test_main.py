@@ -7,6 +7,7 @@ are run through a subprocess in ``test_subprocess.py``; here ``main([...])`` kee
 import argparse
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -25,42 +26,58 @@ def _error(capsys) -> str:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 2-epoch run with early stopping (patience large enough not to stop)."""
+    """A 2-epoch run: cosine schedule (horizon 2 epochs), early stopping that does not stop."""
     run = tmp_path_factory.mktemp("trained") / "run"
-    argv = ["train", "--epochs", "2", "--early-stopping", "5", "--output", str(run), *SMALL]
-    assert main(argv) == 0
+    argv = ["train", "--epochs", "2", "--schedule", "cosine", "--lr", "0.01"]
+    assert main([*argv, "--early-stopping", "5", "--output", str(run), *SMALL]) == 0
     return run
 
 
-def test_train_writes_the_run_and_resume_continues_it(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert main(["train", "--epochs", "1", "--output", str(run), *SMALL]) == 0
-    first = json.loads((run / "history.json").read_text())
-    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in out] == ["adam", "adam"]
+def test_a_run_writes_its_files(trained):
     for name in ("config.json", "run.json", "history.json", "history.csv", "curves.png"):
-        assert (run / name).is_file(), name
-    assert (run / "model").is_dir() and (run / "checkpoints" / "2").is_dir()
-    resumed = json.loads((run / "history.json").read_text())
-    assert resumed["epoch"] == [1, 2] and first["epoch"] == [1]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
-        assert resumed[key][0] == first[key][0], key
-    record = json.loads((run / "run.json").read_text())
-    assert record["completed_epochs"] == 2 and record["task"] == "classification"
-    # The final line reports the saved model's validation metrics, as run.json records them.
-    assert f"val_loss {record['metrics']['val_loss']:.4f}" in out[-1]
-    with open(run / "history.csv") as f:
+        assert (trained / name).is_file(), name
+    assert (trained / "model").is_dir() and (trained / "checkpoints" / "2").is_dir()
+    history = json.loads((trained / "history.json").read_text())
+    assert history["epoch"] == [1, 2]
+    with open(trained / "history.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
+    record = json.loads((trained / "run.json").read_text())
+    assert record["completed_epochs"] == 2 and record["task"] == "classification"
+    assert record["restored_epoch"] is None and record["stopped_early_at"] is None
+    config = json.loads((trained / "config.json").read_text())
+    assert (config["schedule"], config["schedule_epochs"], config["epochs"]) == ("cosine", 2, 2)
 
 
-def test_output_holding_a_run_is_refused_and_overwrite_replaces_it(tmp_path, capsys):
+def test_resume_continues_past_the_horizon_at_the_schedules_final_value(trained, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--epochs", "2", "--output", str(run), *SMALL]) == 0
-    capsys.readouterr()
-    assert main(["train", "--epochs", "1", "--output", str(run), *SMALL]) == 2
+    shutil.copytree(trained, run)
+    before = json.loads((run / "history.json").read_text())
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "go past the cosine schedule's horizon of 2 epochs" in out[0]
+    assert out[1].startswith(f"adam: saved {run / 'model'}: val_loss ")
+    after = json.loads((run / "history.json").read_text())
+    assert after["epoch"] == [1, 2, 3]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        assert after[key][:2] == before[key], key
+    # Each epoch logs its last step's rate: epoch 3 stays at epoch 2's, the value at T - 1.
+    steps = 1437 // 64
+    expected = 0.005 * (1 + np.cos(np.pi * (2 * steps - 1) / (2 * steps)))
+    assert after["learning_rate"][1] == pytest.approx(expected, rel=1e-4)  # float32 cancels
+    assert after["learning_rate"][2] == after["learning_rate"][1]
+    record = json.loads((run / "run.json").read_text())
+    assert record["completed_epochs"] == 3
+    # The final line reports the saved model's validation metrics, as run.json records them.
+    assert f"val_loss {record['metrics']['val_loss']:.4f}" in out[1]
+    assert json.loads((run / "config.json").read_text())["schedule_epochs"] == 2
+
+
+def test_output_holding_a_run_is_refused_and_overwrite_replaces_it(trained, tmp_path, capsys):
+    assert main(["train", "--epochs", "1", "--output", str(trained), *SMALL]) == 2
     err = _error(capsys)
-    assert f"--resume {run}" in err and "--overwrite" in err
+    assert f"--resume {trained}" in err and "--overwrite" in err
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
     (run / "notes.txt").write_text("mine")
     assert main(["train", "--epochs", "1", "--output", str(run), "--overwrite", *SMALL]) == 0
     assert json.loads((run / "history.json").read_text())["epoch"] == [1]
@@ -85,22 +102,6 @@ def test_resume_refuses_changes_and_leaves_a_finished_run_alone(trained, capsys)
     assert main(["train", "--resume", str(trained), "--epochs", "1"]) == 2
     assert "already completed 2 epochs" in _error(capsys)
     assert (trained / "history.json").read_text() == before
-
-
-def test_resume_past_the_horizon_holds_the_schedules_final_value(tmp_path, capsys):
-    run = tmp_path / "run"
-    argv = ["train", "--epochs", "2", "--schedule", "cosine", "--lr", "0.01", "--output"]
-    assert main([*argv, str(run), *SMALL]) == 0
-    assert main(["train", "--resume", str(run), "--epochs", "4", "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("go past the cosine schedule's horizon of 2 epochs") == 1
-    lr = json.loads((run / "history.json").read_text())["learning_rate"]
-    # Each epoch logs its last step's rate: epochs 3 and 4 stay at epoch 2's (t = T - 1).
-    steps = 1437 // 64
-    expected = 0.005 * (1 + np.cos(np.pi * (2 * steps - 1) / (2 * steps)))
-    assert lr[1] == pytest.approx(expected, rel=1e-4)  # float32: 1 + cos(~pi) cancels
-    assert lr[2] == lr[3] == lr[1]
-    assert json.loads((run / "config.json").read_text())["schedule_epochs"] == 2
 
 
 def test_compare_prints_rates_schedules_and_progress(tmp_path, capsys):
@@ -158,6 +159,36 @@ def test_evaluate_and_predict_use_the_saved_model(trained, tmp_path, capsys):
         assert main([*argv, str(target)]) == 2  # never overwritten without --overwrite
         assert "--overwrite" in _error(capsys)
     capsys.readouterr()
+
+
+def test_a_regression_run_reports_no_accuracy(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 3))
+    y = x @ [1.0, -2.0, 0.5]
+    lines = ["a,b,c,y", *(",".join(map(str, [*r, t])) for r, t in zip(x, y, strict=True))]
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", str(tmp_path / "data.csv"), "--target", "y", "--epochs", "2"]
+    assert main([*argv, "--hidden", "8", "--output", str(run), "--no-progress"]) == 0
+    final = capsys.readouterr().out
+    assert "val_loss" in final and "accuracy" not in final
+    history = json.loads((run / "history.json").read_text())
+    assert "loss" in history and not any("accuracy" in k for k in history)
+    assert json.loads((run / "run.json").read_text())["task"] == "regression"
+    assert main(["evaluate", str(run), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"run", "data", "rows", "loss"}
+    np.save(tmp_path / "x.npy", x[:5])
+    out = tmp_path / "p.csv"
+    assert (
+        main(["predict", str(run), "--input", str(tmp_path / "x.npy"), "--output", str(out)]) == 0
+    )
+    rows = out.read_text().splitlines()
+    assert rows[0] == "prediction" and len(rows) == 6
+    np.save(tmp_path / "x4.npy", x[:5, :2])
+    assert (
+        main(["predict", str(run), "--input", str(tmp_path / "x4.npy"), "--output", "q.csv"]) == 2
+    )
+    assert "has 2 features per row but the model" in _error(capsys)
 
 
 def test_help_documents_every_option():
@@ -218,8 +249,9 @@ REFUSALS = [
     (["train", "--clip-norm", "0"], "--clip-norm must be > 0"),
     (["train", "--seed", "-1"], "--seed must be >= 0"),
     (["train", "--validation-split", "1"], "--validation-split must be < 1"),
-    (["train", "--hidden", "16,x"], "comma-separated integers"),
-    (["train", "--hidden", "0"], "hidden sizes must be integers in [1, 65536]"),
+    (["train", "--hidden", "16,x"], "--hidden must be comma-separated integers"),
+    (["train", "--hidden", ""], "--hidden must be comma-separated integers"),
+    (["train", "--hidden", "0"], "--hidden widths must be integers in [1, 65536]"),
     (["train", "--dataset", ""], "--dataset must not be empty"),
     (["train", "--dataset", "digits", "--data-dir", "{tmp}"], "--data-dir applies to the IDX"),
     (["train", "--dataset", "digits", "--target", "y"], "--target applies to .csv files"),
@@ -234,6 +266,8 @@ REFUSALS = [
     (["evaluate", "{tmp}"], "no config.json"),
     (["predict", "{tmp}", "--input", "x.npy"], "the following arguments are required"),
     (["train", "--validation-split", "0.9999"], "[data] leaves 0 training"),
+    (["train", "--dataset", "{tmp}/junk.npz"], "[data] is not a readable .npz archive"),
+    (["train", "--dataset", "{tmp}/x.csv", "--target", "z"], "[data] has no column 'z'"),
     (["train", "--dataset", "fashion_mnist", "--data-dir", "{tmp}/empty"], "[data] apt-get"),
     (["train", "--hidden", "65536,65536,65536"], "[data] more than this command trains"),
 ]
@@ -243,6 +277,7 @@ REFUSALS = [
 def test_bad_input_is_one_line_and_status_2(argv, expected, capsys, tmp_path):
     (tmp_path / "dir.npz").mkdir()
     (tmp_path / "empty").mkdir()
+    (tmp_path / "junk.npz").write_bytes(b"junk")
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     rng = np.random.default_rng(0)
     np.savez(

@@ -100,10 +100,12 @@ def _one_line(proc) -> str:
         ("resume changes the run", ["train", "--resume", "{run}", "--lr", "0.5"], "--lr 0.5"),
         ("found after loading", ["train", "--validation-split", "0.9999"], "leaves 0 training"),
         ("data-dir of a bundled dataset", ["train", "--data-dir", "{tmp}"], "--data-dir applies"),
+        ("damaged data file", ["train", "--dataset", "{tmp}/junk.npz"], "junk.npz: is not a"),
     ],
 )
 def test_each_failure_path_is_one_line_and_status_2(kind, args, expected, tmp_path):
     run = _fake_run(tmp_path / "run")
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip archive")
     args = [a.replace("{run}", str(run)).replace("{tmp}", str(tmp_path)) for a in args]
     if "--output" not in args and "--resume" not in args:
         args += ["--output", str(tmp_path / "out")]
