@@ -1,5 +1,6 @@
-"""The sub-commands: each checks its arguments in plain Python, then imports jax and calls
-:mod:`optlab.train.recipes`, the engine and :mod:`optlab.train.report`.
+"""``optlab train`` and ``optlab compare``: each checks its arguments in plain Python, then
+imports jax and calls :mod:`optlab.train.recipes`, the engine and :mod:`optlab.train.report`
+(``evaluate`` and ``predict`` are in :mod:`optlab.cli.inference`).
 
 Every failure a user can cause (a bad value, a damaged file, a run that does not match) is a
 :class:`~optlab.cli.options.UsageError`: one line on standard error and exit status 2.
@@ -20,9 +21,8 @@ from optlab.cli.options import (
     choose,
     keywords,
     one_line,
-    readable_file,
 )
-from optlab.cli.rundir import prepare_output, read_run_config, read_run_record
+from optlab.cli.rundir import prepare_output, read_run_config
 
 # Recipe's defaults (optlab.train.recipes, which imports jax); tests/cli checks they agree.
 DEFAULTS: dict[str, Any] = {
@@ -59,15 +59,18 @@ MAX_STEPS = 2**31 - 1
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``args.command``; returns the exit status."""
-    commands = {"train": train, "compare": compare, "evaluate": evaluate, "predict": predict}
-    return commands[args.command](args)
+    if args.command in ("evaluate", "predict"):
+        from optlab.cli import inference
+
+        return getattr(inference, args.command)(args)
+    return {"train": train, "compare": compare}[args.command](args)
 
 
 def _flag(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def _value_error(err: BaseException, prefix: str = "") -> UsageError:
+def value_error(err: BaseException, prefix: str = "") -> UsageError:
     return UsageError(prefix + one_line(err))
 
 
@@ -104,7 +107,8 @@ def given_fields(args: argparse.Namespace) -> dict[str, Any]:
 
         norm = choose("norm", fields["norm"], NORMS)
         fields["norm"] = None if norm == "none" else norm
-    from optlab.optimizers.registry import optimizer_spec, schedule_spec
+    from optlab.optimizers.registry import optimizer_spec
+    from optlab.schedules.registry import schedule_spec
 
     try:
         if "optimizer" in fields:
@@ -112,7 +116,7 @@ def given_fields(args: argparse.Namespace) -> dict[str, Any]:
         if "schedule" in fields:
             fields["schedule"] = schedule_spec(fields["schedule"]).name
     except ValueError as err:
-        raise _value_error(err) from None
+        raise value_error(err) from None
     return fields
 
 
@@ -135,7 +139,7 @@ def check_run(fields: dict[str, Any]) -> dict[str, Any]:
             batch_size=full["batch_size"],
         )
     except ValueError as err:
-        raise _value_error(err) from None
+        raise value_error(err) from None
     return full
 
 
@@ -166,7 +170,7 @@ def _build(config: Any) -> tuple[Any, Any, Any]:
     try:
         data = recipes.load_data(config)
     except (ValueError, TypeError, OSError) as err:
-        raise _value_error(err) from None
+        raise value_error(err) from None
     watchers = recipes.needs_validation(config)
     if watchers and data.validation is None:
         raise UsageError(
@@ -184,7 +188,7 @@ def _build(config: Any) -> tuple[Any, Any, Any]:
         model = recipes.build_model(config, data)
         opt = recipes.build_optimizer(config, data)
     except (ValueError, TypeError) as err:
-        raise _value_error(err) from None
+        raise value_error(err) from None
     if config.epochs * opt.steps_per_epoch > MAX_STEPS:
         raise UsageError(
             f"--epochs {config.epochs} makes {config.epochs * opt.steps_per_epoch:,} steps "
@@ -199,7 +203,7 @@ def _config(fields: dict[str, Any]) -> Any:
     try:
         return Recipe(**fields)
     except (ValueError, TypeError) as err:
-        raise _value_error(err) from None
+        raise value_error(err) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +281,7 @@ def _resume(args: argparse.Namespace) -> int:
     try:
         config = Recipe.from_dict(saved)
     except (ValueError, TypeError) as err:
-        raise _value_error(err, f"--resume {path}: config.json: ") from None
+        raise value_error(err, f"--resume {path}: config.json: ") from None
     config = config.replace(**{k: given[k] for k in RESUMABLE if k in given})
     if latest_epoch(run_dir / "checkpoints") is None:
         raise UsageError(f"--resume {path}: no complete checkpoint in {run_dir / 'checkpoints'}")
@@ -291,7 +295,7 @@ def _read_record(run_dir: Path) -> dict[str, Any]:
 
 
 def _horizon_note(config: Any, opt: Any) -> None:
-    from optlab.optimizers.registry import schedule_spec
+    from optlab.schedules.registry import schedule_spec
     from optlab.train.recipes import final_learning_rate
 
     spec = schedule_spec(config.schedule)
@@ -336,7 +340,7 @@ def _fit_and_save(config: Any, out: Path, *, resumed: bool, progress: bool) -> i
     except (ValueError, FileNotFoundError) as err:
         if not resumed:
             raise
-        raise _value_error(err, f"--resume {out}: ") from None
+        raise value_error(err, f"--resume {out}: ") from None
     elapsed = time.perf_counter() - start
     return _save_run(config, out, data, model, history, callbacks, opt, elapsed)
 
@@ -414,7 +418,7 @@ def compare(args: argparse.Namespace) -> int:
     try:
         specs = [optimizer_spec(n) for n in names]
     except ValueError as err:
-        raise _value_error(err) from None
+        raise value_error(err) from None
     seen = [s.name for s in specs]
     dupes = sorted({n for n in seen if seen.count(n) > 1})
     if dupes:
@@ -551,134 +555,3 @@ def _compare_record(history: Any, data: Any, opt: Any, elapsed: float) -> dict[s
         history=report.history_record(history),
     )
     return record
-
-
-# ---------------------------------------------------------------------------------------------
-# evaluate and predict
-
-
-def _load_model(run: str) -> Any:
-    from optlab.train.saved_model import load_model
-
-    try:
-        return load_model(run)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        raise _value_error(err, f"RUN {run!r}: ") from None
-
-
-def evaluate(args: argparse.Namespace) -> int:
-    """``optlab evaluate RUN``: the saved model's metrics."""
-    saved = read_run_config(args.run, "RUN")
-    record = read_run_record(args.run, "RUN")
-    own = args.dataset is None
-    if not own:
-        dataset = check_dataset_options(args)
-    elif args.target is not None or args.data_dir is not None:
-        raise UsageError("--target and --data-dir describe --dataset; give --dataset too")
-    from optlab.train import recipes, report
-    from optlab.train.evaluation import evaluate as evaluate_model
-
-    try:
-        config = recipes.Recipe.from_dict(saved)
-    except (ValueError, TypeError) as err:
-        raise _value_error(err, f"RUN {args.run!r}: config.json: ") from None
-    if own:
-        data = _load(config)
-        if args.split is not None:
-            (x, y), where = _split(data.dataset, args.split), f"{args.split} split"
-        elif data.validation is None:
-            raise UsageError(f"the run in {args.run} has no validation data; give --split")
-        else:
-            (x, y), where = data.validation, data.validation_name
-    else:
-        changes = dict(dataset=dataset, target=args.target, data_dir=args.data_dir)
-        data = _load(config.replace(**changes, validation_split=0.0))
-        split = args.split or ("test" if data.validation is not None else "train")
-        (x, y), where = _split(data.dataset, split), f"{split} split of {data.dataset.name}"
-    task = _check_rows(args.run, record, x, y)
-    model = _load_model(args.run)
-    logs = evaluate_model(
-        model, (x, y), loss=task.loss, metrics=task.metrics, batch_size=args.batch_size
-    )
-    metrics = {k: float(v) for k, v in logs.items()}
-    if args.json:
-        import json
-
-        print(json.dumps({"run": args.run, "data": where, "rows": len(x), **metrics}))
-    else:
-        print(f"{report.metrics_line(metrics)}  ({where}, {len(x)} rows)")
-    return 0
-
-
-def _load(config: Any) -> Any:
-    from optlab.train import recipes
-
-    try:
-        return recipes.load_data(config)
-    except (ValueError, TypeError, OSError) as err:
-        raise _value_error(err) from None
-
-
-def _split(ds: Any, split: str) -> tuple[Any, Any]:
-    import numpy as np
-
-    x = getattr(ds, f"x_{split}", None)
-    if x is None or len(x) == 0:
-        raise UsageError(f"--split {split}: {ds.name} has no {split} split")
-    return np.asarray(x).reshape(len(x), -1), np.asarray(getattr(ds, f"y_{split}"))
-
-
-def _check_rows(run: str, record: dict[str, Any], x: Any, y: Any) -> Any:
-    from optlab.train.recipes import task_for
-
-    if x.shape[1] != record.get("num_features"):
-        raise UsageError(
-            f"the data has {x.shape[1]} features per row but the model in {run} takes "
-            f"{record.get('num_features')}"
-        )
-    try:
-        task = task_for(y, record.get("num_outputs"))
-    except ValueError as err:
-        raise _value_error(err) from None
-    if task.kind != record.get("task") or task.num_outputs != record.get("num_outputs"):
-        raise UsageError(
-            f"the data's targets make a {task.kind} task with {task.num_outputs} outputs, but "
-            f"the model in {run} was trained for {record.get('task')} with "
-            f"{record.get('num_outputs')}"
-        )
-    return task
-
-
-def predict(args: argparse.Namespace) -> int:
-    """``optlab predict RUN --input X --output P.csv``: one row of predictions per input."""
-    record = read_run_record(args.run, "RUN")
-    source = readable_file("--input", args.input, (".npy", ".csv"))
-    target = Path(args.output)
-    if not target.name.lower().endswith(".csv"):
-        raise UsageError(f"--output {args.output!r}: the predictions are written as a .csv file")
-    if target.is_dir():
-        raise UsageError(f"--output {args.output!r} is a directory")
-    if target.exists() and not args.overwrite:
-        raise UsageError(f"--output {args.output!r} exists; pass --overwrite to replace it")
-    if not target.parent.is_dir() if str(target.parent) else False:
-        raise UsageError(f"--output {args.output!r}: no directory {str(target.parent)!r}")
-    from optlab.train import recipes, report
-    from optlab.train.evaluation import predict as predict_model
-
-    try:
-        x = recipes.read_inputs(source)
-    except ValueError as err:
-        raise _value_error(err) from None
-    if x.shape[1] != record.get("num_features"):
-        raise UsageError(
-            f"--input {args.input!r} has {x.shape[1]} features per row but the model in "
-            f"{args.run} takes {record.get('num_features')}"
-        )
-    model = _load_model(args.run)
-    outputs = predict_model(model, x, batch_size=args.batch_size)
-    try:
-        report.write_predictions(target, outputs, task=record.get("task", "classification"))
-    except OSError as err:
-        raise UsageError(f"cannot write --output {args.output!r}: {err.strerror or err}") from None
-    print(f"wrote {len(x)} predictions to {target}")
-    return 0

@@ -51,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _schedule_help() -> str:
-    from optlab.optimizers.registry import SCHEDULES
+    from optlab.schedules.registry import SCHEDULES
 
     return ", ".join(SCHEDULES)
 

@@ -141,7 +141,7 @@ def keyword(option: str):
     """An argparse type for ``NAME=VALUE`` (``--opt``, ``--schedule-opt``)."""
 
     def parse(text: str) -> tuple[str, Any]:
-        from optlab.optimizers.registry import parse_value
+        from optlab.schedules.registry import parse_value
 
         name, sep, value = text.partition("=")
         name = name.strip()

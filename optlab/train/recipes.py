@@ -14,8 +14,9 @@ The ``optlab`` command is a parser over these functions, and a notebook can call
                             callbacks=recipes.build_callbacks(config))
 
 Everything is chosen by name from :mod:`optlab.optimizers.registry` (optimizers, with what
-each takes, and schedules, with their parameters), :func:`optlab.data.load` (datasets and
-``.npz``/``.csv`` files) and :mod:`optlab.nn` (activations, initializers, norms). Options a
+each takes), :mod:`optlab.schedules.registry` (schedules, with their parameters),
+:func:`optlab.data.load` (datasets and ``.npz``/``.csv`` files) and :mod:`optlab.nn`
+(activations, initializers, norms). Options a
 method does not use are refused, never ignored. The schedule spans ``schedule_epochs`` (the
 run's horizon, by default ``epochs``) and holds its final value afterwards:
 
@@ -45,7 +46,8 @@ from optlab.core.validation import (
     check_nonnegative,
     check_positive,
 )
-from optlab.optimizers.registry import optimizer_spec, schedule_spec
+from optlab.optimizers.registry import optimizer_spec
+from optlab.schedules.registry import schedule_spec
 from optlab.train.callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
 
 CONFIG_FORMAT = "optlab.run/1"
@@ -73,7 +75,7 @@ class Recipe:
       lr: the peak learning rate (default: the registry's).
       momentum: momentum, for the methods that take one.
       opt: other keyword arguments of the optimizer's factory (numbers and switches).
-      schedule: a key of :data:`optlab.optimizers.registry.SCHEDULES`.
+      schedule: a key of :data:`optlab.schedules.registry.SCHEDULES`.
       schedule_opt: the schedule's parameters.
       warmup_epochs: linear warmup from 0 over this many epochs.
       clip_norm: clip the gradients' global norm to this value.
@@ -367,155 +369,6 @@ def build_model(config: Recipe, data: RunData) -> Any:
 # Schedules
 
 
-def _warm(body: Schedule, peak: float, warmup: int) -> Schedule:
-    """``body`` after a linear warmup from 0 to ``peak`` over ``warmup`` steps."""
-    if not warmup:
-        return body
-    from optlab.schedules.basic import linear_schedule
-    from optlab.schedules.join import join_schedules
-
-    return join_schedules([linear_schedule(0.0, peak, warmup), body], [warmup])
-
-
-def _steps(epochs: float, steps_per_epoch: int) -> int:
-    return max(1, round(epochs * steps_per_epoch))
-
-
-def _constant(peak, p, *, total, warmup, spe):
-    from optlab.schedules.basic import constant_schedule
-
-    return _warm(constant_schedule(peak), peak, warmup)
-
-
-def _step(peak, p, *, total, warmup, spe):
-    from optlab.schedules.basic import piecewise_constant_schedule
-
-    w_epochs, h_epochs = warmup / spe, total / spe
-    bounds = p.get("boundaries") or [
-        w_epochs + 0.5 * (h_epochs - w_epochs),
-        w_epochs + 0.75 * (h_epochs - w_epochs),
-    ]
-    scales = {max(_steps(b, spe) - warmup, 1): p["factor"] for b in bounds}
-    return _warm(piecewise_constant_schedule(peak, scales), peak, warmup)
-
-
-def _exponential(peak, p, *, total, warmup, spe):
-    from optlab.schedules.basic import exponential_decay
-
-    te = p.get("transition_epochs")
-    steps = _steps(te, spe) if te else max(total - warmup, 1)
-    body = exponential_decay(peak, steps, p["decay_rate"], staircase=p["staircase"])
-    return _warm(body, peak, warmup)
-
-
-def _inverse_time(peak, p, *, total, warmup, spe):
-    from optlab.schedules.basic import inverse_time_decay
-
-    steps = _steps(p.get("transition_epochs") or 1, spe)
-    body = inverse_time_decay(peak, steps, p["decay_rate"], staircase=p["staircase"])
-    return _warm(body, peak, warmup)
-
-
-def _cosine(peak, p, *, total, warmup, spe):
-    from optlab.schedules.cosine import cosine_decay_schedule
-
-    body = cosine_decay_schedule(peak, total - warmup, p["alpha"], p["exponent"])
-    return _warm(body, peak, warmup)
-
-
-def _warmup_cosine(peak, p, *, total, warmup, spe):
-    from optlab.schedules.cosine import warmup_cosine_decay_schedule
-
-    return warmup_cosine_decay_schedule(
-        p["init_value"], peak, warmup, total, p["end_value"], p["exponent"]
-    )
-
-
-def _one_cycle(peak, p, *, total, warmup, spe):
-    from optlab.schedules.cosine import cosine_onecycle_schedule
-
-    return cosine_onecycle_schedule(
-        total, peak, p["pct_start"], p["div_factor"], p["final_div_factor"]
-    )
-
-
-_MAX_CYCLES = 100
-
-
-def _sgdr(peak, p, *, total, warmup, spe):
-    from optlab.schedules.cosine import sgdr_schedule
-
-    span = total - warmup
-    length = _steps(p["cycle_epochs"], spe) if p.get("cycle_epochs") else max(span // 4, 1)
-    cycles, covered = [], 0
-    while covered < span:
-        if len(cycles) == _MAX_CYCLES:
-            raise ValueError(
-                f"schedule sgdr: cycle_epochs={p.get('cycle_epochs')} makes more than "
-                f"{_MAX_CYCLES} cycles in the run; choose longer cycles"
-            )
-        cycles.append(
-            dict(
-                init_value=peak,
-                peak_value=peak,
-                warmup_steps=0,
-                decay_steps=length,
-                end_value=p["alpha"] * peak,
-            )
-        )
-        covered += length
-        length *= p["t_mult"]
-    return _warm(sgdr_schedule(cycles), peak, warmup)
-
-
-def _cyclic(peak, p, *, total, warmup, spe):
-    from optlab.schedules.cyclic import cyclic_schedule
-
-    up = _steps(p.get("half_cycle_epochs") or 2, spe)
-    body = cyclic_schedule(p["base_fraction"] * peak, peak, up, mode=p["mode"], gamma=p["gamma"])
-    return _warm(body, peak, warmup)
-
-
-def _warmup_stable_decay(peak, p, *, total, warmup, spe):
-    from optlab.schedules.warmup import warmup_stable_decay_schedule
-
-    de = p.get("decay_epochs")
-    decay = _steps(de, spe) if de else max(round(0.2 * (total - warmup)), 1)
-    stable = total - warmup - decay
-    if stable < 0:
-        raise ValueError(
-            f"schedule warmup-stable-decay: decay_epochs={de} is longer than the run after "
-            f"its warmup ({(total - warmup) / spe:g} epochs)"
-        )
-    return warmup_stable_decay_schedule(
-        peak, warmup, stable, decay, end_value=p["end_value"], decay_type=p["decay_type"]
-    )
-
-
-_BUILDERS: dict[str, Callable[..., Schedule]] = {
-    "constant": _constant,
-    "step": _step,
-    "exponential": _exponential,
-    "inverse-time": _inverse_time,
-    "cosine": _cosine,
-    "warmup-cosine": _warmup_cosine,
-    "one-cycle": _one_cycle,
-    "sgdr": _sgdr,
-    "cyclic": _cyclic,
-    "warmup-stable-decay": _warmup_stable_decay,
-    "reduce-on-plateau": _constant,  # the rate is lowered by the ReduceLROnPlateau callback
-}
-
-
-def hold_after(schedule: Schedule, last_step: int) -> Schedule:
-    """``schedule`` up to ``last_step``, then its value at ``last_step`` for ever."""
-
-    def held(count):
-        return schedule(jnp.minimum(count, last_step))
-
-    return held
-
-
 def build_schedule(config: Recipe, peak: float, steps_per_epoch: int) -> Schedule | float:
     """The configured learning-rate schedule with peak ``peak`` (a float when constant).
 
@@ -528,9 +381,13 @@ def build_schedule(config: Recipe, peak: float, steps_per_epoch: int) -> Schedul
     warmup = config.warmup_epochs * steps_per_epoch
     if spec.name in ("constant", "reduce-on-plateau") and not warmup:
         return peak
-    total = config.horizon * steps_per_epoch
-    sched = _BUILDERS[spec.name](peak, params, total=total, warmup=warmup, spe=steps_per_epoch)
-    return hold_after(sched, total - 1) if spec.horizon else sched
+    return spec.build(
+        peak,
+        params,
+        total_steps=config.horizon * steps_per_epoch,
+        warmup_steps=warmup,
+        steps_per_epoch=steps_per_epoch,
+    )
 
 
 def describe_schedule(config: Recipe) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import optlab as ol
-from optlab.optimizers.registry import SCHEDULES
+from optlab.schedules.registry import SCHEDULES
 from optlab.train import recipes
 from optlab.train.recipes import Recipe
 
