@@ -140,6 +140,21 @@ def composite_key(module: nnx.Module, rng: Array | None, train: bool | None) -> 
     return stream() if train else None
 
 
+class Stochastic(nnx.Module):
+    """Base of the modules that are random while training: a ``deterministic`` flag that
+    ``.train()`` / ``.eval()`` set, and ``set_view`` so ``nnx.view(model, deterministic=True)``
+    works as on ``nnx.Dropout``."""
+
+    def set_view(self, deterministic: bool | None = None) -> None:
+        """Used by ``nnx.view``.
+
+        Args:
+          deterministic: if True, no masks are drawn (evaluation mode).
+        """
+        if deterministic is not None:
+            self.deterministic = deterministic
+
+
 def split_key(rng: Array | None, n: int) -> list[Array | None]:
     """``n`` independent keys (or ``n`` times ``None``)."""
     return [None] * n if rng is None else list(jax.random.split(rng, n))
@@ -233,7 +248,7 @@ def drop_path(x: Array, rate: float | Array, rng: Array | None, *, train: bool) 
 # Layers
 
 
-class Dense(nnx.Module):
+class Dense(Stochastic):
     r"""A fully connected layer :math:`y = x W + b`, optionally with DropConnect.
 
     Args:
@@ -348,14 +363,14 @@ class PReLU(nnx.Module):
         check_finite("PReLU", "init", init)
         check_bool("PReLU", "per_unit", per_unit)
         shape = (num_features,) if per_unit else ()
-        self.alpha = nnx.Param(jnp.asarray(np.full(shape, init, np.float32)))
+        self.alpha = nnx.Param(jax.device_put(np.full(shape, init, np.float32)))
 
     def __call__(self, x: Array, *, train: bool | None = None, rng: Array | None = None) -> Array:
         del train, rng
         return prelu(x, self.alpha[...])
 
 
-class RReLU(nnx.Module):
+class RReLU(Stochastic):
     """Randomized leaky ReLU (see :func:`optlab.nn.rrelu`) as a layer.
 
     Args:
@@ -412,7 +427,7 @@ def make_activation(spec: ActivationSpec, num_features: int) -> tuple[nnx.Module
     return Activation(spec), num_features
 
 
-class Dropout(nnx.Module):
+class Dropout(Stochastic):
     """Inverted dropout as a layer (see :func:`optlab.nn.dropout`), like ``nnx.Dropout``.
 
     Args:
@@ -449,7 +464,7 @@ class Dropout(nnx.Module):
         return dropout(x, self.rate, layer_key("Dropout", self, rng), train=True)
 
 
-class GaussianNoise(nnx.Module):
+class GaussianNoise(Stochastic):
     r"""Adds :math:`\mathcal N(0, \sigma^2)` noise while training; the identity at evaluation.
 
     Args:

@@ -48,6 +48,7 @@ from optlab.nn.layers import (
     Dense,
     GaussianNoise,
     RReLU,
+    Stochastic,
     as_rngs,
     check_rate,
     check_train,
@@ -105,7 +106,7 @@ def describe(cls: str, **arguments: Any) -> tuple[str | None, str | None]:
     return json.dumps({"class": cls, **config}, sort_keys=True), None
 
 
-class Block(nnx.Module):
+class Block(Stochastic):
     """One hidden layer: Dense, norm, activation, dropout, optionally a residual connection.
 
     Args are those of :class:`MLP` for one layer (``residual`` a bool), and ``keep_rngs``: keep
@@ -181,7 +182,7 @@ class Block(nnx.Module):
         return (x if self.shortcut is None else self.shortcut(x, train=False)) + h
 
 
-class MLP(nnx.Module):
+class MLP(Stochastic):
     """A multilayer perceptron; every architecture choice by name or by callable.
 
     Args:
@@ -361,6 +362,8 @@ def count_params(model_or_tree: Any) -> int:
       >>> print(optlab.nn.count_params(optlab.nn.MLP(4, (8,), 3, rngs=0)))
       67
     """
+    if model_or_tree is None:
+        raise TypeError("count_params: expects an nnx model or a pytree of arrays, got None")
     if isinstance(model_or_tree, nnx.Module):
         tree = nnx.state(model_or_tree, nnx.Param)
     else:

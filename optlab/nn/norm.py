@@ -32,7 +32,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -147,7 +146,7 @@ def _built(make: Any) -> nnx.Module:
     for path, var in variables:
         aval = var.get_value()
         fill = np.ones if str(path[-1]) in _ONES else np.zeros
-        var.set_value(jnp.asarray(fill(aval.shape, aval.dtype)))
+        var.set_value(jax.device_put(fill(aval.shape, aval.dtype)))
     return module
 
 

@@ -2,7 +2,7 @@
 
 A spec given by name, ``"relu"``, stays a string; one with options, ``("leaky_relu",
 {"negative_slope": 0.1})``, becomes the list ``["leaky_relu", {"negative_slope": 0.1}]`` (and
-back); a callable cannot be described, which :func:`json_spec` reports with the reason. Used by
+back); a callable cannot be described, which ``json_spec`` reports with the reason. Used by
 the models to record their architecture (:func:`optlab.nn.model_config`).
 """
 

@@ -123,7 +123,7 @@ def _stack(leaves: Sequence[Any]) -> jax.Array:
     if jax.dtypes.issubdtype(leaves[0].dtype, jax.dtypes.prng_key):
         data = np.stack([np.asarray(jax.random.key_data(x)) for x in leaves])
         return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaves[0]))
-    return jnp.asarray(np.stack([np.asarray(x) for x in leaves]))
+    return jax.device_put(np.stack([np.asarray(x) for x in leaves]))
 
 
 class Ensemble(nnx.Module):
@@ -162,8 +162,9 @@ class Ensemble(nnx.Module):
                 f"make_member={make_member!r} ({type(make_member).__name__})"
             )
         check_integer("Ensemble", "num_members", num_members, 1)
-        keys = jax.random.split(as_rngs(rngs, "Ensemble").params(), num_members)
-        members = [make_member(nnx.Rngs(k)) for k in keys]
+        # fold_in(key, i), not split(key, n): one compiled program for any number of members.
+        key = as_rngs(rngs, "Ensemble").params()
+        members = [make_member(nnx.Rngs(jax.random.fold_in(key, i))) for i in range(num_members)]
         if not all(isinstance(m, nnx.Module) and calls_with_mode(m) for m in members):
             raise TypeError(
                 f"Ensemble: make_member must return an nnx model called as model(x, *, train, "

@@ -104,6 +104,11 @@ def test_train_and_eval_switch_every_layer_and_calls_can_override():
     count = int(model.rngs.count[...])
     np.testing.assert_array_equal(np.asarray(model(X)), np.asarray(model(X)))
     assert int(model.rngs.count[...]) == count
+    # nnx.view gives an evaluation-mode view without touching the model.
+    model.train()
+    view = nnx.view(model, deterministic=True, use_running_average=True)
+    assert not model.deterministic and view.deterministic
+    np.testing.assert_array_equal(np.asarray(view(X)), np.asarray(view(X)))
     # Freezing one kind of layer with Flax's set_attributes works as on Flax's own layers.
     model.train()
     model.set_attributes(nnx.BatchNorm, use_running_average=True)
@@ -156,11 +161,17 @@ def test_random_layers_use_their_own_stream_in_training_mode_only(make):
 
 def test_ensemble_members_draw_their_own_masks():
     ens = onn.Ensemble(lambda r: onn.MLP(4, (8,), 3, dropout=0.5, rngs=r), 3, rngs=0)
-    shared = onn.MLP(4, (8,), 3, rngs=0)  # same structure without dropout, for the masks
-    del shared
+    keys = np.asarray(jax.random.key_data(ens.members.rngs.key[...]))
+    assert len({tuple(k) for k in keys}) == 3  # one stream per member
     ys = ens(X)
     assert ys.shape == (3, 64, 3)
     np.testing.assert_array_equal(np.asarray(ens.members.rngs.count[...]), [1, 1, 1])
+    # Member i in training mode is that member alone, called with the key its stream drew.
+    graphdef, state = nnx.split(ens.members)
+    member = nnx.merge(graphdef, jax.tree.map(lambda a: a[1], state))
+    stream_key = jax.random.wrap_key_data(keys[1])  # a stream's n-th draw: fold_in(key, n)
+    alone = member(X, train=True, rng=jax.random.fold_in(stream_key, 0))
+    np.testing.assert_allclose(np.asarray(ys[1]), np.asarray(alone), rtol=1e-6, atol=1e-6)
     ens.eval()
     np.testing.assert_array_equal(np.asarray(ens(X)), np.asarray(ens(X)))
 
