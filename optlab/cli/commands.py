@@ -3,7 +3,7 @@ imports jax and calls :mod:`optlab.train.recipes`, the engine and :mod:`optlab.t
 (``evaluate`` and ``predict`` are in :mod:`optlab.cli.inference`).
 
 Every failure a user can cause (a bad value, a damaged file, a run that does not match) is a
-:class:`~optlab.cli.options.UsageError`: one line on standard error and exit status 2.
+``UsageError``: one line on standard error and exit status 2.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 import itertools
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -323,24 +324,25 @@ def _fit_and_save(config: Any, out: Path, *, resumed: bool, progress: bool) -> i
     report.write_json(out / "config.json", config.to_dict())
     start = time.perf_counter()
     try:
-        history, model = fit(
-            model,
-            opt.tx,
-            data.train,
-            loss=data.task.loss,
-            metrics=data.task.metrics,
-            epochs=config.epochs,
-            batch_size=opt.batch_size,
-            validation_data=data.validation,
-            callbacks=callbacks,
-            seed=config.seed,
-            progress=progress,
-            resume_from=(out / "checkpoints") if resumed else None,
-        )
+        with warnings.catch_warnings():
+            # fit warns when it stops a run whose steps kept failing; reported below, once.
+            warnings.filterwarnings("ignore", r"fit: stopped at epoch", RuntimeWarning)
+            history, model = fit(
+                model,
+                opt.tx,
+                data.train,
+                loss=data.task.loss,
+                metrics=data.task.metrics,
+                epochs=config.epochs,
+                batch_size=opt.batch_size,
+                validation_data=data.validation,
+                callbacks=callbacks,
+                seed=config.seed,
+                progress=progress,
+                resume_from=(out / "checkpoints") if resumed else None,
+            )
     except (ValueError, FileNotFoundError) as err:
-        if not resumed:
-            raise
-        raise value_error(err, f"--resume {out}: ") from None
+        raise value_error(err, f"--resume {out}: " if resumed else "") from None
     elapsed = time.perf_counter() - start
     return _save_run(config, out, data, model, history, callbacks, opt, elapsed)
 

@@ -14,6 +14,7 @@ import argparse
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -363,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line: ``optlab: warning: <message>`` (e.g. a damaged checkpoint that
+    was skipped)."""
+    print(f"optlab: warning: {one_line(message)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None, *, compilation_cache: bool | None = None) -> int:
     """Runs the ``optlab`` command; returns the exit status (2 for bad input).
 
@@ -387,7 +394,9 @@ def main(argv: Sequence[str] | None = None, *, compilation_cache: bool | None = 
         from optlab.cli import commands
 
         args.compilation_cache = argv is None if compilation_cache is None else compilation_cache
-        return commands.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return commands.run(args)
     except UsageError as err:
         print(f"optlab: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USAGE

@@ -366,7 +366,7 @@ OPTIMIZERS: Mapping[str, OptimizerSpec] = MappingProxyType(
         ),
     }
 )
-"""Every optimizer a run can use: :data:`REGISTRY` and the full-batch methods."""
+"""Every optimizer a run can use, by name (:data:`REGISTRY` and the full-batch methods)."""
 
 
 def optimizer_spec(name: str) -> OptimizerSpec:

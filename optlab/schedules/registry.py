@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 # Values a command passes by name (``--opt b1=0.95``, ``--schedule-opt alpha=0.1``)
 
 KINDS = ("float", "int", "bool", "epochs", "epoch_list")
-"""Kinds of option values: ``epochs`` is a number of epochs (> 0), ``epoch_list`` a strictly
-increasing list of epochs (``10,20`` on the command line)."""
+"""The kinds of option values (``epochs`` is a number of epochs > 0, ``epoch_list`` a strictly
+increasing list of epochs, ``10,20`` on the command line)."""
 _EPOCHS = ("epochs", "epoch_list")
 
 

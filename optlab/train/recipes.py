@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -94,7 +94,7 @@ class Recipe:
     dataset: str = "digits"
     target: str | None = None
     data_dir: str | None = None
-    hidden: tuple[int, ...] = (64,)
+    hidden: Sequence[int] = (64,)
     activation: str = "relu"
     init: str = "he_normal"
     norm: str | None = None
