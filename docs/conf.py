@@ -83,11 +83,6 @@ nitpick_ignore_regex = [
 nitpick_ignore = [
     # Type aliases of optlab/core/base.py that are not exported (shown by name, unlinked).
     *(("py:class", alias) for alias in ("PyTree", "OptState", "Numeric", "ScalarOrSchedule")),
-    # The protocols of GradientTransformation's two fields (in its signature); not exported.
-    ("py:class", "TransformInitFn"),
-    ("py:class", "TransformUpdateFn"),
-    ("py:class", "optlab.core.base.TransformInitFn"),
-    ("py:class", "optlab.core.base.TransformUpdateFn"),
 ]
 
 # Notebooks: shown with the outputs they were committed with, never executed by the build.

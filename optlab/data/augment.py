@@ -221,6 +221,19 @@ def _check_batch(fn: str, batch: Any, key: Any) -> None:
             f"{describe_value(batch)}"
         )
     check_key(fn, "key", key)
+    shape = jnp.shape(batch.mask) if batch.mask is not None else None
+    if shape is None or len(shape) != 1:
+        raise ValueError(
+            f"{fn}: batch.mask must have shape (batch_size,) (one step's batch), got "
+            f"{shape if shape is not None else 'None'}; slice an epoch's Batches along its "
+            f"first axis (lax.scan does)"
+        )
+    for leaf in jax.tree.leaves((batch.x, batch.y)):
+        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != shape[0]:
+            raise ValueError(
+                f"{fn}: every array of the batch needs {shape[0]} rows like its mask, got "
+                f"shape {jnp.shape(leaf)}"
+            )
 
 
 def _map_inputs(batch: Batches, key: Array, fn: Callable[[Array, Array], Array]) -> Batches:

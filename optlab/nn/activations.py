@@ -56,6 +56,8 @@ def prelu(x: Array, alpha: Array) -> Array:
     References:
       He et al., Delving Deep into Rectifiers, 2015. https://arxiv.org/abs/1502.01852
     """
+    check_number("prelu", "alpha", alpha, allow_array=True)
+    check_finite("prelu", "alpha", alpha)
     return jnp.where(x >= 0, x, alpha * x)
 
 

@@ -166,10 +166,6 @@ def check_rate(fn: str, name: str, value: Any) -> None:
     check_in_range(fn, name, value, 0.0, 1.0)
 
 
-def _check_call(fn: str, train: Any) -> None:
-    check_bool(fn, "train", train)
-
-
 # ---------------------------------------------------------------------------------------------
 # Functions
 
@@ -198,7 +194,7 @@ def dropout(x: Array, rate: float | Array, rng: Array | None, *, train: bool) ->
     """
     check_number("dropout", "rate", rate, allow_array=True)
     check_in_range("dropout", "rate", rate, 0.0, 1.0)
-    _check_call("dropout", train)
+    check_bool("dropout", "train", train)
     if not train or (is_real_number(rate) and rate == 0.0):
         return x
     if rng is None:
@@ -234,7 +230,7 @@ def drop_path(x: Array, rate: float | Array, rng: Array | None, *, train: bool) 
     """
     check_number("drop_path", "rate", rate, allow_array=True)
     check_in_range("drop_path", "rate", rate, 0.0, 1.0)
-    _check_call("drop_path", train)
+    check_bool("drop_path", "train", train)
     if not train or (is_real_number(rate) and rate == 0.0):
         return x
     if rng is None:
@@ -409,7 +405,9 @@ class RReLU(Stochastic):
         return rrelu(x, key, lower=self.lower, upper=self.upper, train=training)
 
 
-def make_activation(spec: ActivationSpec, num_features: int) -> tuple[nnx.Module, int]:
+def make_activation(
+    spec: ActivationSpec, num_features: int, fn: str = "MLP"
+) -> tuple[nnx.Module, int]:
     """The activation layer for ``spec`` and the width its input must have.
 
     Maxout needs ``num_pieces`` times ``num_features`` inputs; every other activation keeps the
@@ -417,7 +415,7 @@ def make_activation(spec: ActivationSpec, num_features: int) -> tuple[nnx.Module
     """
     if callable(spec) and not isinstance(spec, str | tuple):
         return Activation(spec), num_features
-    name, opts = parse_activation(spec, "MLP")
+    name, opts = parse_activation(spec, fn)
     if name == "prelu":
         return PReLU(num_features, init=opts["init"], per_unit=opts["per_unit"]), num_features
     if name == "rrelu":

@@ -132,13 +132,16 @@ class Block(Stochastic):
         keep_rngs: bool = True,
         rngs: nnx.Rngs | int,
     ):
+        check_integer("Block", "in_features", in_features, 1)
+        check_integer("Block", "out_features", out_features, 1)
         check_choice("Block", "norm_position", norm_position, ("pre_activation", "post_activation"))
         check_rate("Block", "dropout", dropout)
+        check_rate("Block", "dropconnect", dropconnect)
         check_rate("Block", "stochastic_depth", stochastic_depth)
         check_bool("Block", "residual", residual)
         check_bool("Block", "keep_rngs", keep_rngs)
         rngs = as_rngs(rngs, "Block")
-        act, width = make_activation(activation, out_features)
+        act, width = make_activation(activation, out_features, "Block")
         self.dense = Dense(
             in_features,
             width,

@@ -286,6 +286,18 @@ KEY0 = jax.random.key(0)
             lambda: od.Cutout(2)(BATCH, 0), TypeError, "key must be one jax.random", id="int-key"
         ),
         pytest.param(
+            lambda: od.Cutout(2)(od.batches(IMAGES, LABELS, 3), KEY0),
+            ValueError,
+            r"batch.mask must have shape \(batch_size,\) \(one step's batch\), got \(2, 3\)",
+            id="whole-epoch",
+        ),
+        pytest.param(
+            lambda: od.GaussianNoise()(od.Batches(IMAGES, LABELS[:5], MASK), KEY0),
+            ValueError,
+            r"needs 6 rows like its mask, got shape \(5,\)",
+            id="rows",
+        ),
+        pytest.param(
             lambda: od.compose(lambda b, k: b.x)(BATCH, KEY0),
             TypeError,
             "returned",

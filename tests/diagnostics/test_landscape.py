@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import optlab as ol
 
@@ -78,6 +79,33 @@ def test_evaluation_mode_batchnorm_running_averages_and_no_dropout(data):
     out, _ = apply(params, state, jnp.asarray(data[0]), train=True, rng=jax.random.key(0))
     train_loss = float(np.mean(np.asarray(LOSS(out, jnp.asarray(data[1])))))
     assert abs(train_loss - line.values[0]) > 1e-3  # training mode would give another value
+
+
+class PlainNet(nnx.Module):
+    """A plain nnx module (no train/rng keywords): it switches mode with train()/eval()."""
+
+    def __init__(self, rngs):
+        self.linear = nnx.Linear(3, 6, rngs=rngs)
+        self.norm = nnx.BatchNorm(6, rngs=rngs)
+        self.dropout = nnx.Dropout(0.5, rngs=rngs)
+        self.out = nnx.Linear(6, 4, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(self.dropout(nnx.relu(self.norm(self.linear(x)))))
+
+
+def test_plain_nnx_module_is_evaluated_in_eval_mode(data):
+    model = PlainNet(nnx.Rngs(0))
+    params = ol.nn.functional(model)[1]
+    other = jax.tree.map(lambda p: -p, params)
+    line = ol.diagnostics.landscape(
+        model, params_b=other, loss=LOSS, data=data, num_points=3, span=(0.0, 1.0)
+    )
+    model.eval()  # the nnx way: running averages, no dropout
+    logits = model(jnp.asarray(data[0]))
+    expected = float(np.mean(np.asarray(LOSS(logits, jnp.asarray(data[1])), np.float64)))
+    assert line.values[0] == pytest.approx(expected, rel=1e-6)
+    assert line.values[2] == pytest.approx(direct_loss(model, other, data), rel=1e-6)
 
 
 def test_1d_slice_equals_a_direct_loop(data):

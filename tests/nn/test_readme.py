@@ -15,8 +15,9 @@ def _models_section_code():
 
 
 def test_models_snippets_run():
-    blocks = _models_section_code()
-    assert len(blocks) == 2
+    blocks = _models_section_code()  # the nnx-native snippet, the functional one, then data's
+    assert len(blocks) >= 2
+    assert "model.eval()" in blocks[0] and "ol.nn.functional(model)" in blocks[1]
     namespace = {}
     exec(compile(blocks[0], "README-models-nnx", "exec"), namespace)
     model, ds = namespace["model"], namespace["ds"]

@@ -37,6 +37,10 @@ CASES = [
         ValueError,
         "lower <= upper",
     ),
+    ("prelu-nan", lambda: onn.prelu(X, NAN), ValueError, "prelu: alpha must be finite"),
+    ("prelu-str", lambda: onn.prelu(X, "a"), TypeError, "prelu: alpha must be a real"),
+    ("Block-width", lambda: onn.Block(0, 3, rngs=0), ValueError, "Block: in_features"),
+    ("Block-dropconnect", lambda: onn.Block(2, 3, dropconnect=2, rngs=0), ValueError, "Block"),
     # Dropout and friends
     ("Dropout-1", lambda: onn.Dropout(1.0), ValueError, r"Dropout: rate must be in \[0, 1\)"),
     ("Dropout-negative", lambda: onn.Dropout(-0.1), ValueError, "Dropout: rate must be in"),
