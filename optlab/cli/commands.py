@@ -17,13 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from optlab.cli.options import (
+    ACTIVATIONS,
+    INITIALIZERS,
+    NORMS,
     UsageError,
     check_dataset_options,
     choose,
     keywords,
     one_line,
 )
-from optlab.cli.rundir import prepare_output, read_run_config
+from optlab.cli.rundir import prepare_output, read_json, read_run_config
+from optlab.optimizers.registry import optimizer_spec
+from optlab.schedules.registry import schedule_spec
 
 # Recipe's defaults (optlab.train.recipes, which imports jax); tests/cli checks they agree.
 DEFAULTS: dict[str, Any] = {
@@ -96,21 +101,14 @@ def given_fields(args: argparse.Namespace) -> dict[str, Any]:
         args.dataset = DEFAULTS["dataset"]
         check_dataset_options(args)
     for name, kind, choices in (
-        ("activation", "activation", "ACTIVATIONS"),
-        ("init", "initializer", "INITIALIZERS"),
+        ("activation", "activation", ACTIVATIONS),
+        ("init", "initializer", INITIALIZERS),
+        ("norm", "norm", NORMS),
     ):
         if name in fields:
-            from optlab.cli import options
-
-            fields[name] = choose(kind, fields[name], getattr(options, choices))
-    if "norm" in fields:
-        from optlab.cli.options import NORMS
-
-        norm = choose("norm", fields["norm"], NORMS)
-        fields["norm"] = None if norm == "none" else norm
-    from optlab.optimizers.registry import optimizer_spec
-    from optlab.schedules.registry import schedule_spec
-
+            fields[name] = choose(kind, fields[name], choices)
+    if fields.get("norm") == "none":
+        fields["norm"] = None
     try:
         if "optimizer" in fields:
             fields["optimizer"] = optimizer_spec(fields["optimizer"]).name
@@ -124,8 +122,6 @@ def given_fields(args: argparse.Namespace) -> dict[str, Any]:
 def check_run(fields: dict[str, Any]) -> dict[str, Any]:
     """All the fields of a run (defaults filled in); refuses the options its optimizer or
     schedule does not use, before jax is imported."""
-    from optlab.optimizers.registry import optimizer_spec
-
     full = {**DEFAULTS, **fields}
     try:
         optimizer_spec(full["optimizer"]).check_run(
@@ -290,13 +286,10 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _read_record(run_dir: Path) -> dict[str, Any]:
-    from optlab.cli.rundir import read_json
-
     return read_json(run_dir / "run.json", "run.json") if (run_dir / "run.json").is_file() else {}
 
 
 def _horizon_note(config: Any, opt: Any) -> None:
-    from optlab.schedules.registry import schedule_spec
     from optlab.train.recipes import final_learning_rate
 
     spec = schedule_spec(config.schedule)
@@ -412,7 +405,6 @@ def _save_run(config, out, data, model, history, callbacks, opt, elapsed) -> int
 
 def compare(args: argparse.Namespace) -> int:
     """``optlab compare``: every optimizer of ``--optimizers`` on the same MLP and data."""
-    from optlab.optimizers.registry import optimizer_spec
 
     names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
     if not names:
@@ -525,7 +517,6 @@ def _compare(runs_fields: dict[str, dict[str, Any]], out: Path, *, progress: boo
 
 
 def _full(name: str) -> bool:
-    from optlab.optimizers.registry import optimizer_spec
 
     return optimizer_spec(name).full_batch
 
