@@ -4,7 +4,12 @@ For a 10-32-10 and a 784-512-512-10 MLP (ReLU, softmax cross-entropy, Adam 1e-3,
 random data), in one run:
 
 - ``optlab``: ``TrainState`` + ``make_train_step`` + ``train_epoch`` (``lax.scan`` over the
-  stacked batches, state donated, one dispatch per epoch);
+  stacked batches, state donated, one dispatch per epoch), with everything ``fit`` logs
+  (loss, accuracy, gradient norm, learning rate) and the non-finite guard on (the default);
+- ``optlab_unguarded``: the same with ``make_train_step(skip_nonfinite=False)``;
+- ``fit``: the whole ``optlab.fit`` epoch (the shuffle and gather of ``optlab.data.batches``
+  inside the compiled epoch, the scan, fetching and logging the epoch's values), timed by
+  ``fit`` itself (``history["time"]`` of a second epoch, compiled already);
 - ``jit_scan``: a hand-written pure step over a dict of weights, ``jax.jit`` + ``lax.scan``,
   same optimizer (``optlab.adam``), donated;
 - ``jit_loop``: the same step, one ``jax.jit`` call per step from Python;
@@ -91,15 +96,39 @@ def make_mlp(sizes: tuple[int, ...]):
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_optlab(sizes, steps):
+def bench_optlab(sizes, steps, skip_nonfinite=True):
     xs, ys = data(sizes, steps)
     state = ol.TrainState.create(make_mlp(sizes), ol.adam(LR))
-    step = ol.make_train_step(xent, metrics=("accuracy",))
+    step = ol.make_train_step(xent, metrics=("accuracy",), skip_nonfinite=skip_nonfinite)
     box = [state]
 
     def run():
         box[0], logs = ol.train_epoch(step, box[0], (xs, ys))
         jax.block_until_ready(logs)
+
+    start = time.perf_counter()
+    run()
+    compile_s = time.perf_counter() - start
+    return steps, run, compile_s
+
+
+def bench_optlab_unguarded(sizes, steps):
+    return bench_optlab(sizes, steps, skip_nonfinite=False)
+
+
+def bench_fit(sizes, steps):
+    """``optlab.fit`` for two epochs of ``steps`` steps each; the run returns the second
+    epoch's time as ``fit`` measured it (dispatch of the compiled epoch, shuffle and gather
+    on the device, scan, fetching the logs; compiled in the first epoch)."""
+    xs, ys = data(sizes, steps)
+    x, y = np.asarray(xs).reshape(steps * BATCH, -1), np.asarray(ys).reshape(-1)
+    model = make_mlp(sizes)
+
+    def run() -> float:
+        history, _ = ol.fit(
+            model, ol.adam(LR), (x, y), loss=xent, epochs=2, batch_size=BATCH, progress=False
+        )
+        return history["time"][1]
 
     start = time.perf_counter()
     run()
@@ -250,6 +279,33 @@ def bench_torch(sizes, steps):
     return steps, run, warm_s
 
 
+def hlo_cost(sizes) -> dict[str, dict[str, float]]:
+    """XLA's cost analysis of one compiled step (state donated) of optlab's step, guarded and
+    unguarded, and of the hand-written one: bytes accessed, flops, and the number of buffer
+    copies XLA inserted (timings on a shared machine are noisy; these numbers are not)."""
+    xs, ys = data(sizes, 1)
+    batch = (xs[0], ys[0])
+    out = {}
+    for name, guard in (("optlab", True), ("optlab_unguarded", False)):
+        state = ol.TrainState.create(make_mlp(sizes), ol.adam(LR))
+        step = ol.make_train_step(xent, metrics=("accuracy",), skip_nonfinite=guard)
+        out[name] = jax.jit(step, donate_argnums=0).lower(state, batch).compile()
+    tx = ol.adam(LR)
+    params = _hand_params(sizes)
+    hand = jax.jit(_hand_step(tx), donate_argnums=0)
+    out["jit_scan"] = hand.lower((params, tx.init(params)), batch).compile()
+    costs = {}
+    for name, compiled in out.items():
+        analysis = compiled.cost_analysis()
+        analysis = analysis[0] if isinstance(analysis, list) else analysis
+        costs[name] = {
+            "bytes": float(analysis.get("bytes accessed", 0.0)),
+            "flops": float(analysis.get("flops", 0.0)),
+            "copies": compiled.as_text().count(" copy("),
+        }
+    return costs
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -332,6 +388,8 @@ def main() -> None:
     plan = {
         "10-32-10": {
             "optlab": 4000,
+            "optlab_unguarded": 4000,
+            "fit": 4000,
             "jit_scan": 4000,
             "jit_loop": 2000,
             "nnx_jit": 300,
@@ -339,6 +397,8 @@ def main() -> None:
         },
         "784-512-512-10": {
             "optlab": 60,
+            "optlab_unguarded": 60,
+            "fit": 60,
             "jit_scan": 60,
             "jit_loop": 60,
             "nnx_jit": 60,
@@ -347,6 +407,8 @@ def main() -> None:
     }
     benches = {
         "optlab": bench_optlab,
+        "optlab_unguarded": bench_optlab_unguarded,
+        "fit": bench_fit,
         "jit_scan": bench_jit_scan,
         "jit_loop": bench_jit_loop,
         "nnx_jit": bench_nnx_jit,
@@ -359,13 +421,14 @@ def main() -> None:
         for name, fn in benches.items():
             prepared[name] = fn(sizes, max(int(plan[label][name] * scale), 10))
         # Repeats run round-robin over the variants, so a burst of load from elsewhere on the
-        # machine hits every variant alike.
+        # machine hits every variant alike. A run that returns a time (fit) measured itself.
         times: dict[str, list[float]] = {name: [] for name in prepared}
         for _ in range(repeats):
             for name, (_, run, _) in prepared.items():
                 start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
+                measured = run()
+                elapsed = time.perf_counter() - start
+                times[name].append(measured if isinstance(measured, float) else elapsed)
         rows = {}
         for name, (steps, _, compile_s) in prepared.items():
             t = {
@@ -398,8 +461,19 @@ def main() -> None:
             for k, v in rows.items()
             if k != "optlab"
         }
+        hand = rows["jit_scan"]["steps_per_second_best"]
+        for k in ("optlab_unguarded", "fit"):
+            ratios[f"{k}/jit_scan"] = rows[k]["steps_per_second_best"] / hand
         print(f"{label:>15} ratios: " + "  ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+        cost = hlo_cost(sizes)
+        print(
+            f"{label:>15} XLA cost of one step: "
+            + "  ".join(
+                f"{k} {v['bytes'] / 1e6:.2f} MB, {v['copies']} copies" for k, v in cost.items()
+            )
+        )
         results["models"][label] = {
+            "hlo_cost_per_step": cost,
             "sizes": list(sizes),
             "flops_per_step": flops_per_step(sizes),
             "runs": rows,

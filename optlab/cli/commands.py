@@ -298,10 +298,11 @@ def _horizon_note(config: Any, opt: Any) -> None:
     if not (spec.horizon or config.warmup_epochs):
         return
     lr = final_learning_rate(config, opt.steps_per_epoch)
+    first, last = config.horizon + 1, config.epochs
+    which = f"epoch {first} goes" if first == last else f"epochs {first}-{last} go"
     print(
-        f"optlab: epochs {config.horizon + 1}-{config.epochs} go past the {spec.name} "
-        f"schedule's horizon of {config.horizon} epochs: they continue at its final learning "
-        f"rate {lr:.3g}",
+        f"optlab: {which} past the {spec.name} schedule's horizon of {config.horizon} epochs, "
+        f"at its final learning rate {lr:.3g}",
         flush=True,
     )
 
@@ -337,7 +338,7 @@ def _fit_and_save(config: Any, out: Path, *, resumed: bool, progress: bool) -> i
     except (ValueError, FileNotFoundError) as err:
         raise value_error(err, f"--resume {out}: " if resumed else "") from None
     elapsed = time.perf_counter() - start
-    return _save_run(config, out, data, model, history, callbacks, opt, elapsed)
+    return _save_run(config, out, data, model, history, callbacks, opt, elapsed, resumed)
 
 
 def _early_stopping(callbacks: list[Any]) -> Any:
@@ -346,27 +347,21 @@ def _early_stopping(callbacks: list[Any]) -> Any:
     return next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
 
 
-def _save_run(config, out, data, model, history, callbacks, opt, elapsed) -> int:
+def _save_run(config, out, data, model, history, callbacks, opt, elapsed, resumed) -> int:
     from optlab.train import report
     from optlab.train.evaluation import evaluate
     from optlab.train.saved_model import save_model
 
-    save_model(model, out / "model")
+    save_model(model, out / "model", overwrite=resumed)  # a resumed run replaces its own
     metrics = {}
     if data.validation is not None:
         logs = evaluate(model, data.validation, loss=data.task.loss, metrics=data.task.metrics)
         metrics = {f"val_{k}": float(logs[k]) for k in sorted(logs, key=lambda k: k != "loss")}
     es = _early_stopping(callbacks)
     epochs = report.epochs_of(history)
-    stopped = es.stopped_epoch + 1 if es is not None and es.stopped_epoch else None
-    restored = None
-    if (
-        es is not None
-        and es.best_weights is not None
-        and epochs
-        and es.best_epoch + 1 != epochs[-1]
-    ):
-        restored = es.best_epoch + 1
+    stopped = es.stopped_epoch if es is not None and es.stopped_epoch else None
+    restored = getattr(history, "restored_epoch", None)  # a no-op when it is the last epoch
+    restored = restored if restored and epochs and restored != epochs[-1] else None
     record = {
         "format": "optlab.runrecord/1",
         "task": data.task.kind,
@@ -391,11 +386,19 @@ def _save_run(config, out, data, model, history, callbacks, opt, elapsed) -> int
     )
     report.save_figure(fig, out / "curves.png")
     where = f" on the {data.validation_name} ({len(data.validation[0])} rows)" if metrics else ""
-    note = f"; early stopping restored epoch {restored}" if restored else ""
+    note = f"; restored epoch {restored}" if restored else ""
+    if stopped:
+        note += f" (early stopping stopped the run at epoch {stopped})"
     print(
         f"{label}: saved {out / 'model'}: {report.metrics_line(metrics) or 'no validation data'}"
-        f"{where}{note} ({len(history)} epochs, {elapsed:.1f} s)"
+        f"{where}{note} ({len(history)} epoch{'s' * (len(history) != 1)}, {elapsed:.1f} s)"
     )
+    reason = getattr(history, "stop_reason", None) or ""
+    if "non-finite" in reason:
+        raise UsageError(
+            f"training stopped at epoch {epochs[-1] if epochs else 0}: {reason} (a learning "
+            "rate too large? the run's files are in " + str(out) + ")"
+        )
     return 0
 
 

@@ -396,6 +396,8 @@ def main(argv: Sequence[str] | None = None, *, compilation_cache: bool | None = 
         args.compilation_cache = argv is None if compilation_cache is None else compilation_cache
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
+            # The engine's notice that it skipped a damaged checkpoint is for the user.
+            warnings.filterwarnings("always", r"checkpoint .* is damaged")
             return commands.run(args)
     except UsageError as err:
         print(f"optlab: error: {one_line(err)}", file=sys.stderr)

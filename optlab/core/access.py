@@ -104,6 +104,23 @@ def _drop_shadowed_by_injection(
     return kept if kept else matches
 
 
+def find(state: OptState, name: str) -> list[tuple[str, Any]]:
+    """Every ``(path, value)`` whose path ends with ``name`` (a field name or a trailing
+    ``/``-separated path), in the order of the state; empty when there is none.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optlab as ol
+      >>> tx = ol.chain(ol.scale_by_schedule(lambda n: 0.1), ol.scale_by_schedule(lambda n: 1.0))
+      >>> [path for path, _ in find(tx.init(jnp.zeros(2)), "count")]
+      ['0/count', '1/count']
+    """
+    wanted = tuple(part for part in name.split("/") if part)
+    if not wanted:
+        return []
+    return [("/".join(p), v) for p, v in _walk(state, ()) if p[-len(wanted) :] == wanted]
+
+
 def get(state: OptState, name: str) -> Any:
     """Reads one named value out of an optimizer state, however deeply chained.
 

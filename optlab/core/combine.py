@@ -12,14 +12,25 @@ from optlab.core.base import (
     GradientTransformation,
     Params,
     PyTree,
+    gated_update,
+    is_extra_args_transformation,
+    optax_module,
+    register_gated,
     set_to_zero,
 )
 from optlab.core.paths import LabelSpec, resolve_labels, resolve_mask
+from optlab.core.validation import (
+    check_bool,
+    check_mask_spec,
+    check_transformation,
+    describe_structure_difference,
+)
 
 
 def _forwards_extra_args(tx: Any) -> bool:
-    """Whether ``tx.update`` accepts ``**extra_args`` (optlab's always do; plain optax ones not)."""
-    if isinstance(tx, GradientTransformation):
+    """Whether ``tx.update`` accepts ``**extra_args``: optlab's and optax's
+    ``GradientTransformationExtraArgs`` do; others are asked through their signature."""
+    if is_extra_args_transformation(tx):
         return True
     try:
         sig = inspect.signature(tx.update)
@@ -31,10 +42,11 @@ def _forwards_extra_args(tx: Any) -> bool:
 def with_extra_args_support(tx: Any) -> GradientTransformation:
     """Wraps any transformation so that its ``update`` accepts extra keyword arguments.
 
-    optlab transformations already accept them and are returned as they are (re-wrapped in
-    optlab's ``GradientTransformation``); an optax transformation whose ``update`` takes no
-    ``**extra_args`` gets an ``update`` that drops them. The check runs once, here, not per
-    step. optax has a function of the same name and purpose.
+    optlab transformations (and optax's ``GradientTransformationExtraArgs``) already accept
+    them and are returned as they are (re-wrapped in optlab's ``GradientTransformation``); an
+    optax ``GradientTransformation`` whose ``update`` takes no ``**extra_args`` gets an
+    ``update`` that drops them. The check runs once, here, not per step. optax has a function
+    of the same name and purpose.
 
     Args:
       tx: an optlab or optax gradient transformation (anything with ``init`` and ``update``).
@@ -52,10 +64,9 @@ def with_extra_args_support(tx: Any) -> GradientTransformation:
       >>> print(u)
       [2.]
     """
-    if not (hasattr(tx, "init") and hasattr(tx, "update")):
-        raise TypeError(
-            f"expected a gradient transformation with init and update, got {type(tx).__name__}"
-        )
+    check_transformation("with_extra_args_support", "tx", tx)
+    if isinstance(tx, GradientTransformation):
+        return tx
     if _forwards_extra_args(tx):
         return GradientTransformation(tx.init, tx.update)
 
@@ -81,15 +92,19 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
       >>> print(u)
       [-1. -3.]
     """
-    updaters = [with_extra_args_support(t).update for t in transforms]
+    for i, t in enumerate(transforms):
+        check_transformation("chain", f"transforms[{i}]", t)
+    adapted = [with_extra_args_support(t) for t in transforms]
+    updaters = [t.update for t in adapted]
 
     def init_fn(params):
         return tuple(t.init(params) for t in transforms)
 
     def update_fn(updates, state, params=None, **extra_args):
-        if len(state) != len(transforms):
+        if not isinstance(state, tuple) or len(state) != len(transforms):
+            got = f"{len(state)} entries" if isinstance(state, tuple) else type(state).__name__
             raise ValueError(
-                f"chain: the state has {len(state)} entries but the chain has "
+                f"chain: the state has {got} but the chain has "
                 f"{len(transforms)} transformations; was it initialized by another chain?"
             )
         new_state = []
@@ -98,7 +113,21 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             new_state.append(s)
         return updates, tuple(new_state)
 
-    return GradientTransformation(init_fn, update_fn)
+    def gated(state):
+        parts = [gated_update(t, s) for t, s in zip(adapted, state, strict=True)]
+        if any(part is None for part in parts):
+            return None
+
+        def run(updates, state, params, keep, **extra_args):
+            new_state = []
+            for part, s in zip(parts, state, strict=True):
+                updates, s = part(updates, s, params, keep, **extra_args)
+                new_state.append(s)
+            return updates, tuple(new_state)
+
+        return run
+
+    return register_gated(GradientTransformation(init_fn, update_fn), gated)
 
 
 def named_chain(*transforms: tuple[str, GradientTransformation]) -> GradientTransformation:
@@ -115,56 +144,84 @@ def named_chain(*transforms: tuple[str, GradientTransformation]) -> GradientTran
       >>> sorted(state)
       ['double', 'lr']
     """
+    for i, item in enumerate(transforms):
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError(
+                f"named_chain: each argument must be a (name, transformation) pair with a string "
+                f"name, got argument {i}: {item!r:.80}"
+            )
+        check_transformation("named_chain", f"the transformation named {item[0]!r}", item[1])
     names = [n for n, _ in transforms]
     if len(set(names)) != len(names):
         raise ValueError(f"named_chain: names must be unique, got {names}")
-    updaters = [(n, with_extra_args_support(t).update) for n, t in transforms]
+    adapted = [(n, with_extra_args_support(t)) for n, t in transforms]
 
     def init_fn(params):
         return {n: t.init(params) for n, t in transforms}
 
     def update_fn(updates, state, params=None, **extra_args):
         new_state = {}
-        for name, update in updaters:
-            updates, new_state[name] = update(updates, state[name], params, **extra_args)
+        for name, tx in adapted:
+            updates, new_state[name] = tx.update(updates, state[name], params, **extra_args)
         return updates, new_state
 
-    return GradientTransformation(init_fn, update_fn)
+    def gated(state):
+        parts = {name: gated_update(tx, state[name]) for name, tx in adapted}
+        if any(part is None for part in parts.values()):
+            return None
+
+        def run(updates, state, params, keep, **extra_args):
+            new_state = {}
+            for name, part in parts.items():
+                updates, new_state[name] = part(updates, state[name], params, keep, **extra_args)
+            return updates, new_state
+
+        return run
+
+    return register_gated(GradientTransformation(init_fn, update_fn), gated)
 
 
-class MaskedNode(NamedTuple):
-    """Stands in for a parameter that a masked transformation does not see (holds no leaves)."""
+if optax_module() is not None:
+    MaskedNode = optax_module().MaskedNode
+    MaskedState = optax_module().MaskedState
+else:
+
+    class MaskedNode(NamedTuple):  # type: ignore[no-redef]
+        """Stands in for a parameter (or a whole subtree) that a masked transformation does not
+        see; it holds no leaves. ``optax.MaskedNode`` itself when optax is installed, so masked
+        states of both libraries are the same trees."""
+
+    class MaskedState(NamedTuple):  # type: ignore[no-redef]
+        """The state of :func:`masked`: the inner state, over the masked-in leaves only
+        (``optax.MaskedState`` when optax is installed)."""
+
+        inner_state: Any
 
 
-class MaskedState(NamedTuple):
-    """The state of :func:`masked`: the inner state, over the masked-in leaves only."""
-
-    inner_state: Any
-
-
-def _is_masked_node(x: Any) -> bool:
-    return isinstance(x, MaskedNode)
-
-
-def _mask_leaves(tree: PyTree, flags: list[bool]) -> PyTree:
-    leaves, treedef = jax.tree.flatten(tree)
-    return treedef.unflatten([x if f else MaskedNode() for x, f in zip(leaves, flags, strict=True)])
+def _mask_pytree(tree: PyTree, mask_tree: PyTree) -> PyTree:
+    """``tree`` with every subtree whose mask flag is false replaced by one ``MaskedNode``."""
+    return jax.tree.map(lambda m, sub: sub if m else MaskedNode(), mask_tree, tree)
 
 
 def masked(
     inner: GradientTransformation,
     mask: PyTree | Callable[[Params], PyTree] | list[str] | str,
+    *,
+    mask_compatible_extra_args: bool = False,
 ) -> GradientTransformation:
     """Applies ``inner`` to the leaves where ``mask`` is true; the others pass through unchanged.
 
-    ``inner`` sees only the masked-in leaves (the others are replaced by an empty
-    ``MaskedNode``), so it allocates no state for them.
+    ``inner`` sees only the masked-in leaves: a masked-out leaf, or a subtree covered by one
+    false flag of a prefix mask, is replaced by one empty ``MaskedNode`` (optax's layout), so
+    ``inner`` allocates no state for it. A tree without leaves is passed to ``inner`` as it is.
 
     Args:
       inner: the transformation to apply.
-      mask: a pytree of booleans with the structure of the parameters (or a prefix of it), a
-        function ``params -> mask``, or glob patterns on parameter paths (``"*kernel"``,
-        ``["encoder/*", "*bias"]``).
+      mask: a pytree of Python booleans with the structure of the parameters (or a prefix of
+        it), a function ``params -> mask``, or glob patterns on parameter paths (``"*kernel"``,
+        ``["encoder/*", "*bias"]``; a pattern that matches no parameter raises).
+      mask_compatible_extra_args: also mask the extra arguments of ``update`` whose tree has the
+        structure of the updates (per-parameter tags), as optax does.
 
     Returns:
       A transformation whose state is ``MaskedState(inner_state)``.
@@ -178,41 +235,63 @@ def masked(
       >>> print(u["w"], u["b"])
       [0. 0.] [1.]
     """
+    check_transformation("masked", "inner", inner)
+    check_mask_spec("masked", "mask", mask, none=False)
+    check_bool("masked", "mask_compatible_extra_args", mask_compatible_extra_args)
     inner_update = with_extra_args_support(inner).update
 
-    def flags_for(tree):
-        return [bool(f) for f in jax.tree.leaves(resolve_mask("masked", mask, tree))]
+    def mask_for(tree):
+        return resolve_mask("masked", mask, tree, static=True)
 
     def init_fn(params):
-        return MaskedState(inner.init(_mask_leaves(params, flags_for(params))))
+        if not jax.tree.leaves(params):  # nothing to mask (also optax's tree_map_params probe)
+            return MaskedState(inner.init(params))
+        return MaskedState(inner.init(_mask_pytree(params, mask_for(params))))
 
     def update_fn(updates, state, params=None, **extra_args):
-        flags = flags_for(params if params is not None else updates)
-        leaves, treedef = jax.tree.flatten(updates)
-        if len(flags) != len(leaves):
+        if not jax.tree.leaves(updates):
+            new, inner_state = inner_update(updates, state.inner_state, params, **extra_args)
+            return new, MaskedState(inner_state)
+        mask_tree = mask_for(params if params is not None else updates)
+        if mask_compatible_extra_args:
+            structure = jax.tree.structure(updates)
+            extra_args = {
+                k: _mask_pytree(v, mask_tree) if jax.tree.structure(v) == structure else v
+                for k, v in extra_args.items()
+            }
+        masked_params = None if params is None else _mask_pytree(params, mask_tree)
+        try:
+            masked_updates = _mask_pytree(updates, mask_tree)
+        except ValueError as err:
             raise ValueError(
-                f"masked: the mask covers {len(flags)} leaves but the updates have {len(leaves)}"
-            )
-        masked_params = None if params is None else _mask_leaves(params, flags)
+                f"masked: the updates do not have the structure of the mask and parameters "
+                f"({describe_structure_difference(mask_tree, updates)})"
+            ) from err
         new, inner_state = inner_update(
-            _mask_leaves(updates, flags), state.inner_state, masked_params, **extra_args
+            masked_updates, state.inner_state, masked_params, **extra_args
         )
-        new_leaves = jax.tree.leaves(new, is_leaf=_is_masked_node)
-        out = [n if f else u for n, u, f in zip(new_leaves, leaves, flags, strict=True)]
-        return treedef.unflatten(out), MaskedState(inner_state)
+        out = jax.tree.map(lambda m, n, u: n if m else u, mask_tree, new, updates)
+        return out, MaskedState(inner_state)
 
     return GradientTransformation(init_fn, update_fn)
 
 
-class PartitionState(NamedTuple):
-    """The state of :func:`partition`: one masked inner state per label."""
+if optax_module() is not None:
+    PartitionState = optax_module().transforms.PartitionState
+else:
 
-    inner_states: dict[Hashable, MaskedState]
+    class PartitionState(NamedTuple):  # type: ignore[no-redef]
+        """The state of :func:`partition`: one masked inner state per label
+        (``optax.transforms.PartitionState`` when optax is installed)."""
+
+        inner_states: dict[Hashable, MaskedState]
 
 
 def partition(
     transforms: Mapping[Hashable, GradientTransformation],
     labels: LabelSpec,
+    *,
+    mask_compatible_extra_args: bool = False,
 ) -> GradientTransformation:
     """Applies a different transformation to each group of parameters.
 
@@ -224,7 +303,9 @@ def partition(
       labels: a pytree of labels with the structure of the parameters (or a prefix), a
         function ``params -> labels``, or a mapping from glob patterns on parameter paths to
         labels, first match winning: ``{"*bias": "no_decay", "*": "decay"}``. Paths are keys
-        joined by ``/`` and read the same on dicts and on ``flax.nnx.State``.
+        joined by ``/`` and read the same on dicts and on ``flax.nnx.State``. (optax calls this
+        argument ``param_labels``.)
+      mask_compatible_extra_args: passed to each group's :func:`masked`.
 
     Returns:
       A transformation whose state is ``PartitionState({label: MaskedState})``.
@@ -239,42 +320,48 @@ def partition(
       >>> print(u["kernel"], u["bias"])
       [-1. -1.] [-0.1]
     """
-    transforms = dict(transforms)
+    if not isinstance(transforms, Mapping):
+        raise TypeError(
+            f"partition: transforms must be a mapping label -> transformation, got "
+            f"transforms={transforms!r:.80} ({type(transforms).__name__})"
+        )
+    for label, tx in transforms.items():
+        check_transformation("partition", f"transforms[{label!r}]", tx)
+    if labels is None:
+        raise TypeError("partition: labels must be a pytree of labels, a function or patterns")
+    transforms = {k: with_extra_args_support(v) for k, v in transforms.items()}
 
-    def labels_of(tree):
-        tree_labels = jax.tree.leaves(resolve_labels("partition", labels, tree))
-        unknown = sorted({str(label) for label in tree_labels} - {str(k) for k in transforms})
+    def masks_of(tree):
+        """One boolean mask (a tree or prefix) per label, from one resolution of the labels."""
+        tree_labels = resolve_labels("partition", labels, tree, prefix=True)
+        unknown = sorted(
+            {str(label) for label in jax.tree.leaves(tree_labels)} - {str(k) for k in transforms}
+        )
         if unknown:
             raise ValueError(
                 f"partition: labels {unknown} have no transformation; transforms has "
                 f"{sorted(map(str, transforms))}"
             )
-        return tree_labels
-
-    # Adapted once here, so the per-label ``masked`` built below hits the fast path.
-    adapted = {label: with_extra_args_support(tx) for label, tx in transforms.items()}
-
-    def masks_of(tree):
-        """One boolean mask per label, from a single resolution of the labels."""
-        tree_labels = labels_of(tree)
-        structure = jax.tree.structure(tree)
         return {
-            label: jax.tree.unflatten(structure, [lab == label for lab in tree_labels])
-            for label in transforms
+            group: jax.tree.map(lambda label, g=group: label == g, tree_labels)
+            for group in transforms
         }
+
+    def grouped(mask, tx):
+        return masked(tx, mask, mask_compatible_extra_args=mask_compatible_extra_args)
 
     def init_fn(params):
         masks = masks_of(params)
         return PartitionState(
-            {label: masked(tx, masks[label]).init(params) for label, tx in adapted.items()}
+            {group: grouped(masks[group], tx).init(params) for group, tx in transforms.items()}
         )
 
     def update_fn(updates, state, params=None, **extra_args):
         masks = masks_of(params if params is not None else updates)
         new_states = {}
-        for label, tx in adapted.items():
-            updates, new_states[label] = masked(tx, masks[label]).update(
-                updates, state.inner_states[label], params, **extra_args
+        for group, tx in transforms.items():
+            updates, new_states[group] = grouped(masks[group], tx).update(
+                updates, state.inner_states[group], params, **extra_args
             )
         return updates, PartitionState(new_states)
 
@@ -292,8 +379,9 @@ def freeze(
     allocates no state (no moments) for the frozen ones.
 
     Args:
-      mask: which parameters are frozen: a pytree of booleans, a function of the params, or
-        glob patterns on parameter paths.
+      mask: which parameters are frozen: a pytree of Python booleans (or a prefix), a function
+        of the params, or glob patterns on parameter paths (a pattern that matches no
+        parameter raises, so a typo cannot leave everything trainable).
       inner: the optimizer of the trainable parameters, if any.
 
     Examples:
@@ -305,12 +393,15 @@ def freeze(
       >>> print(u["encoder"], u["head"])
       [0. 0. 0.] [-0.1 -0.1]
     """
+    check_mask_spec("freeze", "mask", mask, none=False)
     if inner is None:
         return masked(set_to_zero(), mask)
+    check_transformation("freeze", "inner", inner)
 
     def labels(tree):
         return jax.tree.map(
-            lambda frozen: "frozen" if frozen else "trainable", resolve_mask("freeze", mask, tree)
+            lambda frozen: "frozen" if frozen else "trainable",
+            resolve_mask("freeze", mask, tree, static=True),
         )
 
     return partition({"frozen": set_to_zero(), "trainable": inner}, labels)

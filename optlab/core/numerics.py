@@ -6,13 +6,14 @@ evaluation of hyperparameters that may be numbers, arrays or schedules.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optlab.core.base import Numeric, PyTree, ScalarOrSchedule
+if TYPE_CHECKING:  # annotations only: base imports validation, which imports this module
+    from optlab.core.base import Numeric, PyTree, ScalarOrSchedule
 
 # ---------------------------------------------------------------------------------------------
 # Step counter
@@ -34,6 +35,23 @@ def safe_increment(count: jax.Array) -> jax.Array:
     count = jnp.asarray(count)
     max_value = jnp.iinfo(count.dtype).max
     return jnp.where(count < max_value, count + 1, max_value).astype(count.dtype)
+
+
+def gate(keep: Any, new: PyTree, old: PyTree) -> PyTree:
+    """``new`` where the scalar boolean ``keep`` is true, else ``old`` (cast to ``new``'s
+    dtypes), leaf by leaf; ``keep=None`` returns ``new``. Written inside a transformation's own
+    update, the select fuses into the loop that computes ``new`` (see
+    :func:`optlab.core.base.gated_transformation`)."""
+    if keep is None:
+        return new
+
+    def select(n, o):
+        if n is None:
+            return None
+        o = jnp.asarray(o)
+        return jnp.where(keep, n, o if o.dtype == n.dtype else o.astype(n.dtype))
+
+    return jax.tree.map(select, new, old, is_leaf=lambda x: x is None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 
 from optlab.core.base import PyTree
-from optlab.core.validation import describe_structure_difference
+from optlab.core.validation import MASK_RULE, check_mask_spec, describe_structure_difference
 
 
 def key_str(key: Any) -> str:
@@ -54,6 +55,25 @@ def match_patterns(path: str, patterns: Mapping[str, Any]) -> Any:
     )
 
 
+def _list_paths(paths: list[str]) -> str:
+    shown = ", ".join(repr(p) for p in paths[:20])
+    return shown + (f" (+{len(paths) - 20} more)" if len(paths) > 20 else "")
+
+
+def check_patterns_used(fn: str, what: str, patterns: Sequence[str], paths: list[str]) -> None:
+    """Raises a ``ValueError`` when a glob pattern matches no parameter path, listing the paths
+    that exist (a typo in a mask would otherwise silently apply to nothing: ``"*kernel"`` on a
+    model whose weights are called ``w``). A tree without leaves is not an error.
+    """
+    unused = [q for q in patterns if not any(fnmatch.fnmatchcase(p, q) for p in paths)]
+    if unused and paths:
+        raise ValueError(
+            f"{fn}: the {what} pattern{'s' if len(unused) > 1 else ''} "
+            f"{', '.join(repr(u) for u in unused)} match{'' if len(unused) > 1 else 'es'} no "
+            f"parameter; the parameter paths are: {_list_paths(paths)}"
+        )
+
+
 LabelSpec = PyTree | Callable[[PyTree], PyTree] | Mapping[str, Any]
 
 
@@ -65,21 +85,34 @@ def _is_pattern_dict(spec: Any) -> bool:
     )
 
 
-def resolve_labels(fn: str, labels: LabelSpec, params: PyTree) -> PyTree:
+def is_mask_function(spec: Any) -> bool:
+    """Whether a mask or label spec is a function of the parameters (optax's rule): callable,
+    and not a callable pytree (an equinox-style module) whose leaves are values."""
+    if not callable(spec) or isinstance(spec, Mapping):
+        return False
+    leaves = jax.tree.leaves(spec)
+    return bool(leaves) and all(callable(x) for x in leaves)
+
+
+def resolve_labels(fn: str, labels: LabelSpec, params: PyTree, *, prefix: bool = False) -> PyTree:
     """Turns a label spec into a tree of labels with the structure of ``params``.
 
     ``labels`` may be a pytree with the structure of ``params`` (or a prefix of it, a label then
     covering a whole subtree), a function ``params -> pytree``, or a mapping from glob patterns
     on parameter paths to labels (``{"*bias": "no_decay", "*": "decay"}``; first match wins).
+    A pattern that labels no parameter raises a ``ValueError`` listing the parameter paths.
+    With ``prefix=True`` a prefix tree is returned as it is (after checking it is one).
     """
-    if callable(labels) and not isinstance(labels, Mapping):
+    if is_mask_function(labels):
         labels = labels(params)
     elif _is_pattern_dict(labels):
         patterns = labels
+        check_patterns_used(fn, "label", list(patterns), leaf_paths(params))
         return jax.tree_util.tree_map_with_path(
             lambda p, _: match_patterns(path_str(p), patterns), params
         )
-    return broadcast_prefix(fn, labels, params, what="labels")
+    full = broadcast_prefix(fn, labels, params, what="labels")
+    return labels if prefix else full
 
 
 def broadcast_prefix(fn: str, prefix: PyTree, tree: PyTree, what: str = "mask") -> PyTree:
@@ -94,19 +127,44 @@ def broadcast_prefix(fn: str, prefix: PyTree, tree: PyTree, what: str = "mask") 
         ) from err
 
 
-def resolve_mask(fn: str, mask: Any, params: PyTree) -> PyTree:
-    """Turns a mask spec into a tree of Python/JAX booleans with the structure of ``params``.
+def _is_patterns(mask: Any) -> bool:
+    return isinstance(mask, Sequence) and bool(mask) and all(isinstance(m, str) for m in mask)
+
+
+def resolve_mask(fn: str, mask: Any, params: PyTree, *, static: bool = False) -> PyTree:
+    """Turns a mask spec into a tree of booleans with the structure of ``params``.
 
     ``mask`` may be a pytree of booleans (or a prefix of one), a function ``params -> pytree``,
-    or a sequence of glob patterns on parameter paths (``True`` where one matches).
+    or a sequence of glob patterns on parameter paths (``True`` where one matches). A pattern
+    that matches no parameter raises a ``ValueError`` listing the parameter paths; a mask that
+    is an array (rather than a tree of booleans) raises a ``TypeError`` saying what a mask may
+    be.
+
+    With ``static=True`` (``masked``, ``partition``, ``freeze``, which decide at trace time
+    which leaves an inner transformation sees) every flag must be a Python boolean, and a
+    prefix tree is returned as given (after checking it is a prefix), so masked subtrees stay
+    whole, as in optax. Otherwise flags may be jax booleans, used with ``jnp.where``.
     """
+    check_mask_spec(fn, "mask", mask, none=False)
     if isinstance(mask, str):
         mask = [mask]
-    if isinstance(mask, Sequence) and mask and all(isinstance(m, str) for m in mask):
+    if _is_patterns(mask):
         patterns = list(mask)
+        check_patterns_used(fn, "mask", patterns, leaf_paths(params))
         return jax.tree_util.tree_map_with_path(
             lambda p, _: any(fnmatch.fnmatchcase(path_str(p), q) for q in patterns), params
         )
-    if callable(mask):
+    if is_mask_function(mask):
         mask = mask(params)
-    return broadcast_prefix(fn, mask, params, what="mask")
+    full = broadcast_prefix(fn, mask, params, what="mask")
+    if not static:
+        return full
+    for path, flag in jax.tree_util.tree_flatten_with_path(mask)[0]:
+        if not isinstance(flag, bool | np.bool_):
+            where = f" at {jax.tree_util.keystr(path)}" if path else ""
+            raise TypeError(
+                f"{fn}: mask must be {MASK_RULE}; got {type(flag).__name__} {flag!r:.60}{where} "
+                f"(an array cannot be a mask: the leaves a transformation sees are chosen when "
+                f"it is traced)"
+            )
+    return mask

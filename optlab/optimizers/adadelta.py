@@ -7,16 +7,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optlab.core.base import GradientTransformation, Numeric, ScalarOrSchedule
+from optlab.core.base import GradientTransformation, Numeric, ScalarOrSchedule, gated_transformation
 from optlab.core.combine import chain
-from optlab.core.numerics import tree_zeros_like, update_moment
+from optlab.core.numerics import gate, tree_zeros_like, update_moment
 from optlab.core.validation import (
     check_in_range,
-    check_learning_rate,
     check_nonnegative,
     check_not_schedule,
     check_positive,
-    check_same_structure,
+    check_updates,
 )
 from optlab.transforms.regularization import add_decayed_weights
 from optlab.transforms.scale import scale_by_learning_rate
@@ -79,10 +78,10 @@ def scale_by_adadelta(rho: Numeric = 0.9, eps: Numeric = 1e-6) -> GradientTransf
     def init_fn(params):
         return ScaleByAdaDeltaState(e_g=tree_zeros_like(params), e_x=tree_zeros_like(params))
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_same_structure(fn, updates, state.e_g)
-        e_g = update_moment(updates, state.e_g, rho, 2)
+    def step(updates, state, params, keep, **extra_args):
+        del extra_args
+        check_updates(fn, updates, state.e_g, params)
+        e_g = gate(keep, update_moment(updates, state.e_g, rho, 2), state.e_g)
         # One square root of the ratio (not a sqrt and an rsqrt): XLA does not duplicate
         # transcendentals into each consumer, so two of them would be materialized as arrays.
         new_updates = jax.tree.map(
@@ -91,10 +90,10 @@ def scale_by_adadelta(rho: Numeric = 0.9, eps: Numeric = 1e-6) -> GradientTransf
             e_g,
             state.e_x,
         )
-        e_x = update_moment(new_updates, state.e_x, rho, 2)
+        e_x = gate(keep, update_moment(new_updates, state.e_x, rho, 2), state.e_x)
         return new_updates, ScaleByAdaDeltaState(e_g=e_g, e_x=e_x)
 
-    return GradientTransformation(init_fn, update_fn)
+    return gated_transformation(init_fn, step)
 
 
 def adadelta(
@@ -147,7 +146,7 @@ def adadelta(
       2012.
     """
     fn = "adadelta"
-    check_learning_rate(fn, learning_rate)
+    check_nonnegative(fn, "learning_rate", learning_rate, schedule=True, none=True)
     _check_adadelta_args(fn, rho, eps)
     check_nonnegative(fn, "weight_decay", weight_decay)
     return chain(

@@ -7,15 +7,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optlab.core.base import GradientTransformation, Numeric, ScalarOrSchedule
+from optlab.core.base import GradientTransformation, Numeric, ScalarOrSchedule, gated_transformation
 from optlab.core.combine import chain
-from optlab.core.numerics import tree_full_like
+from optlab.core.numerics import gate, tree_full_like
 from optlab.core.validation import (
     check_learning_rate,
     check_nonnegative,
     check_not_schedule,
     check_positive,
-    check_same_structure,
+    check_updates,
 )
 from optlab.transforms.scale import scale_by_learning_rate
 
@@ -77,14 +77,15 @@ def scale_by_rss(
     def init_fn(params):
         return ScaleByRssState(sum_of_squares=tree_full_like(params, initial_accumulator_value))
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_same_structure(fn, updates, state.sum_of_squares)
+    def step(updates, state, params, keep, **extra_args):
+        del extra_args
+        check_updates(fn, updates, state.sum_of_squares, params)
         new_s = jax.tree.map(
             lambda g, s: (s + jnp.real(g * jnp.conj(g)).astype(s.dtype)).astype(s.dtype),
             updates,
             state.sum_of_squares,
         )
+        new_s = gate(keep, new_s, state.sum_of_squares)
         new_updates = jax.tree.map(
             lambda g, s: (g * jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0)).astype(g.dtype),
             updates,
@@ -92,7 +93,7 @@ def scale_by_rss(
         )
         return new_updates, ScaleByRssState(sum_of_squares=new_s)
 
-    return GradientTransformation(init_fn, update_fn)
+    return gated_transformation(init_fn, step)
 
 
 def adagrad(

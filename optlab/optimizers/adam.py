@@ -13,11 +13,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optlab.core.base import GradientTransformation, Numeric, ScalarOrSchedule
+from optlab.core.base import GradientTransformation, Numeric, ScalarOrSchedule, gated_transformation
 from optlab.core.combine import chain
 from optlab.core.numerics import (
     bias_correction_factor,
     canonicalize_dtype,
+    gate,
     safe_increment,
     tree_cast_like,
     tree_zeros_like,
@@ -31,7 +32,7 @@ from optlab.core.validation import (
     check_nonnegative,
     check_not_schedule,
     check_positive,
-    check_same_structure,
+    check_updates,
 )
 from optlab.transforms.regularization import add_decayed_weights
 from optlab.transforms.scale import scale_by_learning_rate
@@ -143,12 +144,15 @@ def scale_by_adam(
             nu=tree_zeros_like(params, nu_dtype),
         )
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_same_structure(fn, updates, state.nu)
-        mu = update_moment(updates, _widen(state.mu, updates), b1, 1)
-        nu = update_moment_per_elem_norm(updates, _widen(state.nu, updates), b2, 2)
-        count = safe_increment(state.count)
+    def step(updates, state, params, keep, **extra_args):
+        del extra_args
+        check_updates(fn, updates, state.nu, params)
+        mu_old, nu_old = _widen(state.mu, updates), _widen(state.nu, updates)
+        # gate (a no-op unless apply_if_finite passes keep) keeps the old moments on a
+        # skipped step inside this same elementwise loop.
+        mu = gate(keep, update_moment(updates, mu_old, b1, 1), mu_old)
+        nu = gate(keep, update_moment_per_elem_norm(updates, nu_old, b2, 2), nu_old)
+        count = gate(keep, safe_increment(state.count), state.count)
         c2 = 1.0 / bias_correction_factor(b2, count)
         if nesterov:
             cm = b1 / bias_correction_factor(b1, safe_increment(count))
@@ -171,7 +175,7 @@ def scale_by_adam(
         )
         return new_updates, stored
 
-    return GradientTransformation(init_fn, update_fn)
+    return gated_transformation(init_fn, step)
 
 
 class ScaleByAmsgradState(NamedTuple):
@@ -248,16 +252,19 @@ def scale_by_amsgrad(
             nu_max=tree_zeros_like(params),
         )
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_same_structure(fn, updates, state.nu)
-        mu = update_moment(updates, _widen(state.mu, updates), b1, 1)
-        nu = update_moment_per_elem_norm(updates, state.nu, b2, 2)
-        count = safe_increment(state.count)
+    def step(updates, state, params, keep, **extra_args):
+        del extra_args
+        check_updates(fn, updates, state.nu, params)
+        mu_old = _widen(state.mu, updates)
+        mu = gate(keep, update_moment(updates, mu_old, b1, 1), mu_old)
+        nu = gate(keep, update_moment_per_elem_norm(updates, state.nu, b2, 2), state.nu)
+        count = gate(keep, safe_increment(state.count), state.count)
         c1 = 1.0 / bias_correction_factor(b1, count) if bias_correction_mu else 1.0
         c2 = 1.0 / bias_correction_factor(b2, count) if bias_correction_nu else 1.0
-        nu_max = jax.tree.map(
-            lambda vm, v: jnp.maximum(vm, v * c2).astype(vm.dtype), state.nu_max, nu
+        nu_max = gate(
+            keep,
+            jax.tree.map(lambda vm, v: jnp.maximum(vm, v * c2).astype(vm.dtype), state.nu_max, nu),
+            state.nu_max,
         )
         new_updates = jax.tree.map(
             lambda g, m, vm: _adam_direction(m, vm, c1, 1.0, eps, eps_root).astype(g.dtype),
@@ -269,7 +276,7 @@ def scale_by_amsgrad(
             count=count, mu=tree_cast_like(mu, state.mu), nu=nu, nu_max=nu_max
         )
 
-    return GradientTransformation(init_fn, update_fn)
+    return gated_transformation(init_fn, step)
 
 
 def scale_by_adamax(
@@ -314,21 +321,22 @@ def scale_by_adamax(
             count=zero_count(), mu=tree_zeros_like(params), nu=tree_zeros_like(params)
         )
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_same_structure(fn, updates, state.nu)
-        mu = update_moment(updates, state.mu, b1, 1)
+    def step(updates, state, params, keep, **extra_args):
+        del extra_args
+        check_updates(fn, updates, state.nu, params)
+        mu = gate(keep, update_moment(updates, state.mu, b1, 1), state.mu)
         nu = jax.tree.map(
             lambda g, n: jnp.maximum(b2 * n, jnp.abs(g).astype(n.dtype) + eps).astype(n.dtype),
             updates,
             state.nu,
         )
-        count = safe_increment(state.count)
+        nu = gate(keep, nu, state.nu)
+        count = gate(keep, safe_increment(state.count), state.count)
         c1 = 1.0 / bias_correction_factor(b1, count)
         new_updates = jax.tree.map(lambda g, m, n: (m * c1 / n).astype(g.dtype), updates, mu, nu)
         return new_updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return gated_transformation(init_fn, step)
 
 
 # ---------------------------------------------------------------------------------------------

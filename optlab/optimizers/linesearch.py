@@ -13,6 +13,8 @@ returns the best step it saw that decreases :math:`f` sufficiently, or a zero st
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -20,6 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from optlab.core.access import find
 from optlab.core.base import GradientTransformation, Params
 from optlab.core.numerics import (
     global_norm,
@@ -58,7 +61,21 @@ def _usage() -> str:
     )
 
 
-def check_linesearch_args(fn: str, params: Any, value: Any, grad: Any, value_fn: Any) -> None:
+def value_fn_kwargs(value_fn: Callable[..., Any], extra_args: dict[str, Any]) -> dict[str, Any]:
+    """The extra arguments of ``update`` that ``value_fn`` takes by name (its data, as optax's
+    line searches pass them: ``update(..., value_fn=f, x=x, y=y)`` evaluates ``f(p, x=x,
+    y=y)``); the others are ignored, as every optlab transformation ignores what it does not
+    use."""
+    try:
+        names = inspect.signature(value_fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: v for k, v in extra_args.items() if k in names}
+
+
+def check_linesearch_args(
+    fn: str, params: Any, value: Any, grad: Any, value_fn: Any, fn_kwargs: Any = None
+) -> None:
     """Raises one clear ``ValueError`` naming the missing argument of a line search's update.
 
     Also checks, at trace time, that ``value_fn`` returns a scalar.
@@ -81,7 +98,7 @@ def check_linesearch_args(fn: str, params: Any, value: Any, grad: Any, value_fn:
         )
     if not callable(value_fn):
         raise ValueError(f"{fn}: value_fn must be callable, got {type(value_fn).__name__}")
-    out = jax.eval_shape(value_fn, params)
+    out = jax.eval_shape(functools.partial(value_fn, **(fn_kwargs or {})), params)
     if not hasattr(out, "shape") or out.shape != ():
         shape = getattr(out, "shape", type(out).__name__)
         raise ValueError(
@@ -168,6 +185,36 @@ class ScaleByZoomLinesearchState(NamedTuple):
     prev_value: jax.Array
 
 
+# Why a search failed, in optax's words (its tests and users' log filters look for them).
+FLAG_INTERVAL_NOT_FOUND = (
+    "No interval satisfying curvature condition. "
+    "Consider increasing maximal possible stepsize of the linesearch."
+)
+FLAG_INTERVAL_TOO_SMALL = "Length of searched interval has been reduced below threshold."
+FLAG_CURVATURE_COND_NOT_SATISFIED = (
+    "Returning stepsize with sufficient decrease but curvature condition not satisfied."
+)
+FLAG_NO_STEPSIZE_FOUND = "Linesearch failed, no stepsize satisfying sufficient decrease found."
+FLAG_NOT_A_DESCENT_DIRECTION = (
+    "The linesearch failed because the provided direction is not a descent direction. "
+)
+
+
+def _report_zoom_failure(fn, failed, evals, slope, stepped, capped, tiny) -> None:
+    """Prints (``verbose=True``) why a zoom search failed, one reason per line."""
+    if not failed:
+        return
+    lines = [f"{fn}: no strong-Wolfe step found in {evals} evaluations (initial slope {slope})."]
+    if slope >= 0:
+        lines.append(FLAG_NOT_A_DESCENT_DIRECTION)
+    if capped:
+        lines.append(FLAG_INTERVAL_NOT_FOUND)
+    if tiny:
+        lines.append(FLAG_INTERVAL_TOO_SMALL)
+    lines.append(FLAG_CURVATURE_COND_NOT_SATISFIED if stepped else FLAG_NO_STEPSIZE_FOUND)
+    print("\n".join(lines))
+
+
 class _ZoomCarry(NamedTuple):
     evals: jax.Array
     trial: jax.Array  # the next step size to evaluate
@@ -187,6 +234,8 @@ class _ZoomCarry(NamedTuple):
     f_best: jax.Array
     d_best: jax.Array
     g_best: Params
+    capped: jax.Array  # the bracketing phase reached max_learning_rate without a bracket
+    tiny: jax.Array  # the bracket shrank below stepsize_precision
 
 
 def scale_by_zoom_linesearch(
@@ -313,16 +362,22 @@ def scale_by_zoom_linesearch(
     def update_fn(
         updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
     ):
-        del extra_args
-        check_linesearch_args(fn, params, value, grad, value_fn)
+        fn_kwargs = value_fn_kwargs(value_fn, extra_args) if callable(value_fn) else {}
+        check_linesearch_args(fn, params, value, grad, value_fn, fn_kwargs)
+        # Every scalar of the search in the state's dtype (float32 for float32 parameters, also
+        # under jax_enable_x64 and with float64 hyperparameters): the while_loop carry keeps
+        # its type.
         dt = state.value.dtype
-        value_and_grad = jax.value_and_grad(value_fn)
+        value_and_grad = jax.value_and_grad(functools.partial(value_fn, **fn_kwargs))
         f0 = jnp.asarray(value, dt)
         d0 = jnp.asarray(tree_vdot(grad, updates), dt)
         descent = d0 < 0
         c1 = jnp.asarray(slope_rtol, dt)
         c2 = jnp.asarray(curv_rtol, dt)
         eps = jnp.asarray(tol, dt)
+        grow = jnp.asarray(increase_factor, dt)
+        precision = jnp.asarray(stepsize_precision, dt)
+        dec_rtol = None if approx_dec_rtol is None else jnp.asarray(approx_dec_rtol, dt)
 
         def armijo(a, fa):
             return fa <= f0 + c1 * a * d0 + eps
@@ -331,9 +386,9 @@ def scale_by_zoom_linesearch(
             return jnp.abs(da) <= c2 * jnp.abs(d0) + eps
 
         def approx_wolfe(fa, da):
-            if approx_dec_rtol is None:
+            if dec_rtol is None:
                 return jnp.asarray(False)
-            return (fa <= f0 + approx_dec_rtol * jnp.abs(f0)) & (da <= (2 * c1 - 1) * d0)
+            return (fa <= f0 + dec_rtol * jnp.abs(f0)) & (da <= (2 * c1 - 1) * d0)
 
         if initial_guess_strategy == "one":
             first = jnp.asarray(1.0, dt)
@@ -345,12 +400,12 @@ def scale_by_zoom_linesearch(
                 state.prev_value,
                 f0 + 0.5 * jnp.asarray(global_norm(grad), dt),
             )
-            guess = 1.01 * 2.0 * (f0 - prev) / d0
+            guess = (1.01 * 2.0 * (f0 - prev) / d0).astype(dt)
             first = jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(guess, 1.0), 1.0)
             first = first.astype(dt)
         else:  # "keep"; after a failed search (zero step) start again from 1
             first = jnp.where(state.learning_rate > 0, state.learning_rate, 1.0).astype(dt)
-        first = jnp.minimum(first, jnp.asarray(max_lr, dt))
+        first = jnp.minimum(first, jnp.asarray(max_lr, dt)).astype(dt)
         zero = jnp.zeros([], dt)
         init = _ZoomCarry(
             evals=jnp.zeros([], jnp.int32),
@@ -370,7 +425,9 @@ def scale_by_zoom_linesearch(
             best=zero,
             f_best=f0,
             d_best=d0,
-            g_best=grad,
+            g_best=jax.tree.map(lambda g, p: jnp.asarray(g).astype(p.dtype), grad, params),
+            capped=jnp.asarray(False),
+            tiny=jnp.asarray(False),
         )
 
         def cond(c):
@@ -380,7 +437,8 @@ def scale_by_zoom_linesearch(
             a = c.trial
             fa, ga = value_and_grad(tree_add_scaled(params, a, updates))
             fa = jnp.asarray(fa, dt)
-            fa = jnp.where(jnp.isnan(fa), jnp.inf, fa)  # NaN counts as "too far"
+            # A NaN or infinite value (outside the domain, a singularity) counts as "too far".
+            fa = jnp.where(jnp.isfinite(fa), fa, jnp.inf)
             da = jnp.asarray(tree_vdot(ga, updates), dt)
             ok_decrease = armijo(a, fa)
             accept = (ok_decrease & curvature(da)) | (curvature(da) & approx_wolfe(fa, da))
@@ -391,7 +449,7 @@ def scale_by_zoom_linesearch(
             best = jnp.where(take, a, c.best)
             f_best = jnp.where(take, fa, c.f_best)
             d_best = jnp.where(take, da, c.d_best)
-            g_best = jax.tree.map(lambda x, y: jnp.where(take, x, y), ga, c.g_best)
+            g_best = jax.tree.map(lambda x, y: jnp.where(take, x, y).astype(y.dtype), ga, c.g_best)
 
             # Bracketing phase (N&W Alg. 3.5).
             too_far = ~ok_decrease | ((fa >= c.f_prev) & (c.evals > 0))
@@ -404,7 +462,7 @@ def scale_by_zoom_linesearch(
             b_dhi = jnp.where(too_far, da, c.d_prev)
             bracketed = too_far | uphill
             at_cap = a >= max_lr
-            b_next = jnp.minimum(a * increase_factor, max_lr)
+            b_next = jnp.minimum(a * grow, jnp.asarray(max_lr, dt))
 
             # Zoom phase (N&W Alg. 3.6): replace one end of the bracket by the trial.
             z_too_far = ~ok_decrease | (fa >= c.f_lo)
@@ -424,10 +482,9 @@ def scale_by_zoom_linesearch(
             d_hi = jnp.where(c.zooming, z_dhi, b_dhi)
             zooming = c.zooming | bracketed
             trial = jnp.where(zooming, _safeguarded_trial(lo, f_lo, d_lo, hi, f_hi, d_hi), b_next)
-            tiny = zooming & (
-                jnp.abs(hi - lo) <= stepsize_precision * jnp.maximum(jnp.abs(hi), jnp.abs(lo))
-            )
-            stuck = (~zooming & at_cap) | tiny
+            tiny = zooming & (jnp.abs(hi - lo) <= precision * jnp.maximum(jnp.abs(hi), jnp.abs(lo)))
+            capped = ~zooming & at_cap
+            stuck = capped | tiny
             return _ZoomCarry(
                 evals=c.evals + 1,
                 trial=trial,
@@ -447,23 +504,21 @@ def scale_by_zoom_linesearch(
                 f_best=f_best,
                 d_best=d_best,
                 g_best=g_best,
+                capped=capped & ~accept,
+                tiny=tiny & ~accept,
             )
 
         c = jax.lax.while_loop(cond, body, init)
         failed = ~c.success
         if verbose:
             jax.debug.callback(
-                lambda bad, n, d: (
-                    print(
-                        f"{fn}: no strong-Wolfe step found in {n} evaluations "
-                        f"(initial slope {d}); returning the best safe step"
-                    )
-                    if bad
-                    else None
-                ),
+                functools.partial(_report_zoom_failure, fn),
                 failed,
                 c.evals,
                 d0,
+                c.best > 0,
+                c.capped,
+                c.tiny,
             )
         decrease_error = jnp.maximum(c.f_best - f0 - c1 * c.best * d0 - eps, 0.0)
         curvature_error = jnp.maximum(jnp.abs(c.d_best) - c2 * jnp.abs(d0) - eps, 0.0)
@@ -552,7 +607,7 @@ def scale_by_backtracking_linesearch(
 
     Args:
       max_backtracking_steps: the most evaluations of ``value_fn`` per search (``>= 1``).
-      slope_rtol: :math:`c`, in ``(0, 1)``.
+      slope_rtol: :math:`c`, in ``[0, 1)`` (0: any decrease is enough).
       decrease_factor: shrink factor, in ``(0, 1)``.
       increase_factor: growth of the first guess from one search to the next (``>= 1``;
         ``math.inf`` starts every search at ``max_learning_rate``).
@@ -588,7 +643,9 @@ def scale_by_backtracking_linesearch(
     """
     fn = "scale_by_backtracking_linesearch"
     check_int_at_least(fn, "max_backtracking_steps", max_backtracking_steps, 1)
-    check_in_range(fn, "slope_rtol", slope_rtol, 0.0, 1.0, low_closed=False)
+    # slope_rtol = 0 (plain decrease, as optax accepts) is allowed; 1 would ask for the full
+    # linear decrease, which no step of a convex function reaches.
+    check_in_range(fn, "slope_rtol", slope_rtol, 0.0, 1.0)
     check_in_range(fn, "decrease_factor", decrease_factor, 0.0, 1.0, low_closed=False)
     if not (isinstance(increase_factor, float | int) and increase_factor == math.inf):
         check_in_range(fn, "increase_factor", increase_factor, 1.0, math.inf)
@@ -613,36 +670,44 @@ def scale_by_backtracking_linesearch(
     def update_fn(
         updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
     ):
-        del extra_args
-        check_linesearch_args(fn, params, value, grad, value_fn)
+        fn_kwargs = value_fn_kwargs(value_fn, extra_args) if callable(value_fn) else {}
+        check_linesearch_args(fn, params, value, grad, value_fn, fn_kwargs)
+        objective = functools.partial(value_fn, **fn_kwargs)
+        # Every scalar in the state's dtype, so the while_loop carry keeps its type (float32
+        # parameters under jax_enable_x64, float64 hyperparameters).
         dt = state.value.dtype
+        c, shrink, grow = (
+            jnp.asarray(x, dt) for x in (slope_rtol, decrease_factor, increase_factor)
+        )
+        lr_max, a_tol, r_tol = (jnp.asarray(x, dt) for x in (max_learning_rate, atol, rtol))
         f0 = jnp.asarray(value, dt)
         slope = jnp.asarray(tree_vdot(grad, updates), dt)
         if restart:
-            first = jnp.asarray(max_learning_rate, dt)
+            first = lr_max
         else:
-            first = jnp.minimum(state.learning_rate * increase_factor, max_learning_rate)
-            first = jnp.asarray(first, dt)
+            first = jnp.minimum(state.learning_rate.astype(dt) * grow, lr_max).astype(dt)
 
         def evaluate(a):
             x = tree_add_scaled(params, a, updates)
             if store_grad:
-                fa, ga = jax.value_and_grad(value_fn)(x)
+                fa, ga = jax.value_and_grad(objective)(x)
+                ga = jax.tree.map(lambda g, p: jnp.asarray(g).astype(p.dtype), ga, params)
             else:
-                fa, ga = value_fn(x), None
+                fa, ga = objective(x), None
             return jnp.asarray(fa, dt), ga
 
         def error(a, fa):
-            err = fa - ((1 + rtol) * f0 + slope_rtol * a * slope + atol)
-            return jnp.where(jnp.isnan(err), jnp.inf, err)
+            err = fa - ((1 + r_tol) * f0 + c * a * slope + a_tol)
+            # NaN, or -inf (a singularity), is no acceptable decrease.
+            return jnp.where(jnp.isfinite(err), err, jnp.inf).astype(dt)
 
-        def cond(c):
-            evals, _, _, _, err = c
+        def cond(carry):
+            evals, _, _, _, err = carry
             return (err > 0) & (evals < max_backtracking_steps)
 
-        def body(c):
-            evals, a, _, _, _err = c
-            a = jnp.where(evals > 0, a * decrease_factor, a)
+        def body(carry):
+            evals, a, _, _, _err = carry
+            a = jnp.where(evals > 0, a * shrink, a).astype(dt)
             fa, ga = evaluate(a)
             return evals + 1, a, fa, ga, error(a, fa)
 
@@ -719,16 +784,22 @@ def value_and_grad_from_state(
       1.814
       0.653
     """
-    from optlab.core.access import get
 
     def value_and_grad(params, *args, state, **kwargs):
-        value = get(state, "value")
-        grad = get(state, "grad")
-        if grad is None:
+        values, grads = find(state, "value"), find(state, "grad")
+        if not values or not grads or grads[0][1] is None:
             raise ValueError(
-                "value_and_grad_from_state: the state keeps no gradient; create the line "
-                "search with store_grad=True"
+                "value_and_grad_from_state: the state holds no value and gradient of a line "
+                "search; use scale_by_zoom_linesearch, or scale_by_backtracking_linesearch with "
+                "store_grad=True (lbfgs() has one)"
             )
+        if len(values) > 1 or len(grads) > 1:
+            raise KeyError(
+                f"value_and_grad_from_state: the state holds {len(values)} values and "
+                f"{len(grads)} gradients ({', '.join(p for p, _ in values + grads)}); keep one "
+                f"line search per chain"
+            )
+        value, grad = values[0][1], grads[0][1]
 
         def compute(p, a, k):
             v, g = jax.value_and_grad(value_fn)(p, *a, **k)

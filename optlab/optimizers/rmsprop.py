@@ -13,10 +13,17 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optlab.core.base import GradientTransformation, Numeric, ScalarOrSchedule, identity
+from optlab.core.base import (
+    GradientTransformation,
+    Numeric,
+    ScalarOrSchedule,
+    gated_transformation,
+    identity,
+)
 from optlab.core.combine import chain
 from optlab.core.numerics import (
     bias_correction_factor,
+    gate,
     safe_increment,
     tree_full_like,
     tree_zeros_like,
@@ -30,7 +37,7 @@ from optlab.core.validation import (
     check_nonnegative,
     check_not_schedule,
     check_positive,
-    check_same_structure,
+    check_updates,
 )
 from optlab.optimizers.sgd import trace
 from optlab.transforms.scale import scale_by_learning_rate
@@ -123,16 +130,16 @@ def scale_by_rms(
     def init_fn(params):
         return ScaleByRmsState(count=zero_count(), nu=tree_full_like(params, initial_scale))
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_same_structure(fn, updates, state.nu)
-        nu = update_moment_per_elem_norm(updates, state.nu, decay, 2)
-        count = safe_increment(state.count)
+    def step(updates, state, params, keep, **extra_args):
+        del extra_args
+        check_updates(fn, updates, state.nu, params)
+        nu = gate(keep, update_moment_per_elem_norm(updates, state.nu, decay, 2), state.nu)
+        count = gate(keep, safe_increment(state.count), state.count)
         c = _inverse_bias(decay, count, bias_correction)
         new_updates = jax.tree.map(lambda g, n: _scaled(g, n * c, eps, eps_in_sqrt), updates, nu)
         return new_updates, ScaleByRmsState(count=count, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return gated_transformation(init_fn, step)
 
 
 class ScaleByRStdDevState(NamedTuple):
@@ -200,12 +207,12 @@ def scale_by_stddev(
             nu=tree_full_like(params, initial_scale),
         )
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_same_structure(fn, updates, state.nu)
-        mu = update_moment(updates, state.mu, decay, 1)
-        nu = update_moment_per_elem_norm(updates, state.nu, decay, 2)
-        count = safe_increment(state.count)
+    def step(updates, state, params, keep, **extra_args):
+        del extra_args
+        check_updates(fn, updates, state.nu, params)
+        mu = gate(keep, update_moment(updates, state.mu, decay, 1), state.mu)
+        nu = gate(keep, update_moment_per_elem_norm(updates, state.nu, decay, 2), state.nu)
+        count = gate(keep, safe_increment(state.count), state.count)
         c = _inverse_bias(decay, count, bias_correction)
         new_updates = jax.tree.map(
             lambda g, m, n: _scaled(g, n * c - _abs_sq(m * c), eps, eps_in_sqrt),
@@ -215,7 +222,7 @@ def scale_by_stddev(
         )
         return new_updates, ScaleByRStdDevState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return gated_transformation(init_fn, step)
 
 
 def rmsprop(

@@ -9,15 +9,22 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
-from optlab.core.base import GradientTransformation, Numeric, ScalarOrSchedule, identity
+from optlab.core.base import (
+    GradientTransformation,
+    Numeric,
+    ScalarOrSchedule,
+    gated_transformation,
+    identity,
+)
 from optlab.core.combine import chain
-from optlab.core.numerics import canonicalize_dtype, tree_cast, tree_zeros_like
+from optlab.core.numerics import canonicalize_dtype, gate, tree_cast_like, tree_zeros_like
 from optlab.core.validation import (
     check_in_range,
     check_learning_rate,
     check_not_schedule,
-    check_same_structure,
+    check_updates,
 )
 from optlab.transforms.scale import scale_by_learning_rate
 
@@ -79,21 +86,22 @@ def trace(
     def init_fn(params):
         return TraceState(trace=tree_zeros_like(params, accumulator_dtype))
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        check_same_structure(fn, updates, state.trace)
+    def step(updates, state, params, keep, **extra_args):
+        del extra_args
+        check_updates(fn, updates, state.trace, params)
+        # The new trace in the wider of the trace's and the gradient's dtypes, gated (a no-op
+        # unless apply_if_finite passes keep), and the output computed from it: the step uses
+        # the unrounded trace and only the stored copy is rounded to accumulator_dtype.
+        old = jax.tree.map(
+            lambda m, g: m.astype(jnp.promote_types(m.dtype, g.dtype)), state.trace, updates
+        )
+        new = gate(keep, jax.tree.map(lambda g, m: g + decay * m, updates, old), old)
+        new_updates = jax.tree.map(
+            lambda g, m: (g + decay * m if nesterov else m).astype(g.dtype), updates, new
+        )
+        return new_updates, TraceState(trace=tree_cast_like(new, state.trace))
 
-        def step(g, m):
-            new_m = g + decay * m
-            out = g + decay * new_m if nesterov else new_m
-            return out.astype(g.dtype), new_m.astype(m.dtype)
-
-        pairs = jax.tree.map(step, updates, state.trace)
-        outer = jax.tree.structure(updates)
-        new_updates, new_trace = jax.tree.transpose(outer, jax.tree.structure((0, 0)), pairs)
-        return new_updates, TraceState(trace=tree_cast(new_trace, accumulator_dtype))
-
-    return GradientTransformation(init_fn, update_fn)
+    return gated_transformation(init_fn, step)
 
 
 def sgd(

@@ -6,12 +6,14 @@ import numbers
 from typing import Any
 
 from optlab.core.numerics import is_concrete_number
-from optlab.core.validation import check_nonnegative
+from optlab.core.validation import check_finite, check_number
 
 
 def check_steps(fn: str, name: str, value: Any, minimum: int) -> None:
-    """A step count must be an integer ``>= minimum``; traced jax arrays pass unchecked."""
-    if isinstance(value, bool) or (
+    """A step count must be an integer ``>= minimum`` (a float with an integer value is
+    accepted, as optax does); jax arrays (possibly traced) only have their dtype checked."""
+    check_number(fn, name, value, allow_array=True)
+    if (
         is_concrete_number(value)
         and not isinstance(value, numbers.Integral)
         and not float(value).is_integer()
@@ -22,10 +24,10 @@ def check_steps(fn: str, name: str, value: Any, minimum: int) -> None:
 
 
 def check_values(fn: str, **values: Any) -> None:
-    """Schedule values (learning rates...) must be finite and ``>= 0``."""
+    """Schedule values must be finite numbers or jax arrays; they may be negative (schedules
+    drive more than learning rates: momentum, weight decay, a loss weight...)."""
     for name, value in values.items():
-        if value is not None:
-            check_nonnegative(fn, name, value)
+        check_finite(fn, name, value)
 
 
 def check_choice(fn: str, name: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from optlab.core.base import Schedule
-from optlab.core.validation import check_nonnegative, check_positive
+from optlab.core.validation import check_bool, check_finite, check_nonnegative, check_positive
 from optlab.schedules._common import check_choice, check_steps, check_values
 
 
@@ -126,7 +126,7 @@ def _sorted_boundaries(fn: str, boundaries_and_scales: Mapping[int, Any] | None)
     if boundaries_and_scales is None:
         return []
     if not isinstance(boundaries_and_scales, Mapping):
-        raise ValueError(
+        raise TypeError(
             f"{fn}: boundaries_and_scales must be a dict {{step: scale}}, got "
             f"boundaries_and_scales={boundaries_and_scales!r}"
         )
@@ -273,10 +273,12 @@ def exponential_decay(
       [1.0, 1.0, 0.5, 0.5, 0.25]
     """
     fn = "exponential_decay"
-    check_values(fn, init_value=init_value, end_value=end_value)
+    check_values(fn, init_value=init_value)
+    check_finite(fn, "end_value", end_value, none=True)
     check_steps(fn, "transition_steps", transition_steps, 1)
     check_positive(fn, "decay_rate", decay_rate)
     check_steps(fn, "transition_begin", transition_begin, 0)
+    check_bool(fn, "staircase", staircase)
 
     def schedule(count):
         steps = count - transition_begin
@@ -333,6 +335,7 @@ def inverse_time_decay(
     check_values(fn, init_value=init_value)
     check_steps(fn, "transition_steps", transition_steps, 1)
     check_nonnegative(fn, "decay_rate", decay_rate)
+    check_bool(fn, "staircase", staircase)
 
     def schedule(count):
         p = jnp.asarray(count) / transition_steps

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from optlab.core.base import Schedule
 from optlab.core.numerics import is_concrete_number
-from optlab.core.validation import check_in_range, check_nonnegative, check_positive
+from optlab.core.validation import check_in_range, check_positive
 from optlab.schedules._common import check_steps, check_values
 from optlab.schedules.basic import piecewise_interpolate_schedule
 from optlab.schedules.join import join_schedules
@@ -18,7 +18,9 @@ from optlab.schedules.join import join_schedules
 
 def _cosine_factor(count: Any, steps: Any, exponent: Any) -> Any:
     """:math:`[\\tfrac12 (1 + \\cos(\\pi \\min(t, T) / T))]^p`."""
-    t = jnp.minimum(jnp.asarray(count, jnp.result_type(float)), steps)
+    dtype = jnp.result_type(float)
+    steps = jnp.asarray(steps, dtype)  # a Python int past int32 (1e10 steps) stays exact enough
+    t = jnp.minimum(jnp.asarray(count, dtype), steps)
     return (0.5 * (1 + jnp.cos(jnp.pi * t / steps))) ** exponent
 
 
@@ -41,7 +43,7 @@ def cosine_decay_schedule(
     Args:
       init_value: :math:`\eta_0`.
       decay_steps: :math:`T \ge 1`.
-      alpha: :math:`\alpha \ge 0`, the final value as a fraction of :math:`\eta_0`.
+      alpha: :math:`\alpha \in [0, 1]`, the final value as a fraction of :math:`\eta_0`.
       exponent: :math:`p > 0`.
 
     Returns:
@@ -60,7 +62,8 @@ def cosine_decay_schedule(
     fn = "cosine_decay_schedule"
     check_values(fn, init_value=init_value)
     check_steps(fn, "decay_steps", decay_steps, 1)
-    check_nonnegative(fn, "alpha", alpha)
+    # alpha > 1 would make the "decay" grow, alpha < 0 end below zero: refused.
+    check_in_range(fn, "alpha", alpha, 0.0, 1.0, high_closed=True)
     check_positive(fn, "exponent", exponent)
 
     def schedule(count):

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optlab.core.base import GradientTransformation, OptState
+from optlab.core.base import GradientTransformation, OptState, gated_update, register_gated
 from optlab.core.combine import with_extra_args_support
-from optlab.core.numerics import safe_increment, zero_count
+from optlab.core.numerics import gate, safe_increment, zero_count
 
 
 class InjectHyperparamsState(NamedTuple):
@@ -173,7 +173,29 @@ def inject_hyperparams(
                 inner_state=inner_state,
             )
 
-        return GradientTransformation(init_fn, update_fn)
+        def gated(state):
+            # Gated (apply_if_finite's fused guard) when the transformation built from the
+            # current hyperparameters can be: the scalars here are selected, the inner state
+            # is gated by the inner transformation itself.
+            hyperparams = current(state.hyperparams, state.count)
+            inner = with_extra_args_support(build(hyperparams))
+            inner_gated = gated_update(inner, state.inner_state)
+            if inner_gated is None:
+                return None
+
+            def run(updates, state, params, keep, **extra_args):
+                updates, inner_state = inner_gated(
+                    updates, state.inner_state, params, keep, **extra_args
+                )
+                return updates, InjectHyperparamsState(
+                    count=gate(keep, safe_increment(state.count), state.count),
+                    hyperparams=gate(keep, hyperparams, state.hyperparams),
+                    inner_state=inner_state,
+                )
+
+            return run
+
+        return register_gated(GradientTransformation(init_fn, update_fn), gated)
 
     return wrapped
 

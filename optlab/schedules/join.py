@@ -61,7 +61,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
         )
     for i, s in enumerate(schedules):
         if not callable(s):
-            raise ValueError(f"{fn}: schedules[{i}] must be a callable count -> value, got {s!r}")
+            raise TypeError(f"{fn}: schedules[{i}] must be a callable count -> value, got {s!r}")
     check_increasing(fn, "boundaries", boundaries)
 
     def schedule(count):

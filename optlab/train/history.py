@@ -9,28 +9,51 @@ import os
 from typing import Any
 
 
+def default_mode(key: str) -> str:
+    """``"max"`` for values that grow as a model improves (accuracies, AUC), else ``"min"``.
+
+    The one rule behind ``mode="auto"`` of :meth:`History.best` and of the monitoring
+    callbacks.
+
+    Examples:
+      >>> print(default_mode("val_accuracy"), default_mode("val_loss"))
+      max min
+    """
+    return "max" if ("acc" in key or "auc" in key or key.startswith("fmeasure")) else "min"
+
+
 class History:
     """Per-epoch values of a run: ``history["loss"]`` is the list of epoch-mean train losses.
 
-    Keys: ``loss`` and each metric (train means over the epoch's steps), ``val_loss`` and
-    ``val_<metric>`` (when there is validation data), ``grad_norm`` (mean gradient norm),
-    ``learning_rate`` (the last step's, when the optimizer records one), ``time`` (wall
-    seconds of the epoch) and ``steps_per_second``. Every value but ``time`` and
-    ``steps_per_second`` is bitwise reproducible from the seed.
+    Keys: ``loss`` and each metric (train means over the real rows of the epoch's steps),
+    ``val_loss`` and ``val_<metric>`` (when there is validation data), ``grad_norm`` (mean
+    gradient norm), ``learning_rate`` (the last step's, when the optimizer records one),
+    ``skipped_steps`` (steps skipped by the non-finite guard), ``time`` (wall seconds of the
+    epoch) and ``steps_per_second``. Every value but ``time`` and ``steps_per_second`` is
+    bitwise reproducible from the seed.
+
+    Epochs are numbered from 1, as a person counts them (and as checkpoint folders are
+    named): the first epoch is epoch 1.
 
     Attributes:
       history: ``{key: [value per epoch]}``.
-      epoch: the epoch numbers recorded (0-based).
+      epoch: the epoch numbers recorded (1-based).
       state: the final :class:`~optlab.train.state.TrainState` of the run that filled it
         (set by :func:`optlab.fit`; read optimizer values with
         ``optlab.get(history.state.opt_state, "learning_rate")``), else None.
+      restored_epoch: the epoch whose weights the returned model holds when a callback put
+        the best epoch's weights back at the end (``EarlyStopping(restore_best_weights=True)``
+        or ``ModelCheckpoint(save_best_only=True)``), else None (the model holds the last
+        epoch's weights).
+      stop_reason: why training stopped before ``epochs`` when it did (a callback, too many
+        non-finite steps in a row), else None.
 
     Examples:
       >>> h = History()
-      >>> h.append(0, {"loss": 0.5, "val_loss": 0.6})
-      >>> h.append(1, {"loss": 0.25, "val_loss": 0.4})
+      >>> h.append(1, {"loss": 0.5, "val_loss": 0.6})
+      >>> h.append(2, {"loss": 0.25, "val_loss": 0.4})
       >>> print(h["loss"], h.best("val_loss"))
-      [0.5, 0.25] (1, 0.4)
+      [0.5, 0.25] (2, 0.4)
     """
 
     def __init__(
@@ -39,9 +62,12 @@ class History:
         self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
         self.epoch: list[int] = list(epoch or [])
         self.state: Any = None
+        self.restored_epoch: int | None = None
+        self.stop_reason: str | None = None
 
     def append(self, epoch: int, logs: dict[str, Any]) -> None:
-        """Records one epoch's values (keys absent before are padded with NaN for past epochs)."""
+        """Records epoch ``epoch`` (1-based); keys absent before are padded with NaN for past
+        epochs."""
         n = len(self.epoch)
         for key, value in logs.items():
             self.history.setdefault(key, [math.nan] * n).append(float(value))
@@ -66,10 +92,13 @@ class History:
         return list(self.history)
 
     def best(self, key: str, mode: str = "auto") -> tuple[int, float]:
-        """``(epoch, value)`` of the best finite value of ``key`` (min for losses by default)."""
+        """``(epoch, value)`` of the best finite value of ``key``: the epoch is 1-based; ties
+        go to the earliest epoch; ``mode="auto"`` is :func:`default_mode`."""
         values = self[key]
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"History.best: mode must be 'auto', 'min' or 'max', got {mode!r}")
         if mode == "auto":
-            mode = "max" if ("acc" in key or "auc" in key) else "min"
+            mode = default_mode(key)
         finite = [i for i, v in enumerate(values) if math.isfinite(v)]
         if not finite:
             raise ValueError(f"History.best: {key!r} has no finite value")

@@ -20,6 +20,7 @@ from optlab.train.callbacks import Callback
 _ORDER = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "steps_per_second")
 _SHORT = {"learning_rate": "lr"}
 _HIDDEN = ("time", "grad_norm")
+_ONLY_WHEN_NONZERO = ("skipped_steps",)  # steps skipped for a non-finite loss or gradient
 
 
 def _field(key: str, value: float) -> str:
@@ -73,6 +74,7 @@ def format_line(
     head = f"{prefix}epoch {epoch:>{len(str(epochs))}}/{epochs}"
     keys = [k for k in _ORDER if k in logs]
     keys += [k for k in logs if k not in _ORDER and k not in _HIDDEN]
+    keys = [k for k in keys if not (k in _ONLY_WHEN_NONZERO and not logs[k])]
     fields = {k: _field(k, float(logs[k])) for k in keys}
     fields = {k: v for k, v in fields.items() if v}
     kept = list(fields)

@@ -45,6 +45,9 @@ from optlab.core.validation import (
     check_int_at_least,
     check_nonnegative,
     check_positive,
+    check_real,
+    check_seed,
+    check_str,
 )
 from optlab.optimizers.registry import optimizer_spec
 from optlab.schedules.registry import schedule_spec
@@ -177,36 +180,32 @@ def check_run_options(config: Recipe) -> dict[str, Any]:
 
 def _check_types(config: Recipe) -> None:
     fn = "Recipe"
-    for name in ("dataset", "activation", "init", "optimizer", "schedule"):
+    for name in ("dataset", "activation", "init", "optimizer", "schedule", "target", "data_dir"):
         value = getattr(config, name)
-        if not isinstance(value, str) or not value.strip():
-            raise TypeError(f"{fn}: {name} must be a non-empty string, got {name}={value!r}")
-    for name in ("target", "data_dir", "norm"):
-        value = getattr(config, name)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise TypeError(f"{fn}: {name} must be None or a non-empty string, got {value!r}")
+        if value is None and name in ("target", "data_dir"):
+            continue
+        check_str(fn, name, value)
+        if not value.strip():
+            raise ValueError(f"{fn}: {name} must not be empty, got {name}={value!r}")
+    if config.norm is not None:
+        check_str(fn, "norm", config.norm)
     for h in config.hidden:
         check_int_at_least(fn, "hidden (each width)", h, 1)
-    for name, minimum in (
-        ("epochs", 1),
-        ("warmup_epochs", 0),
-        ("seed", 0),
-        ("checkpoint_every", 1),
-    ):
+    for name, minimum in (("epochs", 1), ("warmup_epochs", 0), ("checkpoint_every", 1)):
         check_int_at_least(fn, name, getattr(config, name), minimum)
     for name, minimum in (("schedule_epochs", 1), ("batch_size", 1), ("early_stopping", 0)):
         if getattr(config, name) is not None:
             check_int_at_least(fn, name, getattr(config, name), minimum)
-    for name in ("dropout", "validation_split", "lr", "momentum", "clip_norm", "weight_decay"):
-        value = getattr(config, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise TypeError(f"{fn}: {name} must be a number, got {name}={value!r}")
-    check_in_range(fn, "dropout", config.dropout, 0.0, 1.0)
-    check_in_range(fn, "validation_split", config.validation_split, 0.0, 1.0)
+    check_seed(fn, "seed", config.seed)
+    for name in ("dropout", "validation_split"):
+        check_real(fn, name, getattr(config, name))
+        check_in_range(fn, name, getattr(config, name), 0.0, 1.0)
     for name in ("lr", "momentum", "weight_decay"):
         if getattr(config, name) is not None:
+            check_real(fn, name, getattr(config, name))
             check_nonnegative(fn, name, getattr(config, name))
     if config.clip_norm is not None:
+        check_real(fn, "clip_norm", config.clip_norm)
         check_positive(fn, "clip_norm", config.clip_norm)
 
 

@@ -11,12 +11,36 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from optlab.core.base import EmptyState, GradientTransformation, Numeric
 from optlab.core.numerics import compute_dtype, global_norm
-from optlab.core.validation import check_nonnegative, check_positive, require_params
+from optlab.core.validation import (
+    check_nonnegative,
+    check_positive,
+    check_trees_match,
+    require_params,
+)
 
 Axis = int | Sequence[int] | None
+
+
+def check_axis(fn: str, axis: Axis) -> None:
+    """``axis`` must be ``None``, an integer or a sequence of integers."""
+    ok = (
+        axis is None
+        or (isinstance(axis, int | np.integer) and not isinstance(axis, bool))
+        or (
+            isinstance(axis, Sequence)
+            and not isinstance(axis, str)
+            and all(isinstance(a, int | np.integer) and not isinstance(a, bool) for a in axis)
+        )
+    )
+    if not ok:
+        raise TypeError(
+            f"{fn}: axis must be None, an integer or a sequence of integers, got "
+            f"axis={axis!r:.60} ({type(axis).__name__})"
+        )
 
 
 def _stateless(update) -> GradientTransformation:
@@ -106,6 +130,7 @@ def clip_by_norm(max_norm: Numeric, axis: Axis = None) -> GradientTransformation
       [0.6 0.8] [0.5]
     """
     check_positive("clip_by_norm", "max_norm", max_norm)
+    check_axis("clip_by_norm", axis)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -141,9 +166,11 @@ def clip_by_block_rms(threshold: Numeric) -> GradientTransformation:
     check_positive("clip_by_block_rms", "threshold", threshold)
 
     def one(u):
+        # u / max(1, rms / tau), a division as optax writes it (bit-identical results).
         x = u.astype(compute_dtype(u.dtype))
-        rms = jnp.sqrt(jnp.mean(x * x)) if u.size else jnp.zeros([], x.dtype)
-        return _scale_leaf(u, 1.0 / jnp.maximum(1.0, rms / threshold))
+        sq = jnp.real(x * jnp.conj(x)) if jnp.iscomplexobj(x) else x * x
+        rms = jnp.sqrt(jnp.mean(sq)) if u.size else jnp.zeros([], sq.dtype)
+        return (x / jnp.maximum(1.0, rms / threshold)).astype(u.dtype)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -205,11 +232,11 @@ def clip_by_global_norm(max_norm: Numeric) -> GradientTransformation:
         return ClipByGlobalNormState(grad_norm=jnp.zeros([], dtype))
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del state, params, extra_args  # the new state depends on the updates only
         norm = global_norm(updates)
         factor = _shrink_factor(norm, max_norm)
         new_updates = _map(lambda u: _scale_leaf(u, factor), updates)
-        return new_updates, ClipByGlobalNormState(norm.astype(state.grad_norm.dtype))
+        return new_updates, ClipByGlobalNormState(norm)
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -275,6 +302,7 @@ def adaptive_grad_clip(
     """
     check_positive("adaptive_grad_clip", "clipping", clipping)
     check_nonnegative("adaptive_grad_clip", "eps", eps)
+    check_axis("adaptive_grad_clip", axis)
 
     def one(g, p):
         if g is None:
@@ -287,6 +315,9 @@ def adaptive_grad_clip(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         require_params("adaptive_grad_clip", params)
+        check_trees_match(
+            "adaptive_grad_clip", updates, params, what="the updates", reference_what="the params"
+        )
         return jax.tree.map(one, updates, params, is_leaf=lambda x: x is None), state
 
     return _stateless(update_fn)

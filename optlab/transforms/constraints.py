@@ -22,7 +22,15 @@ import numpy as np
 
 from optlab.core.base import EmptyState, GradientTransformation, Numeric, Params, PyTree
 from optlab.core.numerics import compute_dtype, global_norm
-from optlab.core.validation import check_finite, check_positive, require_params
+from optlab.core.validation import (
+    check_callable,
+    check_mask_spec,
+    check_number,
+    check_positive,
+    check_trees_match,
+    require_params,
+)
+from optlab.transforms.clipping import check_axis
 from optlab.transforms.regularization import MaskSpec, mask_flags
 
 Axis = int | Sequence[int] | None
@@ -38,6 +46,7 @@ def _stateless(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         require_params(fn, params)
+        check_trees_match(fn, updates, params, what="the updates", reference_what="the params")
         return update_params(updates, params), state
 
     return GradientTransformation(init_fn, update_fn)
@@ -70,12 +79,21 @@ def project_params(projection: Callable[[Params], Params]) -> GradientTransforma
       [0.75 1.  ]
     """
 
+    return _projected("project_params", projection)
+
+
+def _projected(fn: str, projection: Callable[[Params], Params]) -> GradientTransformation:
+    check_callable(fn, "projection", projection, what="a function params -> params")
+
     def update_params(updates, params):
         proposed = jax.tree.map(lambda p, u: (p + u).astype(p.dtype), params, updates)
         projected = projection(proposed)
+        check_trees_match(
+            fn, projected, proposed, what="the projection's result", reference_what="its input"
+        )
         return jax.tree.map(_towards, params, updates, projected, proposed)
 
-    return _stateless("project_params", update_params)
+    return _stateless(fn, update_params)
 
 
 def project_l2_ball(radius: Numeric = 1.0) -> GradientTransformation:
@@ -111,7 +129,7 @@ def project_l2_ball(radius: Numeric = 1.0) -> GradientTransformation:
             lambda x: (x.astype(compute_dtype(x.dtype)) * factor).astype(x.dtype), tree
         )
 
-    return project_params(projection)
+    return _projected("project_l2_ball", projection)
 
 
 def project_box(lower: Numeric | PyTree, upper: Numeric | PyTree) -> GradientTransformation:
@@ -143,8 +161,20 @@ def project_box(lower: Numeric | PyTree, upper: Numeric | PyTree) -> GradientTra
                 f"project_box: lower must be <= upper, got lower={lower}, upper={upper}"
             )
 
-    def as_tree(bound, tree):
+    for name, bound in (("lower", lower), ("upper", upper)):
+        for leaf in jax.tree.leaves(bound):
+            check_number("project_box", f"{name} (each leaf)", leaf, allow_array=True)
+        if not jax.tree.leaves(bound):
+            raise TypeError(
+                f"project_box: {name} must be a number or a tree of numbers like the parameters, "
+                f"got {name}={bound!r:.60}"
+            )
+
+    def as_tree(name, bound, tree):
         if isinstance(bound, dict | list | tuple) or len(jax.tree.leaves(bound)) > 1:
+            check_trees_match(
+                "project_box", bound, tree, what=f"the {name} bounds", reference_what="the params"
+            )
             return bound  # a tree like the parameters
         return jax.tree.map(lambda _: bound, tree)
 
@@ -152,11 +182,11 @@ def project_box(lower: Numeric | PyTree, upper: Numeric | PyTree) -> GradientTra
         return jax.tree.map(
             lambda x, a, b: jnp.clip(x, a, b).astype(x.dtype),
             tree,
-            as_tree(lower, tree),
-            as_tree(upper, tree),
+            as_tree("lower", lower, tree),
+            as_tree("upper", upper, tree),
         )
 
-    return project_params(projection)
+    return _projected("project_box", projection)
 
 
 def keep_params_nonnegative() -> GradientTransformation:
@@ -238,7 +268,8 @@ def max_norm(max_norm: Numeric, axis: Axis = None, mask: MaskSpec = None) -> Gra
     """
     r = max_norm
     check_positive("max_norm", "max_norm", r)
-    check_finite("max_norm", "max_norm", r)
+    check_axis("max_norm", axis)
+    check_mask_spec("max_norm", "mask", mask)
 
     def one(u, p, flag):
         static = isinstance(flag, bool | np.bool_)

@@ -2,14 +2,14 @@ r"""Annealed Gaussian gradient noise."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from optlab.core.base import GradientTransformation, Numeric
 from optlab.core.numerics import compute_dtype, safe_increment, zero_count
-from optlab.core.validation import check_nonnegative
+from optlab.core.validation import check_integer, check_nonnegative, is_real_number
 
 
 class AddNoiseState(NamedTuple):
@@ -24,12 +24,20 @@ class AddNoiseState(NamedTuple):
     rng_key: jax.Array
 
 
+def _is_key_array(key: Any) -> bool:
+    if not isinstance(key, jax.Array):
+        return False
+    return jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (
+        key.dtype == jnp.uint32 and key.shape == (2,)
+    )
+
+
 def _canonical_key(key: jax.Array | int) -> jax.Array:
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key
     if isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,):
         return jax.random.wrap_key_data(key)
-    return jax.random.key(key)
+    return jax.random.key(int(key))
 
 
 def add_noise(
@@ -68,11 +76,17 @@ def add_noise(
     """
     check_nonnegative("add_noise", "eta", eta)
     check_nonnegative("add_noise", "gamma", gamma)
+    check_integer("add_noise", "seed", seed, none=True)
     if seed is not None:
         if key is not None:
             raise ValueError("add_noise: give key or seed, not both")
         key = seed
     key = 0 if key is None else key
+    if not (is_real_number(key) and float(key).is_integer()) and not _is_key_array(key):
+        raise TypeError(
+            f"add_noise: key must be a jax.random.key, a raw uint32 key of shape (2,) or an "
+            f"integer seed, got key={key!r:.60} ({type(key).__name__})"
+        )
 
     def init_fn(params):
         del params

@@ -28,6 +28,8 @@ from optlab.core.base import GradientTransformation, Params, PyTree, ScalarOrSch
 from optlab.core.numerics import is_concrete_number, resolve, safe_increment, zero_count
 from optlab.core.paths import resolve_mask
 from optlab.core.validation import (
+    check_finite,
+    check_mask_spec,
     check_nonnegative,
     describe_structure_difference,
     require_params,
@@ -120,10 +122,19 @@ def _penalty(
     coefficients: dict[str, ScalarOrSchedule],
     grad_of_penalty: Callable[..., Callable[[jax.Array, jax.Array], jax.Array]],
     mask: MaskSpec,
+    *,
+    signed: bool = False,
 ) -> GradientTransformation:
-    """Shared body of the penalty transformations: validate, resolve schedules, add."""
+    """Shared body of the penalty transformations: validate, resolve schedules, add.
+
+    ``signed``: the coefficients may be negative (``add_decayed_weights``, which optax
+    composes with negative coefficients in its own optimizers)."""
     for name, value in coefficients.items():
-        check_nonnegative(fn, name, value)
+        if signed:
+            check_finite(fn, name, value, schedule=True)
+        else:
+            check_nonnegative(fn, name, value, schedule=True)
+    check_mask_spec(fn, "mask", mask)
     all_zero = all(_is_zero(v) for v in coefficients.values())
 
     def init_fn(params):
@@ -158,8 +169,9 @@ def add_decayed_weights(
     weight decay (AdamW). See the module docstring.
 
     Args:
-      weight_decay: :math:`\lambda`, finite and ``>= 0``; a number, a jax array or a schedule
-        ``count -> value``.
+      weight_decay: :math:`\lambda`, finite; a number, a jax array or a schedule ``count ->
+        value``. It is usually positive; a negative value is accepted as in optax, which
+        composes ``add_decayed_weights(m - 1)`` into its own optimizers.
       mask: where to apply it: a pytree of booleans with the structure of the parameters (or a
         prefix of it), a function ``params -> mask`` such as :func:`decay_mask`, or glob
         patterns on parameter paths (``"*kernel"``). ``None`` applies it everywhere.
@@ -185,7 +197,9 @@ def add_decayed_weights(
     def grad_of_penalty(weight_decay):
         return lambda g, p: g + weight_decay * p
 
-    return _penalty("add_decayed_weights", {"weight_decay": weight_decay}, grad_of_penalty, mask)
+    return _penalty(
+        "add_decayed_weights", {"weight_decay": weight_decay}, grad_of_penalty, mask, signed=True
+    )
 
 
 def add_l1(l1: ScalarOrSchedule = 0.0, mask: MaskSpec = None) -> GradientTransformation:

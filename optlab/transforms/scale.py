@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from optlab.core.base import EmptyState, GradientTransformation, Numeric, ScalarOrSchedule
 from optlab.core.numerics import resolve, safe_increment, tree_scale, zero_count
-from optlab.core.validation import check_finite, check_learning_rate
+from optlab.core.validation import check_bool, check_finite, check_learning_rate
 
 
 def scale(step_size: Numeric) -> GradientTransformation:
@@ -60,7 +60,7 @@ def scale_by_schedule(step_size_fn: ScalarOrSchedule) -> GradientTransformation:
       >>> print(u)
       [0.5]
     """
-    check_finite("scale_by_schedule", "step_size_fn", step_size_fn)
+    check_finite("scale_by_schedule", "step_size_fn", step_size_fn, schedule=True)
 
     def init_fn(params):
         del params
@@ -111,6 +111,7 @@ def scale_by_learning_rate(
       [-0.05] 0.05
     """
     check_learning_rate("scale_by_learning_rate", learning_rate)
+    check_bool("scale_by_learning_rate", "flip_sign", flip_sign)
     sign = -1.0 if flip_sign else 1.0
 
     def lr_at(count):

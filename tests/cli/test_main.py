@@ -54,7 +54,7 @@ def test_resume_continues_past_the_horizon_at_the_schedules_final_value(trained,
     before = json.loads((run / "history.json").read_text())
     assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and "go past the cosine schedule's horizon of 2 epochs" in out[0]
+    assert len(out) == 2 and "epoch 3 goes past the cosine schedule's horizon of 2 epochs" in out[0]
     assert out[1].startswith(f"adam: saved {run / 'model'}: val_loss ")
     after = json.loads((run / "history.json").read_text())
     assert after["epoch"] == [1, 2, 3]
@@ -70,6 +70,21 @@ def test_resume_continues_past_the_horizon_at_the_schedules_final_value(trained,
     # The final line reports the saved model's validation metrics, as run.json records them.
     assert f"val_loss {record['metrics']['val_loss']:.4f}" in out[1]
     assert json.loads((run / "config.json").read_text())["schedule_epochs"] == 2
+
+
+def test_a_damaged_latest_checkpoint_is_skipped_with_one_line(trained, tmp_path, capsys):
+    from tests.cli.test_subprocess import _damage
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    _damage(run / "checkpoints" / "2")
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("optlab: warning: ")
+    assert f"{run / 'checkpoints' / '2'} is damaged" in captured.err
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3]  # epoch 2 ran again from checkpoint 1
+    assert history["loss"][1] == json.loads((trained / "history.json").read_text())["loss"][1]
 
 
 def test_output_holding_a_run_is_refused_and_overwrite_replaces_it(trained, tmp_path, capsys):

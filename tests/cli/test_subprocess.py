@@ -113,13 +113,28 @@ def test_each_failure_path_is_one_line_and_status_2(kind, args, expected, tmp_pa
     assert expected.replace("{run}", str(run)) in err, kind
 
 
+def _damage(checkpoint: Path) -> None:
+    """Flips bytes in the largest array file of a checkpoint folder."""
+    target = max((p for p in checkpoint.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    for i in range(0, len(data), max(len(data) // 64, 1)):
+        data[i] ^= 0xFF
+    target.write_bytes(bytes(data))
+
+
 def test_the_command_trains_with_the_persistent_compilation_cache(tmp_path):
     """A run of the installed command fills ``$OPTLAB_CACHE_DIR/jax`` (JAX's persistent
     compilation cache), which a second run of the same architecture reads instead of
-    compiling; the README gives the measured times."""
-    args = ["train", "--epochs", "1", "--hidden", "8", "--no-progress"]
-    proc = _run([*args, "--output", str(tmp_path / "run")], tmp_path)
+    compiling (the README gives the measured times). Then its checkpoints are damaged: with
+    none intact, ``--resume`` is one line and exit 2."""
+    run = tmp_path / "run"
+    args = ["train", "--epochs", "2", "--hidden", "8", "--no-progress"]
+    proc = _run([*args, "--output", str(run)], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("adam: saved ")
     entries = list((tmp_path / "cache" / "jax").iterdir())
     assert len(entries) >= 2  # at least the compiled epoch and the evaluation
+    for checkpoint in (run / "checkpoints").iterdir():
+        _damage(checkpoint)
+    err = _one_line(_run(["train", "--resume", str(run), "--epochs", "3"], tmp_path))
+    assert "no intact checkpoint" in err

@@ -1,5 +1,9 @@
 """The protocol's primitives: identity, set_to_zero, stateless, apply_updates."""
 
+import pathlib
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +12,8 @@ import pytest
 
 import optlab as ol
 from tests.helpers import random_tree
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_fields_match_optax():
@@ -67,3 +73,58 @@ def test_optlab_transformations_run_inside_optax_chain():
     state = tx.init(jnp.zeros(2))
     u, _ = tx.update(jnp.array([1.0, 2.0]), state)
     np.testing.assert_allclose(np.asarray(u), [0.1, 0.2], rtol=1e-6)
+
+
+def test_optlab_transformations_are_optax_extra_args_transformations():
+    # optax's chain and with_extra_args_support pass value=/grad=/value_fn= only to instances of
+    # GradientTransformationExtraArgs; other libraries check isinstance too.
+    for tx in (ol.adam(1e-3), ol.chain(ol.identity()), ol.masked(ol.sgd(0.1), ["*"])):
+        assert isinstance(tx, optax.GradientTransformationExtraArgs)
+        assert isinstance(tx, ol.GradientTransformation)
+    tx = ol.identity()
+    assert optax.with_extra_args_support(tx) is tx
+
+
+def test_states_use_optax_classes_when_it_is_installed():
+    assert ol.EmptyState is optax.EmptyState
+    assert ol.MaskedNode is optax.MaskedNode
+    assert ol.MaskedState is optax.MaskedState
+
+
+def test_optlab_works_without_optax_installed():
+    # optax is optional at run time: hide it from the import system in a fresh interpreter and
+    # run transformations, composition and a schedule; optlab must not try to import it again.
+    code = """
+import importlib.abc, sys
+
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "optax" or name.startswith("optax."):
+            raise ImportError("optax is hidden")
+
+sys.meta_path.insert(0, Hide())
+import optlab as ol
+assert "jax" not in sys.modules, "import optlab must stay free of jax"
+import jax.numpy as jnp
+params = {"w": jnp.ones(3), "b": jnp.zeros(1)}
+tx = ol.chain(ol.clip_by_global_norm(1.0),
+              ol.masked(ol.adamw(ol.cosine_decay_schedule(0.1, 10)), ["w"]),
+              ol.partition({"a": ol.sgd(0.1, momentum=0.9), "b": ol.identity()},
+                           {"w": "a", "b": "b"}))
+state = tx.init(params)
+u, state = tx.update(params, state, params)
+p = ol.apply_updates(params, u)
+assert type(ol.EmptyState()).__module__ == "optlab.core.base"
+assert ol.GradientTransformation.__mro__[1] is tuple
+assert "optax" not in sys.modules
+print(float(p["w"][0]), float(p["b"][0]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    w, b = map(float, out.stdout.split())
+    # clip: g_w = 1/sqrt(3) > 0; adamw's first step is -lr (sign(g) + wd p) with wd = 1e-4;
+    # sgd(0.1) then scales that direction by -0.1 (its first momentum trace is the input); b
+    # has a zero gradient and goes through the identity.
+    adamw_step = -0.1 * (1.0 + 1e-4 * 1.0)
+    np.testing.assert_allclose(w, 1.0 - 0.1 * adamw_step, rtol=1e-6)
+    assert b == 0.0

@@ -437,8 +437,8 @@ BAD = [
     ),
     (
         "negative_rate",
-        lambda: ol.linear_schedule(-0.1, 0.0, 10),
-        r"linear_schedule: init_value must be >= 0, got init_value=-0.1",
+        lambda: ol.linear_schedule(float("nan"), 0.0, 10),
+        r"linear_schedule: init_value must be finite, got init_value=nan",
     ),
     (
         "exp_steps",
@@ -481,9 +481,14 @@ BAD = [
         r"warmup_steps must be < decay_steps .*got warmup_steps=100, decay_steps=50",
     ),
     (
-        "warmup_negative_peak",
-        lambda: ol.warmup_constant_schedule(0.0, -1.0, 5),
-        r"warmup_constant_schedule: peak_value must be >= 0",
+        "warmup_inf_peak",
+        lambda: ol.warmup_constant_schedule(0.0, float("inf"), 5),
+        r"warmup_constant_schedule: peak_value must be finite",
+    ),
+    (
+        "cos_alpha_above_one",
+        lambda: ol.cosine_decay_schedule(1.0, 10, alpha=1.5),
+        r"cosine_decay_schedule: alpha must be in \[0, 1\], got alpha=1.5",
     ),
     (
         "piecewise_scale",
@@ -576,6 +581,56 @@ BAD = [
 def test_bad_arguments_raise_naming_the_argument(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+TYPE_BAD = [
+    ("str_value", lambda: ol.linear_schedule("0.1", 0.0, 10), r"linear_schedule: init_value"),
+    ("none_value", lambda: ol.cosine_decay_schedule(None, 10), r"cosine_decay_schedule: init_"),
+    ("str_steps", lambda: ol.exponential_decay(1.0, "5", 0.5), r"transition_steps must be a"),
+    ("list_rate", lambda: ol.exponential_decay(1.0, 5, [0.5]), r"decay_rate must be a real number"),
+    ("bool_staircase", lambda: ol.exponential_decay(1.0, 5, 0.5, staircase=1), r"staircase"),
+    ("join_not_callable", lambda: ol.join_schedules([1.0, 2.0], [5]), r"schedules\[0\] must"),
+    ("piecewise_list", lambda: ol.piecewise_constant_schedule(1.0, [5]), r"must be a dict"),
+]
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"), [(f, m) for _, f, m in TYPE_BAD], ids=[i for i, _, _ in TYPE_BAD]
+)
+def test_wrong_types_raise_type_errors(factory, match):
+    with pytest.raises(TypeError, match=match):
+        factory()
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (
+            lambda: ol.piecewise_constant_schedule(-0.1, {3: 2.0, 6: 0.5}),
+            lambda: optax.piecewise_constant_schedule(-0.1, {3: 2.0, 6: 0.5}),
+        ),
+        (
+            lambda: ol.warmup_cosine_decay_schedule(0.2, 1.21, 50, 100, end_value=-3.0),
+            lambda: optax.warmup_cosine_decay_schedule(0.2, 1.21, 50, 100, end_value=-3.0),
+        ),
+        (lambda: ol.linear_schedule(-1.0, 1.0, 10), lambda: optax.linear_schedule(-1.0, 1.0, 10)),
+    ],
+    ids=["piecewise", "warmup_cosine", "linear"],
+)
+def test_negative_values_are_accepted_as_in_optax(ours, theirs):
+    # Schedules drive more than learning rates (momentum, a loss weight, ...): any finite
+    # value is accepted; optax's schedule is the oracle (same closed forms, float32).
+    steps = np.arange(0, 120, 7)
+    np.testing.assert_allclose(
+        _values(ours(), steps), _values(theirs(), steps), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_cosine_decay_with_steps_past_int32():
+    # decay_steps = 1e10 does not fit an int32: computed in floating point, as optax does.
+    sched = ol.cosine_decay_schedule(1000.0, decay_steps=int(1e10))
+    expected = 1000.0 * 0.5 * (1 + math.cos(math.pi * 1e9 / 1e10))
+    np.testing.assert_allclose(float(jax.jit(sched)(int(1e9))), expected, rtol=1e-6)
 
 
 def test_wsd_accepts_a_decay_shape_function():

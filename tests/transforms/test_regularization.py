@@ -205,19 +205,48 @@ def test_abstract_init():
     assert state.count.shape == ()
 
 
+_PENALTIES = {
+    "add_decayed_weights": (lambda v: ol.add_decayed_weights(v), "weight_decay"),
+    "add_l1": (lambda v: ol.add_l1(v), "l1"),
+    "add_elastic_net": (lambda v: ol.add_elastic_net(0.1, v), "l2"),
+}
+_BAD = {"neg": -0.1, "nan": float("nan"), "inf": float("inf")}
+
+
 @pytest.mark.parametrize(
-    ("factory", "name"),
+    ("factory", "name", "value"),
     [
-        (lambda v: ol.add_decayed_weights(v), "weight_decay"),
-        (lambda v: ol.add_l1(v), "l1"),
-        (lambda v: ol.add_elastic_net(0.1, v), "l2"),
+        pytest.param(*_PENALTIES[p], _BAD[b], id=f"{b}-{p}")
+        for b in _BAD
+        for p in _PENALTIES
+        # A negative weight decay is accepted: test_negative_weight_decay_as_optax.
+        if (p, b) != ("add_decayed_weights", "neg")
     ],
-    ids=["add_decayed_weights", "add_l1", "add_elastic_net"],
 )
-@pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf")], ids=["neg", "nan", "inf"])
 def test_bad_coefficients(factory, name, value):
     with pytest.raises(ValueError, match=rf"{name} must be"):
         factory(value)
+
+
+@pytest.mark.parametrize("value", ["0.1", None, [0.1]], ids=["str", "none", "list"])
+def test_coefficients_of_wrong_type(value):
+    with pytest.raises(
+        TypeError, match=r"add_l1: l1 must be a real number, a jax array or a schedule"
+    ):
+        ol.add_l1(value)
+
+
+def test_negative_weight_decay_as_optax(rng):
+    # optax composes add_decayed_weights(m - 1) with m < 1 in its own optimizers: the building
+    # block accepts any finite coefficient and adds lambda * theta.
+    params = random_tree(rng)
+    grads = random_tree(rng)
+    tx = ol.add_decayed_weights(-0.25)
+    u, _ = tx.update(grads, tx.init(params), params)
+    expected = jax.tree.map(
+        lambda g, p: np.asarray(g, np.float64) - 0.25 * np.asarray(p, np.float64), grads, params
+    )
+    assert_trees_close(u, expected, rtol=1e-6, atol=1e-7)
 
 
 def test_mask_mismatch_shows_difference(rng):

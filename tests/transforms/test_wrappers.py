@@ -1,6 +1,7 @@
 """Tests of optlab.transforms.wrappers: apply_if_finite, MultiSteps, zero_nans."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -271,3 +272,127 @@ def test_apply_if_finite_detects_any_position_and_dtype():
         assert int(state.total_notfinite) == 9
         _, state = step(g, state)
         assert bool(state.last_finite)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fused guard (optlab optimizers gate their own state)
+
+
+FUSED = {
+    "adam": lambda: ol.adam(1e-2),
+    "nadamw": lambda: ol.nadamw(1e-2, weight_decay=1e-2),
+    "amsgrad": lambda: ol.amsgrad(1e-2),
+    "adamax": lambda: ol.adamax(1e-2),
+    "sgd_nesterov": lambda: ol.sgd(1e-2, momentum=0.9, nesterov=True),
+    "rmsprop_centered": lambda: ol.rmsprop(1e-2, centered=True, momentum=0.5),
+    "adagrad": lambda: ol.adagrad(1e-1),
+    "adadelta": lambda: ol.adadelta(1.0),
+    "clip_adamw_schedule": lambda: ol.named_chain(
+        ("clip", ol.clip_by_global_norm(1.0)),
+        ("opt", ol.adamw(ol.cosine_decay_schedule(1e-2, 20), weight_decay=1e-2)),
+    ),
+    "injected_adam": lambda: ol.inject_hyperparams(ol.adam)(learning_rate=1e-2, b1=0.8),
+}
+
+
+@pytest.mark.parametrize("name", list(FUSED))
+def test_fused_guard_equals_skipping_the_bad_steps(name):
+    # Reference: the same optimizer run on the finite steps only (the guard's semantics when
+    # fewer than max_consecutive_errors bad steps come in a row), independent of the guard.
+    rng = np.random.default_rng(3)
+    steps = 12
+    bad = {2, 3, 7}
+    target = {"w": jnp.asarray(rng.standard_normal((3, 2)), jnp.float32), "b": jnp.zeros(2)}
+    params = {"w": jnp.zeros((3, 2)), "b": jnp.ones(2)}
+
+    def grad(p, t):
+        g = jax.tree.map(lambda x, y: x - y, p, target)
+        if t in bad:
+            g = {"w": g["w"].at[1, 0].set(jnp.nan), "b": g["b"].at[0].set(jnp.inf)}
+        return g
+
+    guarded = ol.apply_if_finite(FUSED[name](), max_consecutive_errors=3)
+    plain = FUSED[name]()
+    step = jax.jit(guarded.update)
+    p, s = params, guarded.init(params)
+    q, r = params, plain.init(params)
+    for t in range(steps):
+        u, s = step(grad(p, t), s, p)
+        p = ol.apply_updates(p, u)
+        if t not in bad:
+            v, r = plain.update(grad(q, t), r, q)
+            q = ol.apply_updates(q, v)
+    assert int(ol.get(s, "total_notfinite")) == len(bad)
+    assert_trees_close(p, q, rtol=1e-6, atol=1e-7)
+    assert_trees_close(s.inner_state, r, rtol=1e-6, atol=1e-7)
+
+
+def test_fused_guard_compiles_without_a_conditional():
+    # The guard is absorbed by the optimizer's own elementwise loops (a select per output),
+    # not a lax.cond around the whole update (which XLA:CPU runs as a separate computation).
+    params = {"w": jnp.ones((64, 32)), "b": jnp.ones(32)}
+
+    def hlo(tx):
+        def step(p, s, g):
+            u, s = tx.update(g, s, p)
+            return ol.apply_updates(p, u), s
+
+        text = jax.jit(step).lower(params, tx.init(params), params).compile().as_text()
+        return re.search(r"\sconditional\(", text) is not None  # an HLO conditional op
+
+    assert not hlo(ol.apply_if_finite(ol.adamw(1e-3), 5))
+    assert not hlo(ol.apply_if_finite(ol.inject_hyperparams(ol.adam)(learning_rate=1e-3), 5))
+    assert hlo(ol.apply_if_finite(optax.adam(1e-3), 5))  # the fallback
+
+
+def test_fused_guard_policy_lets_the_step_through_after_max_errors():
+    tx = ol.apply_if_finite(ol.sgd(1.0, momentum=0.5), max_consecutive_errors=1)
+    params = jnp.zeros(2)
+    state = tx.init(params)
+    nan = jnp.asarray([jnp.nan, 1.0])
+    u, state = tx.update(nan, state, params)  # skipped
+    np.testing.assert_array_equal(np.asarray(u), 0.0)
+    np.testing.assert_array_equal(np.asarray(state.inner_state[0].trace), 0.0)
+    u, state = tx.update(nan, state, params)  # 2 > 1 in a row: goes through (optax's policy)
+    assert np.isnan(np.asarray(u)[0]) and float(u[1]) == -1.0
+
+
+def test_zero_nonfinite_replaces_nan_and_inf():
+    g = {"a": jnp.asarray([1.0, jnp.nan, jnp.inf, -jnp.inf]), "b": jnp.asarray([2.0])}
+    tx = ol.zero_nonfinite()
+    u, s = tx.update(g, tx.init(g), None, value=1.0)
+    expected = {k: np.where(np.isfinite(np.asarray(v)), np.asarray(v), 0.0) for k, v in g.items()}
+    assert_trees_close(u, expected, rtol=0, atol=0)
+    assert jax.tree.map(bool, s.found_nan) == {"a": True, "b": False}
+
+
+@pytest.mark.parametrize(
+    ("factory", "error", "match"),
+    [
+        (lambda: ol.apply_if_finite(ol.adam, 3), TypeError, r"inner must be a gradient .*call"),
+        (lambda: ol.MultiSteps("sgd", 2), TypeError, r"MultiSteps: opt must be a gradient"),
+        (lambda: ol.MultiSteps(ol.sgd(1.0), 2.5), ValueError, r"every_k_schedule must be an"),
+        (lambda: ol.MultiSteps(ol.sgd(1.0), 2, use_grad_mean="yes"), TypeError, r"True or False"),
+        (
+            lambda: ol.MultiSteps(ol.sgd(1.0), 2, should_skip_update_fn=3),
+            TypeError,
+            r"should_skip_update_fn must be a function",
+        ),
+        (
+            lambda: ol.MultiSteps(ol.sgd(1.0), 2, accumulator_dtype="int8"),
+            TypeError,
+            r"accumulator_dtype must be a floating dtype",
+        ),
+    ],
+    ids=["factory", "str", "fraction", "bool", "skip-fn", "dtype"],
+)
+def test_wrapper_arguments(factory, error, match):
+    with pytest.raises(error, match=match):
+        factory()
+
+
+def test_multisteps_names_the_differing_leaf():
+    ms = ol.MultiSteps(ol.sgd(1.0), 2)
+    state = ms.init({"w": jnp.zeros((3, 2))})
+    with pytest.raises(ValueError, match=r"MultiSteps: the update at \['w'\] has shape \(1, 2\)"):
+        ms.update({"w": jnp.ones((1, 2))}, state)
