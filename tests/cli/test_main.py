@@ -72,6 +72,38 @@ def test_resume_continues_past_the_horizon_at_the_schedules_final_value(trained,
     assert json.loads((run / "config.json").read_text())["schedule_epochs"] == 2
 
 
+def test_early_stopping_restores_and_saves_the_best_epoch(tmp_path, capsys):
+    """Validation labels are the training labels flipped: the better the model fits the
+    training rows, the worse its validation loss, so epoch 1 is the best one."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:64], y_test=1 - y[:64])
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", str(tmp_path / "d.npz"), "--epochs", "6", "--lr", "0.05"]
+    assert main([*argv, "--early-stopping", "1", "--output", str(run), *SMALL]) == 0
+    final = capsys.readouterr().out.strip().splitlines()[-1]
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2] and history["val_loss"][1] > history["val_loss"][0]
+    assert "restored epoch 1 (early stopping stopped the run at epoch 2)" in final
+    record = json.loads((run / "run.json").read_text())
+    assert (record["restored_epoch"], record["stopped_early_at"]) == (1, 2)
+    # The saved model is epoch 1's: its metrics are that epoch's validation values.
+    np.testing.assert_allclose(record["metrics"]["val_loss"], history["val_loss"][0], rtol=1e-5)
+    assert f"val_loss {history['val_loss'][0]:.4f}" in final
+    assert main(["train", "--resume", str(run), "--epochs", "8"]) == 0
+    assert "early stopping ended it at epoch 2" in capsys.readouterr().out
+
+
+def test_a_diverging_run_is_stopped_and_reported_in_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "3", "--output", str(run)]
+    assert main([*argv, *SMALL]) == 2
+    err = _error(capsys)
+    assert "training stopped at epoch 1" in err and "non-finite loss or gradient" in err
+    assert (run / "history.json").is_file() and (run / "model").is_dir()
+
+
 def test_a_damaged_latest_checkpoint_is_skipped_with_one_line(trained, tmp_path, capsys):
     from tests.cli.test_subprocess import _damage
 
