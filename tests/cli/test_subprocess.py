@@ -128,7 +128,7 @@ def test_the_command_trains_with_the_persistent_compilation_cache(tmp_path):
     compiling (the README gives the measured times). Then its checkpoints are damaged: with
     none intact, ``--resume`` is one line and exit 2."""
     run = tmp_path / "run"
-    args = ["train", "--epochs", "2", "--hidden", "8", "--no-progress"]
+    args = ["train", "--epochs", "1", "--hidden", "8", "--no-progress"]
     proc = _run([*args, "--output", str(run)], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("adam: saved ")
