@@ -196,12 +196,15 @@ def plot_histories(
         if not handles:  # e.g. the learning rate of line-search methods
             handles = [Line2D([], [], color="none")]
             labels = ["not recorded (line search)"]
-        ax.legend(handles, labels, fontsize=7, ncol=2 if len(labels) > 6 else 1)
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         _scale(ax, name)
+        options = _legend_options(len(labels))
+        if name == "learning rate" and len(labels) > 3:  # flat lines fill the panel's width
+            options.update(loc="upper left", bbox_to_anchor=(1.02, 1.0), ncol=1)
+        ax.legend(handles, labels, **options)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     if title:
@@ -209,13 +212,18 @@ def plot_histories(
     return fig
 
 
+def _legend_options(entries: int) -> dict[str, Any]:
+    return {"fontsize": 7, "ncol": 2 if entries > 6 else 1, "framealpha": 0.7}
+
+
 def _scale(ax: Any, name: str) -> None:
-    """Log scale for positive curves spanning more than a factor 50 (losses, rates)."""
+    """Log scale for positive curves spanning more than a factor 10 (losses, rates)."""
     values = [v for line in ax.get_lines() for v in line.get_ydata() if math.isfinite(v)]
     if "accuracy" in name or not values or min(values) <= 0:
         return
-    if max(values) / min(values) > 50:
+    if max(values) / min(values) > 10:
         ax.set_yscale("log")
+    ax.margins(y=0.08)
 
 
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 110) -> Path:
