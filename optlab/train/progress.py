@@ -58,9 +58,9 @@ def format_line(
       epochs: the total number of epochs.
       logs: the epoch's values (``loss``, ``val_loss``, ``learning_rate``...).
       monitor: the validation value kept right after the loss when space is short.
-      width: the number of columns, or None for no limit. Values are dropped, least important
-        first (other metrics, then the speed, the learning rate, the monitored value), never
-        the epoch and the loss.
+      width: the number of columns, or None for no limit. Values are kept, most important
+        first (the loss, the monitored value, the learning rate, the speed, the other
+        validation values, the rest), each if it still fits; the epoch and the loss always.
       prefix: text before ``epoch`` (``compare`` puts the optimizer's name there).
 
     Examples:
@@ -77,15 +77,19 @@ def format_line(
     keys = [k for k in keys if not (k in _ONLY_WHEN_NONZERO and not logs[k])]
     fields = {k: _field(k, float(logs[k])) for k in keys}
     fields = {k: v for k, v in fields.items() if v}
-    kept = list(fields)
-    by_priority = sorted(kept, key=lambda k: (_priority(k, monitor), kept.index(k)))
+    order = list(fields)
+    by_priority = sorted(order, key=lambda k: (_priority(k, monitor), order.index(k)))
 
-    def line() -> str:
-        return "  ".join([head, *(fields[k] for k in kept)])
+    def line(keys: list[str]) -> str:
+        return "  ".join([head, *(fields[k] for k in order if k in keys)])
 
-    while width is not None and len(line()) > width and len(by_priority) > 1:
-        kept.remove(by_priority.pop())
-    return line()
+    if width is None:
+        return line(order)
+    kept = by_priority[:1]  # the loss, always
+    for key in by_priority[1:]:  # the most important first, each if it still fits
+        if len(line([*kept, key])) <= width:
+            kept.append(key)
+    return line(kept)
 
 
 class Progress:

@@ -38,6 +38,9 @@ def test_fields_go_least_important_first():
     assert "val_accuracy 0.9500" in kept[1] and "  accuracy" not in kept[1]
     assert kept[2] == "epoch  3/20  loss 0.1235  val_accuracy 0.9500  lr 3.0e-04"
     assert kept[3] == "epoch  3/20  loss 0.1235"  # never less than the epoch and the loss
+    # A less important value that still fits is kept after a longer one was left out.
+    line = format_line(3, 20, LOGS, width=86)
+    assert "  accuracy 0.9600" in line and "val_accuracy" not in line and len(line) <= 86
 
 
 class _Terminal(io.StringIO):
