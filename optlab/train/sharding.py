@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from optlab.data.batching import Batches
@@ -142,7 +143,7 @@ def shard_state(
       True
     """
     check_mesh("shard_state", mesh, axis)
-    return jax.device_put(
+    return put(
         state, state_sharding(state, mesh, shard_optimizer_state=shard_optimizer_state, axis=axis)
     )
 
@@ -164,12 +165,29 @@ def shard_batches(batch: Any, mesh: Mesh, *, stacked: bool = False, axis: str = 
     check_mesh("shard_batches", mesh, axis)
     rows = jax.tree.leaves(batch)[0].shape[1 if stacked else 0]
     check_batch_size("shard_batches", "the batch's number of rows", rows, mesh, axis)
-    return jax.device_put(batch, batch_sharding(mesh, stacked=stacked, axis=axis))
+    sharding = batch_sharding(mesh, stacked=stacked, axis=axis)
+    return put(batch, jax.tree.map(lambda _: sharding, batch))
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Places every array of ``tree`` on every device of the mesh."""
-    return jax.device_put(tree, _replicated(mesh))
+    return put(tree, jax.tree.map(lambda _: _replicated(mesh), tree))
+
+
+def put(tree: Any, shardings: Any) -> Any:
+    """``jax.device_put(tree, shardings)``, also when the shardings span several processes:
+    then each process passes its local copy of the same values (fetched to the host first,
+    PRNG keys as their key data), and ``device_put`` assembles the global arrays."""
+
+    def one(x: Any, s: Any) -> Any:
+        if s.is_fully_addressable or not (isinstance(x, jax.Array) and x.is_fully_addressable):
+            return jax.device_put(x, s)
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = jax.device_put(np.asarray(jax.random.key_data(x)), s)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return jax.device_put(np.asarray(x), s)
+
+    return jax.tree.map(one, tree, shardings)
 
 
 def _constrain(tree: Any, shardings: Any) -> Any:
@@ -284,4 +302,4 @@ def place_fit(
     training arrays replicated (each epoch's permutation then stacks the batches on the
     devices, and each step's rows are split over the ``data`` axis)."""
     step = data_parallel(step_fn, mesh, shard_optimizer_state=shard_optimizer_state)
-    return step, jax.device_put(state, step.state_sharding(state)), replicate(arrays, mesh)
+    return step, put(state, step.state_sharding(state)), replicate(arrays, mesh)
