@@ -207,6 +207,11 @@ class DataParallelStep:
     shard_optimizer_state: bool = False
     axis: str = DATA_AXIS
 
+    @property
+    def monitor(self) -> Any:
+        """The wrapped step's diagnostics monitor (``optlab.train.step.scan_epoch`` reads it)."""
+        return getattr(self.step_fn, "monitor", None)
+
     def state_sharding(self, state: Any) -> Any:
         """The shardings of ``state`` under this step's layout."""
         return state_sharding(
