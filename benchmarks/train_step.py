@@ -4,7 +4,12 @@ For a 10-32-10 and a 784-512-512-10 MLP (ReLU, softmax cross-entropy, Adam 1e-3,
 random data), in one run:
 
 - ``optlab``: ``TrainState`` + ``make_train_step`` + ``train_epoch`` (``lax.scan`` over the
-  stacked batches, state donated, one dispatch per epoch);
+  stacked batches, state donated, one dispatch per epoch), with everything ``fit`` logs
+  (loss, accuracy, gradient norm, learning rate) and the non-finite guard on (the default);
+- ``optlab_unguarded``: the same with ``make_train_step(skip_nonfinite=False)``;
+- ``fit``: the whole ``optlab.fit`` epoch (the shuffle and gather of ``optlab.data.batches``
+  inside the compiled epoch, the scan, fetching and logging the epoch's values), timed by
+  ``fit`` itself (``history["time"]`` of a second epoch, compiled already);
 - ``jit_scan``: a hand-written pure step over a dict of weights, ``jax.jit`` + ``lax.scan``,
   same optimizer (``optlab.adam``), donated;
 - ``jit_loop``: the same step, one ``jax.jit`` call per step from Python;
@@ -12,14 +17,15 @@ random data), in one run:
 - ``torch``: eager PyTorch with ``torch.optim.Adam(fused=True)``, when torch is installed.
 
 Each variant is compiled (or warmed up) first, then the variants are timed round-robin over
-repeats (median, min, max); ratios use each variant's best repeat, the one least disturbed on
-a shared machine.
+many short repeats (median, min, max); ratios use each variant's best repeat, the one least
+disturbed on a shared machine. XLA's cost analysis of one compiled step (bytes accessed,
+buffer copies) is printed beside the timings: it does not depend on the machine's load.
 Steps/s is converted to achieved GFLOP/s with 6 x batch x (sum of fan-in x fan-out) per step
 (forward 2, backward 4), and compared with a float32 matmul peak measured in the same run.
 Also measured: the wall time for ``optlab.fit`` to reach 97% validation accuracy on digits,
 compilation included. Writes ``benchmarks/results/train_step.json``.
 
-    python benchmarks/train_step.py [--quick] [--repeats 5]
+    python benchmarks/train_step.py [--quick] [--repeats 40]
 """
 
 from __future__ import annotations
@@ -91,15 +97,39 @@ def make_mlp(sizes: tuple[int, ...]):
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_optlab(sizes, steps):
+def bench_optlab(sizes, steps, skip_nonfinite=True):
     xs, ys = data(sizes, steps)
     state = ol.TrainState.create(make_mlp(sizes), ol.adam(LR))
-    step = ol.make_train_step(xent, metrics=("accuracy",))
+    step = ol.make_train_step(xent, metrics=("accuracy",), skip_nonfinite=skip_nonfinite)
     box = [state]
 
     def run():
         box[0], logs = ol.train_epoch(step, box[0], (xs, ys))
         jax.block_until_ready(logs)
+
+    start = time.perf_counter()
+    run()
+    compile_s = time.perf_counter() - start
+    return steps, run, compile_s
+
+
+def bench_optlab_unguarded(sizes, steps):
+    return bench_optlab(sizes, steps, skip_nonfinite=False)
+
+
+def bench_fit(sizes, steps):
+    """``optlab.fit`` for two epochs of ``steps`` steps each; the run returns the second
+    epoch's time as ``fit`` measured it (dispatch of the compiled epoch, shuffle and gather
+    on the device, scan, fetching the logs; compiled in the first epoch)."""
+    xs, ys = data(sizes, steps)
+    x, y = np.asarray(xs).reshape(steps * BATCH, -1), np.asarray(ys).reshape(-1)
+    model = make_mlp(sizes)
+
+    def run() -> float:
+        history, _ = ol.fit(
+            model, ol.adam(LR), (x, y), loss=xent, epochs=2, batch_size=BATCH, progress=False
+        )
+        return history["time"][1]
 
     start = time.perf_counter()
     run()
@@ -250,6 +280,33 @@ def bench_torch(sizes, steps):
     return steps, run, warm_s
 
 
+def hlo_cost(sizes) -> dict[str, dict[str, float]]:
+    """XLA's cost analysis of one compiled step (state donated) of optlab's step, guarded and
+    unguarded, and of the hand-written one: bytes accessed, flops, and the number of buffer
+    copies XLA inserted (timings on a shared machine are noisy; these numbers are not)."""
+    xs, ys = data(sizes, 1)
+    batch = (xs[0], ys[0])
+    out = {}
+    for name, guard in (("optlab", True), ("optlab_unguarded", False)):
+        state = ol.TrainState.create(make_mlp(sizes), ol.adam(LR))
+        step = ol.make_train_step(xent, metrics=("accuracy",), skip_nonfinite=guard)
+        out[name] = jax.jit(step, donate_argnums=0).lower(state, batch).compile()
+    tx = ol.adam(LR)
+    params = _hand_params(sizes)
+    hand = jax.jit(_hand_step(tx), donate_argnums=0)
+    out["jit_scan"] = hand.lower((params, tx.init(params)), batch).compile()
+    costs = {}
+    for name, compiled in out.items():
+        analysis = compiled.cost_analysis()
+        analysis = analysis[0] if isinstance(analysis, list) else analysis
+        costs[name] = {
+            "bytes": float(analysis.get("bytes accessed", 0.0)),
+            "flops": float(analysis.get("flops", 0.0)),
+            "copies": compiled.as_text().count(" copy("),
+        }
+    return costs
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -300,10 +357,10 @@ def time_to_accuracy(target: float = 0.97, max_epochs: int = 60) -> dict[str, An
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few steps and repeats")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--output", default="benchmarks/results/train_step.json")
     args = parser.parse_args()
-    repeats = 2 if args.quick else args.repeats
+    repeats = 3 if args.quick else args.repeats
     scale = 0.2 if args.quick else 1.0
 
     try:
@@ -328,25 +385,33 @@ def main() -> None:
     print(f"matmul peak (float32, best of 512/1024/2048): {peak:.1f} GFLOP/s")
 
     models = {"10-32-10": (10, 32, 10), "784-512-512-10": (784, 512, 512, 10)}
-    # Steps per timed repeat: enough for ~0.2-1 s each on 2 cores.
+    # Steps per timed repeat: short runs (~5-50 ms), many repeats. On a shared machine the
+    # fastest of many short repeats is the one least disturbed by other processes, a steadier
+    # estimate than a few long ones.
     plan = {
         "10-32-10": {
-            "optlab": 4000,
-            "jit_scan": 4000,
-            "jit_loop": 2000,
-            "nnx_jit": 300,
-            "torch": 600,
+            "optlab": 300,
+            "optlab_unguarded": 300,
+            "fit": 300,
+            "jit_scan": 300,
+            "jit_loop": 200,
+            "nnx_jit": 30,
+            "torch": 100,
         },
         "784-512-512-10": {
-            "optlab": 60,
-            "jit_scan": 60,
-            "jit_loop": 60,
-            "nnx_jit": 60,
-            "torch": 60,
+            "optlab": 6,
+            "optlab_unguarded": 6,
+            "fit": 6,
+            "jit_scan": 6,
+            "jit_loop": 6,
+            "nnx_jit": 6,
+            "torch": 6,
         },
     }
     benches = {
         "optlab": bench_optlab,
+        "optlab_unguarded": bench_optlab_unguarded,
+        "fit": bench_fit,
         "jit_scan": bench_jit_scan,
         "jit_loop": bench_jit_loop,
         "nnx_jit": bench_nnx_jit,
@@ -359,13 +424,14 @@ def main() -> None:
         for name, fn in benches.items():
             prepared[name] = fn(sizes, max(int(plan[label][name] * scale), 10))
         # Repeats run round-robin over the variants, so a burst of load from elsewhere on the
-        # machine hits every variant alike.
+        # machine hits every variant alike. A run that returns a time (fit) measured itself.
         times: dict[str, list[float]] = {name: [] for name in prepared}
         for _ in range(repeats):
             for name, (_, run, _) in prepared.items():
                 start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
+                measured = run()
+                elapsed = time.perf_counter() - start
+                times[name].append(measured if isinstance(measured, float) else elapsed)
         rows = {}
         for name, (steps, _, compile_s) in prepared.items():
             t = {
@@ -398,8 +464,19 @@ def main() -> None:
             for k, v in rows.items()
             if k != "optlab"
         }
+        hand = rows["jit_scan"]["steps_per_second_best"]
+        for k in ("optlab_unguarded", "fit"):
+            ratios[f"{k}/jit_scan"] = rows[k]["steps_per_second_best"] / hand
         print(f"{label:>15} ratios: " + "  ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+        cost = hlo_cost(sizes)
+        print(
+            f"{label:>15} XLA cost of one step: "
+            + "  ".join(
+                f"{k} {v['bytes'] / 1e6:.2f} MB, {v['copies']} copies" for k, v in cost.items()
+            )
+        )
         results["models"][label] = {
+            "hlo_cost_per_step": cost,
             "sizes": list(sizes),
             "flops_per_step": flops_per_step(sizes),
             "runs": rows,

@@ -151,8 +151,12 @@ from optlab.optimizers.newton import scale_by_newton as scale_by_newton
 
 # --- train engine (issue 7) ------------------------------------------------------------------
 from optlab.train import callbacks as callbacks
+from optlab.train.evaluation import evaluate as evaluate
+from optlab.train.evaluation import predict as predict
 from optlab.train.fit import fit as fit
 from optlab.train.history import History as History
+from optlab.train.saved_model import load_model as load_model
+from optlab.train.saved_model import save_model as save_model
 from optlab.train.state import TrainState as TrainState
 from optlab.train.step import make_eval_step as make_eval_step
 from optlab.train.step import make_train_step as make_train_step

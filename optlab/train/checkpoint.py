@@ -1,17 +1,34 @@
-"""Atomic orbax checkpoints of a whole :class:`~optlab.train.state.TrainState`, for exact resume.
+"""Atomic, verified orbax checkpoints of a whole run, for exact resume.
 
-A checkpoint of epoch :math:`e` holds every array of the state (parameters, model state,
-optimizer state with its schedule count and controller state, step, RNG key, update
-multiplier), a JSON record (the epoch, the seed that fixes the data order, the history so far,
-the callbacks' state) and optional extra arrays (e.g. early stopping's best weights). Orbax
-writes a step into a temporary directory and renames it when complete; on top of that, only
-directories holding orbax's metadata and both items are ever listed or loaded, so a partially
-written checkpoint is never read.
+A checkpoint of epoch :math:`e` (the folder ``<directory>/<e>``, :math:`e` the number of
+completed epochs) holds every array of the :class:`~optlab.train.state.TrainState`
+(parameters, model state, optimizer state with its schedule count and controller state, step,
+RNG key, update multiplier), a JSON record (for :func:`optlab.fit`: the
+:class:`~optlab.train.run.RunMeta`), optional extra arrays (e.g. early stopping's best
+weights) and an integrity record, ``integrity.json``: the SHA-256 and size of every file orbax
+wrote, of every array (its dtype, shape and bytes) and of the JSON record.
+
+Writing: orbax writes the checkpoint into a staging folder (itself through a temporary folder
+renamed when complete), the integrity record is added, and the staging folder is renamed to
+``<e>``: a numbered folder is complete or absent. Restoring: each checkpoint, newest first, is
+checked file by file against its record before orbax reads anything, then array by array; a
+damaged one (flipped bits, a truncated, missing or garbled file) is skipped with one
+:class:`DamagedCheckpointWarning` naming it and the checkpoint used instead. Only when no
+checkpoint is intact does restoring fail, with a one-line ``ValueError``. Old checkpoints are
+retired by renaming them out of the numbered namespace before deleting them, so an interrupted
+deletion never leaves a half-deleted numbered folder; leftovers of interrupted writes and
+deletions (and half-deleted numbered folders older than the newest checkpoint) are removed by
+the next save.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import uuid
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,10 +38,23 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from optlab.core.validation import as_path, check_int_range
+from optlab.train.run import Run, RunMeta
 from optlab.train.state import TrainState
 
 _ITEMS = ("state", "meta")
-_METADATA_FILE = "_CHECKPOINT_METADATA"
+_INTEGRITY = "integrity.json"
+_INTEGRITY_FORMAT = "optlab.integrity/1"
+_RETIRED = ".optlab-deleting-"
+_STAGING = ".optlab-staging-"
+
+
+class DamagedCheckpointWarning(UserWarning):
+    """A checkpoint failed its integrity check and was skipped (the message names it)."""
+
+
+class IntegrityError(ValueError):
+    """A file or array does not match its integrity record (the message says which)."""
 
 
 def _is_key(x: Any) -> bool:
@@ -63,48 +93,161 @@ def unflatten_arrays(fn: str, flat: Mapping[str, Any], like: Any) -> Any:
     return treedef.unflatten(out)
 
 
+def array_digest(array: Any) -> str:
+    """SHA-256 of an array's dtype, shape and bytes (C order), as hex.
+
+    Examples:
+      >>> import numpy as np
+      >>> a = np.arange(3, dtype=np.float32)
+      >>> array_digest(a) == array_digest(a.copy()), array_digest(a) == array_digest(a[::-1])
+      (True, False)
+    """
+    a = np.ascontiguousarray(np.asarray(array))
+    h = hashlib.sha256(f"{a.dtype.str}|{a.shape}|".encode())
+    h.update(a.view(np.uint8).reshape(-1).data if a.size else b"")
+    return h.hexdigest()
+
+
+def json_digest(record: Any) -> str:
+    """SHA-256 of a JSON-able record in canonical form (sorted keys), as hex."""
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _flat_items(arrays: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in arrays.items():
+        if isinstance(v, Mapping):
+            out.update(_flat_items(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _numbered(root: Path) -> list[int]:
+    if not root.is_dir():
+        return []
+    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+
+
 def _is_complete(path: Path) -> bool:
-    return (
-        path.is_dir()
-        and path.name.isdigit()
-        and (path / _METADATA_FILE).is_file()
-        and all((path / item).is_dir() for item in _ITEMS)
-    )
+    return (path / _INTEGRITY).is_file() and all((path / i).is_dir() for i in _ITEMS)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, as hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _files(root: Path) -> dict[str, Path]:
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def file_manifest(root: Path) -> dict[str, list]:
+    """``{relative path: [size, SHA-256]}`` of every file under ``root``."""
+    return {name: [f.stat().st_size, file_digest(f)] for name, f in _files(root).items()}
+
+
+def verify_files(root: Path, manifest: Any, record: str) -> None:
+    """Checks every file of a :func:`file_manifest` (``record`` names the record holding it).
+
+    Raises:
+      IntegrityError: a file is missing, has another size or another checksum, or the
+        manifest is garbled.
+    """
+    if not isinstance(manifest, dict):
+        raise IntegrityError(f"{record} is garbled")
+    for name, expected in sorted(manifest.items()):
+        f = root / name
+        if not f.is_file():
+            raise IntegrityError(f"{name} is missing")
+        if not (isinstance(expected, list) and len(expected) == 2):
+            raise IntegrityError(f"{record} is garbled")
+        if f.stat().st_size != expected[0]:
+            raise IntegrityError(f"{name} has {f.stat().st_size} bytes, not {expected[0]}")
+        if file_digest(f) != expected[1]:
+            raise IntegrityError(f"{name} does not match its checksum")
 
 
 def complete_epochs(directory: str | os.PathLike) -> list[int]:
-    """The epochs with a complete checkpoint in ``directory``, ascending (temporary or partial
-    directories are ignored)."""
+    """The epochs with a complete checkpoint folder in ``directory``, ascending (temporary,
+    retired or partial folders are left out; completeness is not integrity: see
+    :meth:`Checkpointer.restore`)."""
     root = Path(directory)
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name) for p in root.iterdir() if _is_complete(p))
+    return [e for e in _numbered(root) if _is_complete(root / str(e))]
 
 
 def latest_epoch(directory: str | os.PathLike) -> int | None:
-    """The last epoch with a complete checkpoint in ``directory``, or None."""
+    """The last epoch with a complete checkpoint folder in ``directory``, or None."""
     epochs = complete_epochs(directory)
     return epochs[-1] if epochs else None
 
 
+def _retire(path: Path) -> None:
+    """Deletes a folder by first renaming it out of the numbered namespace (atomic), so an
+    interrupted deletion never leaves something that looks like a checkpoint."""
+    if not path.exists():
+        return
+    retired = path.with_name(f"{path.name}{_RETIRED}{uuid.uuid4().hex[:8]}")
+    path.rename(retired)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
 class Checkpointer:
-    """Saves and restores training states in one directory (an orbax ``CheckpointManager``).
+    """Saves and restores training states in one directory, one verified folder per epoch.
 
     Args:
-      directory: where checkpoints go, one sub-directory per epoch (created if needed).
+      directory: where checkpoints go, one sub-directory per epoch (created on the first save).
       max_to_keep: keep only the last ``k`` checkpoints (None keeps all).
+
+    Raises:
+      TypeError: ``directory`` is not a path, or ``max_to_keep`` not None or an integer.
+      ValueError: ``max_to_keep`` is below 1.
     """
 
     def __init__(self, directory: str | os.PathLike, *, max_to_keep: int | None = None):
-        if max_to_keep is not None and (isinstance(max_to_keep, bool) or max_to_keep < 1):
-            raise ValueError(
-                f"Checkpointer: max_to_keep must be None or an integer >= 1, got {max_to_keep!r}"
-            )
+        as_path("Checkpointer", "directory", directory)
+        if max_to_keep is not None:
+            check_int_range("Checkpointer", "max_to_keep", max_to_keep, 1)
         self.directory = Path(directory).absolute()
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
-        )
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self.max_to_keep = max_to_keep
+        self._orbax: Any = None
+        self._cleaned = False
+        self.restored_epoch: int | None = None
+
+    @property
+    def _checkpointer(self) -> Any:
+        if self._orbax is None:
+            self._orbax = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+        return self._orbax
+
+    def epochs(self) -> list[int]:
+        """The epochs with a complete checkpoint folder, ascending."""
+        return complete_epochs(self.directory)
+
+    def numbered(self) -> list[int]:
+        """The epochs with a checkpoint folder, complete or not (damaged ones too), ascending."""
+        return _numbered(self.directory)
+
+    def clear(self) -> None:
+        """Removes every checkpoint folder of the directory (each retired atomically)."""
+        for epoch in self.numbered():
+            _retire(self.directory / str(epoch))
+
+    def _clean_leftovers(self, below: int) -> None:
+        """Removes retired folders, staging folders of interrupted writes, and incomplete
+        numbered folders older than epoch ``below`` (half-deleted by an older version)."""
+        for p in self.directory.iterdir():
+            if not p.is_dir():
+                continue
+            if _RETIRED in p.name or _STAGING in p.name:
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.name.isdigit() and int(p.name) < below and not _is_complete(p):
+                _retire(p)
 
     def save(
         self,
@@ -120,66 +263,154 @@ class Checkpointer:
           state: the training state.
           meta: a JSON-able dict.
           extra: named array trees saved alongside (trees without leaves are skipped).
+
+        Returns:
+          The checkpoint's folder.
         """
-        if epoch in self._manager.all_steps():
-            self._manager.delete(epoch)
-        arrays = {"state": flatten_arrays(state)}
+        check_int_range("Checkpointer.save", "epoch", epoch, 0)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = {"state": flatten_arrays(state)}
         extra = {k: flatten_arrays(v) for k, v in (extra or {}).items() if jax.tree.leaves(v)}
         if extra:
             arrays["extra"] = extra
-        arrays = jax.device_get(arrays)
-        self._manager.save(
-            epoch,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(arrays),
-                meta=ocp.args.JsonSave(dict(meta or {})),
-            ),
-            force=True,
-        )
-        self._manager.wait_until_finished()
-        return self.directory / str(epoch)
+        arrays = jax.tree.map(np.asarray, jax.device_get(arrays))
+        meta = json.loads(json.dumps(dict(meta or {})))  # the form it is read back in
+        path = self.directory / str(epoch)
+        staging = self.directory / f"{epoch}{_STAGING}{uuid.uuid4().hex[:8]}"
+        try:
+            self._checkpointer.save(
+                staging,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)
+                ),
+            )
+            integrity = {
+                "format": _INTEGRITY_FORMAT,
+                "algorithm": "sha256",
+                "files": {
+                    name: [f.stat().st_size, file_digest(f)] for name, f in _files(staging).items()
+                },
+                "arrays": {k: array_digest(v) for k, v in _flat_items(arrays).items()},
+                "meta": json_digest(meta),
+            }
+            (staging / _INTEGRITY).write_text(json.dumps(integrity, indent=1))
+            _retire(path)
+            staging.rename(path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if not self._cleaned:
+            self._clean_leftovers(below=epoch)
+            self._cleaned = True
+        if self.max_to_keep is not None:
+            for old in self.epochs()[: -self.max_to_keep]:
+                _retire(self.directory / str(old))
+        return path
+
+    def _verify_files(self, path: Path) -> dict[str, Any]:
+        """The integrity record of a checkpoint folder, after checking every file it lists
+        (nothing is handed to orbax before this passes); raises ``IntegrityError``."""
+        try:
+            integrity = json.loads((path / _INTEGRITY).read_text())
+        except FileNotFoundError:
+            raise IntegrityError(f"{_INTEGRITY} is missing") from None
+        except (OSError, ValueError, UnicodeDecodeError) as err:
+            raise IntegrityError(f"{_INTEGRITY} is unreadable ({type(err).__name__})") from None
+        if not (
+            isinstance(integrity, dict)
+            and integrity.get("format") == _INTEGRITY_FORMAT
+            and all(isinstance(integrity.get(k), dict) for k in ("files", "arrays"))
+        ):
+            raise IntegrityError(f"{_INTEGRITY} is garbled")
+        verify_files(path, integrity["files"], _INTEGRITY)
+        return integrity
+
+    def _load(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The arrays and the JSON record of one checkpoint, verified; raises ``IntegrityError``."""
+        path = self.directory / str(epoch)
+        integrity = self._verify_files(path)
+
+        def read(item: str, args: Any) -> Any:
+            try:
+                restored = self._checkpointer.restore(path, args=ocp.args.Composite(**{item: args}))
+                return restored[item]
+            except Exception as err:  # orbax/tensorstore raise many types for damaged files
+                raise IntegrityError(f"{item} cannot be read ({type(err).__name__})") from None
+
+        meta = read("meta", ocp.args.JsonRestore())
+        if json_digest(meta) != integrity.get("meta"):
+            raise IntegrityError("its JSON record does not match its checksum")
+        arrays = read("state", ocp.args.StandardRestore())
+        flat = _flat_items(arrays)
+        expected = integrity["arrays"]
+        if set(flat) != set(expected):
+            raise IntegrityError("its arrays are not the ones its integrity record lists")
+        for name in sorted(flat):
+            if array_digest(flat[name]) != expected[name]:
+                raise IntegrityError(f"array {name} does not match its checksum")
+        return arrays, meta
 
     def restore(
         self, state: TrainState, epoch: int | None = None
     ) -> tuple[TrainState, dict[str, Any], dict[str, Any]]:
-        """Loads a checkpoint into a state shaped like ``state``.
+        """Loads the newest intact checkpoint (or the given one) into a state like ``state``.
 
         Args:
           state: a state built the same way (same model and transformation); its arrays are
             replaced, its static parts kept.
-          epoch: which checkpoint; the latest complete one by default.
+          epoch: which checkpoint; by default the newest intact one (each newer damaged one is
+            skipped with a :class:`DamagedCheckpointWarning` naming it).
 
         Returns:
           ``(state, meta, extra)``: ``extra`` maps each name given to :meth:`save` to its flat
-          dict of arrays (rebuild a tree with :func:`unflatten_arrays`).
+          dict of arrays (rebuild a tree with :func:`unflatten_arrays`); the epoch restored is
+          ``self.restored_epoch``.
 
         Raises:
-          FileNotFoundError: no complete checkpoint (or not that epoch) in the directory.
+          FileNotFoundError: no checkpoint at all (or not that epoch) in the directory.
+          ValueError: no intact checkpoint (one line naming each and what is wrong), or the
+            checkpoint was written for another model or optimizer.
         """
-        available = complete_epochs(self.directory)
+        available = _numbered(self.directory)
         if epoch is None:
             if not available:
                 raise FileNotFoundError(
-                    f"no complete checkpoint in {self.directory} (is it a checkpoint directory "
-                    "written by ModelCheckpoint or optlab train?)"
+                    f"no checkpoint in {self.directory} (is it a checkpoint directory written "
+                    "by ModelCheckpoint or optlab train?)"
                 )
-            epoch = available[-1]
+            candidates = available[::-1]
         elif epoch not in available:
             raise FileNotFoundError(
-                f"no complete checkpoint of epoch {epoch} in {self.directory}; complete: "
-                f"{available}"
+                f"no checkpoint of epoch {epoch} in {self.directory}; there are: {available}"
             )
-        restored = self._manager.restore(
-            epoch,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()),
+        else:
+            candidates = [epoch]
+        damaged = []
+        for e in candidates:
+            try:
+                arrays, meta = self._load(e)
+            except IntegrityError as why:
+                damaged.append((e, why))
+                continue
+            for d, why in damaged:
+                warnings.warn(
+                    f"checkpoint {self.directory / str(d)} is damaged ({why}); skipped it and "
+                    f"restored {self.directory / str(e)}",
+                    DamagedCheckpointWarning,
+                    stacklevel=2,
+                )
+            self.restored_epoch = e
+            new_state = unflatten_arrays("restore_checkpoint", arrays["state"], state)
+            return new_state, dict(meta), dict(arrays.get("extra") or {})
+        raise ValueError(
+            f"no intact checkpoint in {self.directory}: "
+            + "; ".join(f"{d} is damaged ({why})" for d, why in damaged)
         )
-        arrays = restored["state"]
-        new_state = unflatten_arrays("restore_checkpoint", arrays["state"], state)
-        return new_state, dict(restored["meta"]), dict(arrays.get("extra") or {})
 
     def close(self) -> None:
-        """Releases the manager's resources."""
-        self._manager.close()
+        """Releases orbax's resources."""
+        if self._orbax is not None:
+            self._orbax.close()
+            self._orbax = None
 
 
 def save_checkpoint(
@@ -200,7 +431,7 @@ def save_checkpoint(
 def restore_checkpoint(
     directory: str | os.PathLike, state: TrainState, epoch: int | None = None
 ) -> tuple[TrainState, dict[str, Any]]:
-    """Loads the latest complete (or the given) checkpoint into a state shaped like ``state``.
+    """Loads the newest intact (or the given) checkpoint into a state shaped like ``state``.
 
     Returns:
       ``(state, meta)``.
@@ -211,3 +442,52 @@ def restore_checkpoint(
     finally:
         ckpt.close()
     return new_state, meta
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole run of fit
+
+
+def save_run(checkpointer: Checkpointer, run: Run, completed_epochs: int) -> Path:
+    """Writes the whole run (state, :class:`~optlab.train.run.RunMeta`, callbacks' arrays) as
+    the checkpoint of ``completed_epochs``."""
+    keys = run.callback_keys()
+    extra = {k: cb.get_arrays() for k, cb in zip(keys, run.callbacks, strict=True)}
+    meta = run.meta(completed_epochs).to_json()
+    return checkpointer.save(completed_epochs, run.state, meta, extra)
+
+
+def restore_run(run: Run, directory: str | os.PathLike) -> int:
+    """Loads the newest intact checkpoint of ``directory`` into ``run`` (state, history, the
+    callbacks' state); returns the number of completed epochs.
+
+    Raises:
+      ValueError: no intact checkpoint, a checkpoint not written by fit, or one written with
+        other settings (batch size, remainder policy...) than this run's.
+    """
+    ckpt = Checkpointer(directory)
+    try:
+        state, record, extra = ckpt.restore(run.state)
+    finally:
+        ckpt.close()
+    source = f"fit: resume_from={str(directory)!r}"
+    meta = RunMeta.from_json(record, source)
+    for key in meta.config.MUST_MATCH:
+        saved, here = getattr(meta.config, key), getattr(run.config, key)
+        if saved != here:
+            raise ValueError(
+                f"{source} was written with {key}={saved!r}, but this call has {key}={here!r}; "
+                "an exact resume needs the same value"
+            )
+    run.state = state
+    run.config = meta.config
+    run.history = run.history.from_dict(meta.history)
+    run.tx_metric_value = meta.tx_metric_value
+    for key, cb in zip(run.callback_keys(), run.callbacks, strict=True):
+        if key in meta.callbacks:
+            cb.set_state(meta.callbacks[key])
+        if key in extra:
+            cb.set_arrays(run, extra[key])
+    run.resumed = True
+    run.initial_epoch = meta.epoch
+    return meta.epoch

@@ -5,12 +5,13 @@ A Flax nnx model is split once into a pure forward function and arrays:
 .. math::
 
     \\text{model} \\;\\to\\; (f, \\theta, \\sigma), \\qquad
-    s = (\\theta, \\sigma, \\text{opt\\_state}, t, k, c)
+    s = (\\theta, \\sigma, \\text{opt\\_state}, t, k, c, z)
 
 with :math:`\\theta` the trainable parameters (``nnx.Param``), :math:`\\sigma` the rest of the
 model's state (BatchNorm statistics, dropout RNG streams), the optimizer state, the step
-:math:`t`, an RNG key :math:`k` and an update multiplier :math:`c` (1 unless a callback such as
-:class:`~optlab.train.callbacks.ReduceLROnPlateau` lowers it). The forward function ``apply``
+:math:`t`, an RNG key :math:`k`, an update multiplier :math:`c` (1 unless a callback such as
+:class:`~optlab.train.callbacks.ReduceLROnPlateau` lowers it) and the number :math:`z` of
+steps skipped in a row for a non-finite loss or gradient. The forward function ``apply``
 (both modes) and the transformation are static (pytree metadata), so a
 compiled step specialises on them and the arrays can be donated.
 
@@ -49,6 +50,7 @@ class TrainState:
       step: the number of train steps taken (int32 scalar).
       rng: a typed PRNG key; step :math:`t` draws with ``fold_in(rng, t)``.
       lr_scale: a float32 multiplier applied to every update (1.0 unless a callback lowers it).
+      nonfinite_streak: int32, the number of steps skipped in a row by the non-finite guard.
       apply: ``apply(params, model_state, x, *, train, rng) -> (output, model_state)`` (static).
       tx: the gradient transformation (static).
     """
@@ -59,6 +61,7 @@ class TrainState:
     step: jax.Array
     rng: jax.Array
     lr_scale: jax.Array
+    nonfinite_streak: jax.Array
     apply: Any = dataclasses.field(metadata={"static": True})
     tx: Any = dataclasses.field(metadata={"static": True})
 
@@ -101,6 +104,7 @@ class TrainState:
             step=jnp.zeros((), jnp.int32),
             rng=jax.random.key(seed),
             lr_scale=jnp.ones((), jnp.float32),
+            nonfinite_streak=jnp.zeros((), jnp.int32),
             apply=apply,
             tx=tx,
         )

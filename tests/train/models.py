@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+import optlab as ol
 
 
 class Tiny(nnx.Module):
@@ -50,3 +54,21 @@ def blobs(n: int = 96, din: int = 4, classes: int = 3, seed: int = 0):
     centers = rng.standard_normal((classes, din)) * 2.0
     x = (centers[y] + rng.standard_normal((n, din))).astype(np.float32)
     return x, y
+
+
+class _Count(NamedTuple):
+    count: jax.Array
+
+
+def nan_after(steps: int, lr: float = 0.1):
+    """SGD whose updates turn NaN from step ``steps`` on (counted from 0): a diverging
+    optimizer, whose gradients and loss stay finite until the parameters are NaN."""
+
+    def init(params):
+        return _Count(jnp.zeros((), jnp.int32))
+
+    def update(updates, state, params=None, **kw):
+        bad = jnp.where(state.count >= steps, jnp.nan, 0.0)
+        return jax.tree.map(lambda g: -lr * g + bad, updates), _Count(state.count + 1)
+
+    return ol.GradientTransformation(init, update)

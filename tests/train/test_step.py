@@ -10,7 +10,8 @@ import pytest
 from flax import nnx
 
 import optlab as ol
-from optlab.train.step import accuracy, evaluate
+from optlab.data import Batches
+from optlab.train.step import accuracy, evaluate_batches, weighted_mean
 from tests.helpers import TraceCounter, assert_trees_close
 from tests.train.models import Tiny, blobs, xent
 
@@ -64,7 +65,7 @@ def test_epoch_matches_hand_written_optax_loop(which):
     np.testing.assert_allclose(float(logs["loss"]), np.mean(losses), rtol=1e-5)
     np.testing.assert_allclose(float(logs["accuracy"]), np.mean(accs), rtol=1e-6)
     np.testing.assert_allclose(float(logs["grad_norm"]), np.mean(norms), rtol=1e-5)
-    assert int(state.step) == 6
+    assert int(state.step) == 6 and int(logs["skipped_steps"]) == 0
 
 
 def test_learning_rate_is_the_last_steps_value_of_a_schedule():
@@ -156,8 +157,9 @@ def test_eval_uses_running_statistics_and_no_dropout():
     state = ol.TrainState.create(model, ol.scale_by_learning_rate(0.05))
     state, _ = ol.train_epoch(STEP, state, _batches())
     x, y = blobs(32, seed=3)
-    logs_a = evaluate(EVAL, state, (jnp.asarray(x), jnp.asarray(y)))
-    logs_b = evaluate(EVAL, state, (jnp.asarray(x), jnp.asarray(y)))
+    stacked = (jnp.asarray(x)[None], jnp.asarray(y)[None])
+    logs_a = evaluate_batches(EVAL, state, stacked)
+    logs_b = evaluate_batches(EVAL, state, stacked)
     assert float(logs_a["loss"]) == float(logs_b["loss"])
     # Independent evaluation: BatchNorm with the running averages, written out.
     p, s = state.params, state.model_state
@@ -173,17 +175,143 @@ def test_eval_uses_running_statistics_and_no_dropout():
 
 def test_accuracy_forms():
     logits = jnp.array([[2.0, 0.1], [0.3, 0.9], [1.0, 0.0], [0.0, 3.0]])
-    assert float(accuracy(logits, jnp.array([0, 1, 1, 1]))) == 0.75
-    assert float(accuracy(logits, jax.nn.one_hot(jnp.array([0, 0, 0, 1]), 2))) == 0.75
-    assert float(accuracy(jnp.array([[1.0], [-1.0]]), jnp.array([1, 1]))) == 0.5
+    np.testing.assert_array_equal(accuracy(logits, jnp.array([0, 1, 1, 1])), [1, 1, 0, 1])
+    onehot = jax.nn.one_hot(jnp.array([0, 0, 0, 1]), 2)
+    np.testing.assert_array_equal(accuracy(logits, onehot), [1, 0, 1, 1])
+    np.testing.assert_array_equal(accuracy(jnp.array([[1.0], [-1.0]]), jnp.array([1, 1])), [1, 0])
 
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="make_train_step: unknown metric 'auc'"):
         ol.make_train_step(xent, metrics=("auc",))
-    with pytest.raises(ValueError, match="make_eval_step: loss must be a function"):
+    with pytest.raises(TypeError, match="make_eval_step: loss must be a function"):
         ol.make_eval_step("cross_entropy")
+    with pytest.raises(TypeError, match="make_train_step: metrics must be a sequence"):
+        ol.make_train_step(xent, metrics="accuracy")
+    with pytest.raises(TypeError, match="make_train_step: skip_nonfinite must be a bool"):
+        ol.make_train_step(xent, skip_nonfinite="yes")
     with pytest.raises(TypeError, match=r"TrainState\.create: model must be a flax\.nnx\.Module"):
         ol.TrainState.create(object(), ol.identity())
     with pytest.raises(TypeError, match="tx must be a gradient transformation"):
         ol.TrainState.create(nnx.Linear(1, 1, rngs=nnx.Rngs(0)), 0.1)
+
+
+def _numpy_xent(params, x, y):
+    """Per-example softmax cross-entropy of the Tiny MLP (no BatchNorm/dropout), float64."""
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    h = np.maximum(x @ p["l1"]["kernel"] + p["l1"]["bias"], 0.0)
+    z = h @ p["l2"]["kernel"] + p["l2"]["bias"]
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -logp[np.arange(len(y)), y]
+
+
+def test_masked_loss_is_the_mean_over_the_real_rows():
+    """A padded batch: the loss, accuracy and gradient ignore the masked rows entirely."""
+    x, y = blobs(10, seed=8)
+    mask = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 0], np.float32)
+    # The padded rows hold wild values: were they weighted at all, the loss would show it.
+    x_pad = x.copy()
+    x_pad[7:] = 1e3
+    state = ol.TrainState.create(Tiny(), ol.sgd(0.1))
+    params = jax.tree.map(np.asarray, state.params)
+    batch = Batches(jnp.asarray(x_pad), jnp.asarray(y), jnp.asarray(mask))
+    new_state, logs = jax.jit(STEP)(state, batch)
+    expected = _numpy_xent(params, x[:7].astype(np.float64), y[:7]).mean()
+    np.testing.assert_allclose(float(logs["loss"]), expected, rtol=1e-6)
+    real_only = ol.TrainState.create(Tiny(), ol.sgd(0.1))
+    ref_state, ref_logs = jax.jit(STEP)(real_only, (jnp.asarray(x[:7]), jnp.asarray(y[:7])))
+    assert_trees_close(new_state.params, ref_state.params, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(float(logs["accuracy"]), float(ref_logs["accuracy"]), rtol=1e-6)
+    np.testing.assert_allclose(float(logs["grad_norm"]), float(ref_logs["grad_norm"]), rtol=1e-5)
+    assert float(weighted_mean(jnp.array([1.0, jnp.nan]), jnp.array([1.0, 0.0]))) == 1.0
+
+
+def test_epoch_means_weight_steps_by_their_real_rows():
+    """Two batches of 4 and 2 real rows: the epoch loss is the mean over the 6 rows (float64
+    oracle: each step's losses at the parameters of that step), not the mean of two means."""
+    x, y = blobs(8, seed=9)
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], np.float32)
+    tx = ol.sgd(0.1)
+    state = ol.TrainState.create(Tiny(), tx)
+    p0 = jax.tree.map(np.asarray, state.params)
+    batches = Batches(jnp.asarray(x.reshape(2, 4, -1)), jnp.asarray(y.reshape(2, 4)), mask)
+    after_one, _ = jax.jit(STEP)(
+        ol.TrainState.create(Tiny(), tx), Batches(batches.x[0], batches.y[0], batches.mask[0])
+    )
+    p1 = jax.tree.map(np.asarray, after_one.params)
+    state, logs = ol.train_epoch(STEP, state, batches)
+    losses = np.concatenate([_numpy_xent(p0, x[:4], y[:4]), _numpy_xent(p1, x[4:6], y[4:6])])
+    np.testing.assert_allclose(float(logs["loss"]), losses.mean(), rtol=1e-5)
+
+
+def _state_leaves(state):
+    out = []
+    for leaf in jax.tree.leaves((state.params, state.model_state, state.opt_state)):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        out.append(np.asarray(leaf))
+    return out
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_nonfinite_step_is_skipped_and_leaves_the_state_bitwise_unchanged(bad):
+    model = Tiny(batchnorm=True, dropout=0.2)
+    state = ol.TrainState.create(model, ol.adam(1e-2), seed=1)
+    x, y = blobs(16, seed=3)
+    state, _ = jax.jit(STEP)(state, (jnp.asarray(x), jnp.asarray(y)))  # moments, BN stats
+    before = _state_leaves(state)
+    x_bad = x.copy()
+    x_bad[5, 2] = bad
+    after, logs = jax.jit(STEP)(state, (jnp.asarray(x_bad), jnp.asarray(y)))
+    assert int(logs["skipped"]) == 1 and int(after.nonfinite_streak) == 1
+    assert int(after.step) == int(state.step) + 1  # the counter advances: new dropout masks
+    for a, b in zip(_state_leaves(after), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # A finite step afterwards moves on and resets the streak.
+    moved, logs = jax.jit(STEP)(after, (jnp.asarray(x), jnp.asarray(y)))
+    assert int(logs["skipped"]) == 0 and int(moved.nonfinite_streak) == 0
+    assert not np.array_equal(_state_leaves(moved)[0], before[0])
+
+
+def test_unguarded_step_lets_nan_through():
+    step = ol.make_train_step(xent, skip_nonfinite=False)
+    state = ol.TrainState.create(Tiny(), ol.sgd(0.1))
+    x, y = blobs(8, seed=3)
+    x[0, 0] = np.nan
+    state, logs = jax.jit(step)(state, (jnp.asarray(x), jnp.asarray(y)))
+    assert "skipped" not in logs
+    assert np.isnan(np.asarray(state.params["l1"]["kernel"])).any()
+
+
+def test_epoch_with_skipped_steps_averages_the_others():
+    """Steps 2 and 3 of 4 hold a NaN row: they are skipped, the epoch loss is the mean over
+    the real rows of the two others, and the longest run of skipped steps is 2."""
+    x, y = blobs(32, seed=4)
+    xs = x.reshape(4, 8, -1).copy()
+    xs[1, 0, 0] = np.nan
+    xs[2, 3, 1] = np.nan
+    ys = y.reshape(4, 8)
+    state = ol.TrainState.create(Tiny(), ol.sgd(0.1))
+    p0 = jax.tree.map(np.asarray, state.params)
+    state, logs = ol.train_epoch(STEP, state, (jnp.asarray(xs), jnp.asarray(ys)))
+    assert int(logs["skipped_steps"]) == 2 and int(logs["nonfinite_streak"]) == 2
+    ref = ol.TrainState.create(Tiny(), ol.sgd(0.1))
+    ref, _ = jax.jit(STEP)(ref, (jnp.asarray(xs[0]), jnp.asarray(ys[0])))
+    p1 = jax.tree.map(np.asarray, ref.params)
+    ref, _ = jax.jit(STEP)(ref, (jnp.asarray(xs[3]), jnp.asarray(ys[3])))
+    assert_trees_close(state.params, ref.params, rtol=1e-6, atol=1e-7)
+    losses = np.concatenate([_numpy_xent(p0, xs[0], ys[0]), _numpy_xent(p1, xs[3], ys[3])])
+    np.testing.assert_allclose(float(logs["loss"]), losses.mean(), rtol=1e-5)
+
+
+def test_evaluate_batches_weights_by_real_rows():
+    """Evaluation in padded batches of 4 equals one pass over all 10 rows (float64 oracle)."""
+    x, y = blobs(10, seed=2)
+    state = ol.TrainState.create(Tiny(), ol.identity())
+    stacked = ol.data.batches(x, y, 4, drop_remainder=False, shuffle=False)
+    logs = evaluate_batches(EVAL, state, stacked)
+    params = jax.tree.map(np.asarray, state.params)
+    np.testing.assert_allclose(
+        float(logs["loss"]), _numpy_xent(params, x.astype(np.float64), y).mean(), rtol=1e-6
+    )
