@@ -7,7 +7,7 @@ compatibility section lists the same entries.
 """
 
 _LBFGS = (
-    "optlab's L-BFGS keeps a curvature pair (s, y) only when s·y > eps·|y|² (the condition "
+    "optlab's L-BFGS keeps a curvature pair (s, y) only when s·y > eps·‖y‖² (the condition "
     "that keeps its inverse-Hessian estimate positive definite, Nocedal & Wright §7.2); on the "
     "non-convex Himmelblau and Eggholder functions the test's textbook reference keeps pairs "
     "of negative curvature and its iterates take non-descent steps, so the two part ways"
