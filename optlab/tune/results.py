@@ -152,9 +152,13 @@ class SweepResult:
       groups: the number of shape groups (compiled programs).
       compilations: epoch programs compiled (population sizes met; 0 when all were cached).
       chunk_size: members per dispatch.
+      member_bytes: the estimated working memory of one member
+        (:func:`~optlab.tune.population.member_bytes`), which sets ``chunk_size``.
       epochs: the epoch budget.
       member_epochs: epochs trained, summed over members (the compute spent).
       wall_time: seconds, compilation included.
+      train_time: seconds spent in the epochs (the epoch program's compilation included when it
+        was not cached yet; initialization excluded).
       warnings: the Playbook's checks that failed (see :meth:`check`).
     """
 
@@ -169,9 +173,11 @@ class SweepResult:
     groups: int
     compilations: int
     chunk_size: int
+    member_bytes: int
     epochs: int
     member_epochs: int
     wall_time: float
+    train_time: float = math.nan
     warnings: list[str] = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
@@ -315,9 +321,11 @@ class SweepResult:
             "groups": self.groups,
             "compilations": self.compilations,
             "chunk_size": self.chunk_size,
+            "member_bytes": self.member_bytes,
             "epochs": self.epochs,
             "member_epochs": self.member_epochs,
             "wall_time": self.wall_time,
+            "train_time": self.train_time,
         }
 
     def save(self, directory: str | os.PathLike, *, plots: bool = True) -> list[Path]:

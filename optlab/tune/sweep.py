@@ -42,6 +42,7 @@ References:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import inspect
 import math
@@ -237,14 +238,25 @@ def _group(configs: list[Config], static_names: set[str]) -> dict[tuple, list[in
     return groups
 
 
-def _init_group(model_fn, tx_fn, configs, seeds, traced, static_names, fn):
-    """The stacked TrainStates of a group's members (configuration-major), built under vmap."""
-    rep = configs[0]
+_PROGRAMS: collections.OrderedDict[Any, tuple] = collections.OrderedDict()
+_PROGRAMS_SIZE = 16
+
+
+def _group_program(model_fn, tx_fn, rep: Config, traced: list[str], fn: str) -> tuple:
+    """``(tx, init, seen)`` of a group: the transformation shared by its members (static in the
+    compiled programs; built once per ``(model_fn, tx_fn, static values)``, so a second sweep
+    with new traced values compiles nothing) and the jitted, vmapped initialization."""
     static_cfg = {k: v for k, v in rep.items() if k not in traced}
+    key = (model_fn, tx_fn, tuple((k, repr(v)) for k, v in static_cfg.items()), tuple(traced))
+    try:
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
     factory = injectable(tx_fn, static_cfg, traced)
     tx = factory(**{n: rep[n] for n in traced})
-    hp = {n: jnp.asarray([c[n] for c in configs for _ in seeds], jnp.float32) for n in traced}
-    member_seeds = jnp.asarray([s for _ in configs for s in seeds], jnp.int32)
     seen: dict[str, Any] = {}
 
     def init(seed, hp_m):
@@ -255,7 +267,7 @@ def _init_group(model_fn, tx_fn, configs, seeds, traced, static_names, fn):
                 f"{fn}: model_fn must return a flax.nnx.Module, got {type(model).__name__}"
             )
         apply, params, model_state = functional(model)
-        seen["apply"], seen["reads"] = apply, set(config.reads)
+        seen["reads"] = set(config.reads)
         return TrainState(
             params=params,
             model_state=model_state,
@@ -268,7 +280,22 @@ def _init_group(model_fn, tx_fn, configs, seeds, traced, static_names, fn):
             tx=tx,
         )
 
-    states = jax.jit(jax.vmap(init))(member_seeds, hp)
+    program = (tx, jax.jit(jax.vmap(init)), seen)
+    if key is not None:
+        _PROGRAMS[key] = program
+        while len(_PROGRAMS) > _PROGRAMS_SIZE:
+            _PROGRAMS.popitem(last=False)
+    return program
+
+
+def _init_group(model_fn, tx_fn, configs, seeds, traced, static_names, fn):
+    """The stacked TrainStates of a group's members (configuration-major), built under vmap:
+    the models from each seed's ``nnx.Rngs``, the optimizer states from each configuration's
+    traced hyperparameters."""
+    _, init, seen = _group_program(model_fn, tx_fn, configs[0], traced, fn)
+    hp = {n: jnp.asarray([c[n] for c in configs for _ in seeds], jnp.float32) for n in traced}
+    member_seeds = jnp.asarray([s for _ in configs for s in seeds], jnp.int32)
+    states = init(member_seeds, hp)
     loose = sorted(seen["reads"] - static_names)
     if loose:
         raise ValueError(
@@ -440,15 +467,16 @@ def sweep(
 
     cache_before = population_epoch._cache_size()
     populations: list[tuple[Population, list[tuple[int, int]]]] = []
-    chunk = None
+    chunk, per_member = None, 0
     for indices in groups.values():
         group_configs = [configs[i] for i in indices]
         states, keys = _init_group(
             model_fn, tx_fn, group_configs, seed_list, traced, static_names, fn
         )
         members = [(i, s) for i in indices for s in seed_list]
-        per_member = member_bytes(step_fn, take(states, 0), x, y, batch_size)
-        chunk = chunk_size_for(memory_budget, per_member, len(members))
+        group_bytes = member_bytes(step_fn, take(states, 0), x, y, batch_size)
+        per_member = max(per_member, group_bytes)
+        chunk = chunk_size_for(memory_budget, group_bytes, len(members))
         pop = Population(
             states,
             keys,
@@ -466,6 +494,7 @@ def sweep(
         )
         populations.append((pop, members))
 
+    train_start = time.perf_counter()
     budgets = {(i, s): epochs for i in range(len(configs)) for s in seed_list}
     alive = set(range(len(configs)))
     running = list(populations)
@@ -485,6 +514,7 @@ def sweep(
             pop.compact([pid for pid in pop.ids if members[pid][0] in keep])
         running = [(pop, members) for pop, members in running if pop.size]
 
+    train_time = time.perf_counter() - train_start
     all_members = _collect(populations, configs, budgets, metric)
     result = SweepResult(
         configs=configs,
@@ -498,9 +528,11 @@ def sweep(
         groups=len(groups),
         compilations=population_epoch._cache_size() - cache_before,
         chunk_size=chunk or 1,
+        member_bytes=per_member,
         epochs=epochs,
         member_epochs=sum(len(m.history) for m in all_members),
         wall_time=time.perf_counter() - start,
+        train_time=train_time,
     )
     result.check(warn=warn)
     return result
