@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/optlab compare --output runs/compare
+	$(BIN)/optlab compare --output runs/compare --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto

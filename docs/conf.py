@@ -65,7 +65,12 @@ autodoc_type_aliases = {
 }
 
 # Modules documented beside the root's re-exports (optlab.__all__ and its subpackages).
-optlab_api_extra_namespaces = ("optlab.optimizers.registry",)
+optlab_api_extra_namespaces = (
+    "optlab.optimizers.registry",
+    "optlab.schedules.registry",
+    "optlab.train.recipes",
+    "optlab.train.report",
+)
 
 # Every cross-reference must resolve. Objects of other libraries (signatures mention jax.Array,
 # nnx.Module, numpy dtypes...) have no inventory offline, so they are exempt by package.

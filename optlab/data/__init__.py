@@ -1,4 +1,6 @@
-"""Datasets (offline), splits, preprocessing fitted on training data, augmentation, batching.
+"""Datasets (offline: bundled, IDX files, your own .npz/.csv files), splits, preprocessing
+fitted on training data, batching (the one place batches are made) and augmentation (functions
+of arrays, and batch augmentations ``augment(batch, key) -> batch`` chained by ``compose``).
 
 Imports only :mod:`optlab.core` (and jax/numpy/scikit-learn/mnist1d).
 """

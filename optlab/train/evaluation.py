@@ -37,6 +37,7 @@ def as_arrays(fn: str, data: Any, what: str, *, split: str = "train") -> tuple[A
     """
     if hasattr(data, f"x_{split}") and hasattr(data, f"y_{split}"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        what = f"{what} (the dataset's {split} split)"
     elif isinstance(data, tuple | list) and len(data) == 2:
         x, y = data
     else:

@@ -12,7 +12,6 @@ settings that fix the data order, the history so far and each callback's state.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from optlab.train.history import History
@@ -177,11 +176,3 @@ class Run:
         self.stop_training = True
         if self.stop_reason is None:
             self.stop_reason = reason
-
-
-def is_finite_number(value: Any) -> bool:
-    """Whether ``value`` converts to a finite float."""
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

@@ -13,8 +13,8 @@ from tests.train.models import Tiny, blobs, xent
 @pytest.fixture
 def describable(monkeypatch):
     """``optlab.nn.model_config``/``from_config`` for the test model Tiny, so the saving and
-    loading machinery is tested on its own (the real functions are the nn helper's; the test
-    of an ``ol.nn.MLP`` below uses them)."""
+    loading machinery is tested on its own (the test of an ``ol.nn.MLP`` below uses the real
+    ones)."""
 
     def model_config(model):
         if not isinstance(model, Tiny):
@@ -111,9 +111,6 @@ def test_refusals(tmp_path, describable):
         ol.load_model(tmp_path / "bad")
 
 
-@pytest.mark.skipif(
-    not hasattr(optlab.nn, "from_config"), reason="optlab.nn.model_config has not landed yet"
-)
 def test_an_optlab_mlp_round_trips_through_its_description(tmp_path):
     ds = ol.data.load("blobs", num_samples=80)
     model = ol.nn.MLP(ds.num_features, (8,), ds.num_classes, norm="batch", dropout=0.2, rngs=0)
