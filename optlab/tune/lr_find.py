@@ -184,7 +184,7 @@ def as_injected(fn: str, tx: Any, params: Any, initial: float) -> tuple[Any, str
     """
     if hasattr(tx, "init") and hasattr(tx, "update"):
         try:
-            set_hyperparams(jax.eval_shape(tx.init, params), learning_rate=initial)
+            jax.eval_shape(lambda p: set_hyperparams(tx.init(p), learning_rate=initial), params)
         except KeyError:
             raise TypeError(
                 f"{fn}: tx must be a factory of the learning rate (ol.adam, or lambda lr: "

@@ -18,9 +18,10 @@ backpropagation (example :math:`i`'s loss must not depend on example :math:`j`'s
                                mean loss of the last 10 steps :math:`\le 0.05\,L_0`
 ``input_independent_baseline`` trained ``baseline_epochs`` on real and on zeroed inputs (one
                                vmapped program): held-out loss real / zeroed :math:`\le 0.95`
-``per_example_independence``   evaluation mode: :math:`\max_{i \ne j} |\partial \ell_i /
-                               \partial x_j| \le 10^{-6} \max_i |\partial \ell_i / \partial
-                               x_i|`
+``per_example_independence``   evaluation mode, for the model's outputs :math:`f_i` by the
+                               inputs and the losses :math:`\ell_i` by the outputs:
+                               :math:`\max_{i \ne j} |\partial f_i / \partial x_j| \le
+                               10^{-6} \max_i |\partial f_i / \partial x_i|` (and likewise)
 ``no_nan_first_steps``         the first ``nan_steps`` steps of ``tx`` on the data (unguarded)
                                give finite losses and parameters
 =============================  ===============================================================
@@ -193,22 +194,37 @@ def _first_steps(step_fn, state, x, y, key, *, batch_size, steps):
     return losses, finite
 
 
-def _independence(state, x, y, loss) -> tuple[float, bool]:
-    """``max_{i != j} |d l_i / d x_j| / max_i |d l_i / d x_i|`` in evaluation mode."""
+def _mixing(jac: jax.Array, b: int, out_ndim: int) -> tuple[float, float]:
+    """``(max_{i != j}, max_i)`` of ``|d f_i / d z_j|`` for a Jacobian of shape ``out + in``
+    whose output and input shapes both start with the batch axis ``B``."""
+    mags = jnp.abs(jnp.moveaxis(jac, out_ndim, 1)).reshape(b, b, -1).max(axis=2)
+    eye = jnp.eye(b, dtype=bool)
+    return float(jnp.max(jnp.where(eye, 0.0, mags))), float(jnp.max(jnp.where(eye, mags, 0.0)))
 
-    def per_example(xb):
+
+def _independence(state, x, y, loss) -> tuple[float, bool | None]:
+    """The largest ``max_{i != j} |d f_i / d z_j| / max_i |d f_i / d z_i|`` of the model
+    (outputs by inputs, evaluation mode) and of the loss (per-example losses by outputs), and
+    whether it applies (None: no gradient to measure, e.g. a zero-initialized layer)."""
+
+    def model(xb):
         out, _ = state.apply(state.params, state.model_state, xb, train=False)
-        return jnp.asarray(loss(out, y), jnp.float32)
+        return out
 
-    values = per_example(x)
-    if values.ndim != 1 or values.shape[0] != x.shape[0]:
+    out = model(x)
+    values = loss(out, y)
+    b = int(x.shape[0])
+    if not isinstance(out, jax.Array) or np.ndim(values) != 1 or np.shape(values)[0] != b:
         return math.nan, False
-    jac = jax.jacrev(per_example)(x)  # (B, B, ...)
-    mags = jnp.abs(jac.reshape(x.shape[0], x.shape[0], -1)).max(axis=2)
-    eye = jnp.eye(x.shape[0], dtype=bool)
-    diagonal = float(jnp.max(jnp.where(eye, mags, 0.0)))
-    off = float(jnp.max(jnp.where(eye, 0.0, mags)))
-    return off / max(diagonal, 1e-30), True
+    ratios = []
+    for jac, out_ndim in (
+        (jax.jacrev(model)(x), out.ndim),
+        (jax.jacrev(lambda o: jnp.asarray(loss(o, y), jnp.float32))(out), 1),
+    ):
+        off, diagonal = _mixing(jac, b, out_ndim)
+        if diagonal > 0.0:
+            ratios.append(off / diagonal)
+    return (max(ratios), True) if ratios else (math.nan, None)
 
 
 def sanity_checks(
@@ -359,15 +375,22 @@ def sanity_checks(
     b = min(8, n)
     if jnp.issubdtype(x.dtype, jnp.floating):
         mixing, applies = _independence(state, x[order[:b]], y[order[:b]], loss)
+        if applies is False:
+            advice = "the loss returns a scalar: return per-example values to run this check"
+        elif applies is None:
+            advice = (
+                "every gradient is zero at initialization (a zero-initialized layer): nothing "
+                "to measure"
+            )
+        else:
+            advice = ADVICE["per_example_independence"]
         checks.append(
             Check(
                 "per_example_independence",
                 mixing,
-                "max off-diagonal / diagonal gradient <= 1e-6",
+                "max off-diagonal / diagonal gradient <= 1e-6 (model and loss)",
                 (mixing <= 1e-6) if applies else None,
-                ADVICE["per_example_independence"]
-                if applies
-                else "the loss returns a scalar: return per-example values to run this check",
+                advice,
             )
         )
     else:
