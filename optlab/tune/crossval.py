@@ -73,10 +73,18 @@ class CrossValidation:
 
 
 def _stack_eval(parts: list[Batches]) -> Batches:
-    """Evaluation batches of several folds stacked, padded with empty batches (mask 0)."""
+    """Evaluation batches of several folds stacked: shorter batches padded with masked rows,
+    fewer batches with empty ones (mask 0)."""
     count = max(int(p.mask.shape[0]) for p in parts)
+    rows = max(int(p.mask.shape[1]) for p in parts)
+
+    def pad_rows(a: jax.Array) -> jax.Array:
+        widths = [(0, 0)] * a.ndim
+        widths[1] = (0, rows - int(a.shape[1]))
+        return jnp.pad(a, widths)
 
     def pad(p: Batches) -> Batches:
+        p = jax.tree.map(pad_rows, p)  # zero rows with mask 0
         extra = count - int(p.mask.shape[0])
         if not extra:
             return p
