@@ -484,7 +484,7 @@ def _space(params: list[tuple[str, str, Any]]) -> Any:
 
     dims = {}
     for name, kind, value in params:
-        dims[name] = sp.choice(*value) if kind == "choice" else getattr(sp, kind)(*value)
+        dims[name] = sp.choice(list(value)) if kind == "choice" else getattr(sp, kind)(*value)
     return sp.Space(**dims)
 
 
