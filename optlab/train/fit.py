@@ -14,7 +14,6 @@ continues exactly as an uninterrupted one.
 from __future__ import annotations
 
 import collections
-import functools
 import math
 import os
 import time
