@@ -166,3 +166,4 @@ from optlab.train.step import train_epoch as train_epoch
 from optlab import data as data
 from optlab import diagnostics as diagnostics
 from optlab import nn as nn
+from optlab import tune as tune

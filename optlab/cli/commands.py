@@ -454,6 +454,10 @@ def compare(args: argparse.Namespace) -> int:
         runs[spec.name] = check_run(run_fields)
     out = prepare_output(args.output or "runs/compare", overwrite=args.overwrite, command="compare")
     _enable_compilation_cache(args.compilation_cache)
+    if getattr(args, "tune", None):
+        from optlab.cli.tuning import tune_learning_rates
+
+        runs = {n: check_run(f) for n, f in tune_learning_rates(runs, args.tune).items()}
     return _compare(runs, out, progress=not args.no_progress)
 
 

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
+from optlab.cli import tuning
 from optlab.cli.options import (
     UsageError,
     hidden_sizes,
@@ -198,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print optlab's version")
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,compare,evaluate,predict}", parser_class=_Parser
+        dest="command",
+        metavar="{train,compare,evaluate,predict,lr-find,check,sweep}",
+        parser_class=_Parser,
     )
 
     train = sub.add_parser(
@@ -305,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs (one step each) of the full-batch methods (default: --epochs)",
     )
     _add_schedule_options(g)
+    tuning.add_compare_tune(g)
     _add_run_options(compare, output="runs/compare")
 
     evaluate = sub.add_parser(
@@ -361,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="rows per prediction batch (default: all at once)",
     )
+    tuning.add_commands(
+        sub,
+        data_options=_add_data_options,
+        model_options=_add_model_options,
+        run_options=_add_run_options,
+    )
     return parser
 
 
@@ -398,6 +408,8 @@ def main(argv: Sequence[str] | None = None, *, compilation_cache: bool | None = 
             warnings.showwarning = _show_warning
             # The engine's notice that it skipped a damaged checkpoint is for the user.
             warnings.filterwarnings("always", r"checkpoint .* is damaged")
+            if args.command in ("lr-find", "check", "sweep"):
+                return tuning.run(args)
             return commands.run(args)
     except UsageError as err:
         print(f"optlab: error: {one_line(err)}", file=sys.stderr)
