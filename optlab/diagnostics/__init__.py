@@ -26,6 +26,7 @@ from optlab.diagnostics.monitor import GradientStats as GradientStats
 from optlab.diagnostics.monitor import Monitor as Monitor
 from optlab.diagnostics.monitor import activation_stats as activation_stats
 from optlab.diagnostics.monitor import gradient_stats as gradient_stats
+from optlab.diagnostics.plots import plot_diagnostics as plot_diagnostics
 from optlab.diagnostics.surfaces import Surface as Surface
 from optlab.diagnostics.trajectories import Trajectories as Trajectories
 from optlab.diagnostics.trajectories import plot_trajectories as plot_trajectories
@@ -45,6 +46,7 @@ __all__ = [
     "diagnose",
     "filter_normalize",
     "gradient_stats",
+    "plot_diagnostics",
     "landscape",
     "plot_landscape",
     "plot_trajectories",

@@ -111,3 +111,35 @@ def test_diagnose_refuses_what_is_not_a_history():
     assert str(ol.diagnostics.diagnose(make_history([1.0, 1.0, 1.0]))[0]).startswith(
         "[warning] lr_too_low: "
     )
+
+
+def test_plot_diagnostics_draws_heat_maps_lines_and_verdicts():
+    edges = np.linspace(0.0, 4.0, 33)
+    hist = {f"b/{i}/act": [np.eye(32)[i]] * 3 for i in range(8)}
+    history = make_history(
+        [2.0, 1.5, 1.0],
+        activation_hist=hist,
+        activation_edges={name: [edges] * 3 for name in hist},
+        grad_norm={"a/kernel": [0.001] * 3, "b/kernel": [1.0] * 3},
+        update_ratio={"a/kernel": [1e-3] * 3, "b/kernel": [1e-3] * 3},
+        activation_dead={"b/0/act": [0.1, 0.2, 0.3]},
+    )
+    fig = ol.diagnostics.plot_diagnostics(history)
+    titles = [ax.get_title() for ax in fig.axes]
+    # six of the eight layers, evenly spaced, first and last included
+    assert titles[:6] == ["b/0/act", "b/1/act", "b/3/act", "b/4/act", "b/6/act", "b/7/act"]
+    assert titles[6:] == [
+        "gradient norm",
+        "update / parameter ratio",
+        "dead / saturated fraction",
+        "loss",
+        "verdicts",
+    ]
+    heat = fig.axes[5].collections[0].get_array().reshape(32, 3)
+    np.testing.assert_array_equal(heat[7], [0.0, 0.0, 0.0])  # log10 of fraction 1
+    np.testing.assert_array_equal(heat[0], [-4.0, -4.0, -4.0])  # the floor, 1e-4
+    grad_lines = fig.axes[6].get_lines()
+    assert [line.get_label() for line in grad_lines] == ["a", "b"]
+    assert "vanishing_gradients" in fig.axes[-1].texts[0].get_text()
+    with pytest.raises(TypeError, match="plot_diagnostics: history must be"):
+        ol.diagnostics.plot_diagnostics([1.0])
