@@ -137,27 +137,25 @@ class Monitor:
         out, new_state, captured = apply.capture(params, model_state, x, train=True, rng=rng)
         layers = layers_of(apply.merge(params, model_state))
         outputs = layer_outputs(layers, captured)
-        # The parameters' norms are taken here, while the parameters are read anyway (after
-        # the update, XLA would copy the donated weights to keep the old ones).
-        return (
-            out,
-            new_state,
-            {
-                "layers": {layer.name: value for layer, value in outputs.items()},
-                "param_sq": squared_norms(jax.lax.stop_gradient(params)),
-            },
-        )
+        return out, new_state, {layer.name: value for layer, value in outputs.items()}
 
     def update_stats(self, state: Any, updates: Any, grads: Any, captured: Any) -> dict:
         r"""Per-parameter norms of the gradient, the parameters and the step
         :math:`\Delta\theta = c\,u` (``state.lr_scale`` times the transformation's update),
         computed beside the update (see
-        :func:`~optlab.diagnostics.statistics.parameter_stats`)."""
-        return {
-            "grad_sq": squared_norms(grads),
-            "step_sq": squared_norms(updates),
-            "param_sq": captured["param_sq"],  # computed before the weights are overwritten
-        }
+        :func:`~optlab.diagnostics.statistics.parameter_stats`) on the sampled steps only."""
+
+        def norms(_: Any = None) -> dict[str, Any]:
+            return {
+                "grad_sq": squared_norms(grads),
+                "step_sq": squared_norms(updates),
+                "param_sq": squared_norms(state.params),
+            }
+
+        if self.every == 1:
+            return norms()
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(norms))
+        return jax.lax.cond(state.step % self.every == 0, norms, lambda _: zeros, None)
 
     def measure(
         self,
@@ -188,7 +186,7 @@ class Monitor:
             )
             values["input_mean", ""], values["input_std", ""] = x["mean"], x["std"]
             for layer in layers:
-                v = captured["layers"].get(layer.name)
+                v = captured.get(layer.name)
                 if v is None:  # not called in this pass
                     hists.append(jnp.zeros(BINS, jnp.float32))
                     continue

@@ -265,9 +265,7 @@ def make_train_step(
             params = jax.tree.map(move, state.params, updates, is_leaf=lambda v: v is None)
             if monitor is None:
                 return params, opt_state, model_state
-            # Beside the step, from the updates; ``captured`` enters the branch so that what
-            # the forward pass measured of the old weights is computed before they are
-            # overwritten in place (else XLA copies the donated weights).
+            # Beside the step, from the updates (zeros in ``kept``, the skipped step's branch).
             stats = monitor.update_stats(state, updates, grads, captured[0])
             return params, opt_state, model_state, stats
 
