@@ -4,7 +4,7 @@ numbers for one's own loop (:func:`activation_stats`, :func:`gradient_stats`).
 ``fit(..., diagnostics=Monitor(every=1, histograms=True))`` runs the training-mode forward pass
 through Flax's ``nnx.capture`` (the outputs of every Dense layer and activation layer are
 intercepted: no second model), and after each sampled step computes, per layer, the
-statistics of :mod:`optlab.diagnostics.statistics` on the batch's real rows, and per
+statistics of ``optlab.diagnostics.statistics`` on the batch's real rows, and per
 parameter the gradient norm and RMS, the update ratio and the effective learning rate. They
 are folded into a fixed-size carry of the epoch's ``lax.scan`` (sums of the finite values and
 their counts; summed histogram counts), so nothing leaves the device until the epoch ends;
@@ -143,7 +143,7 @@ class Monitor:
         r"""Per-parameter norms of the gradient, the parameters and the step
         :math:`\Delta\theta = c\,u` (``state.lr_scale`` times the transformation's update),
         computed beside the update (see
-        :func:`~optlab.diagnostics.statistics.parameter_stats`) on the sampled steps only."""
+        ``optlab.diagnostics.statistics.parameter_stats``) on the sampled steps only."""
 
         def norms(_: Any = None) -> dict[str, Any]:
             return {
@@ -245,7 +245,7 @@ class Monitor:
         }
 
     def finish(self, carry: dict[str, jax.Array], state: Any) -> dict[str, jax.Array]:
-        """The epoch's summary, still packed (:meth:`unpack` names it on the host): means over
+        """The epoch's summary, still packed (``unpack`` names it on the host): means over
         the sampled steps, histograms as fractions, BatchNorm's running statistics and the
         first sampled step's values."""
         n = carry["finite"]
@@ -259,7 +259,7 @@ class Monitor:
         }
 
     def unpack(self, summary: Any, state: Any) -> dict[str, Any]:
-        """The fetched summary of :meth:`finish` as ``{key: {row: value}}`` and ``{key:
+        """The fetched summary of ``finish`` as ``{key: {row: value}}`` and ``{key:
         value}`` (see the class docstring): what ``fit`` records in ``history.diagnostics``."""
         layers, entries = _layout(state)
         means = np.asarray(summary["mean"])
@@ -337,7 +337,7 @@ def activation_stats(model: nnx.Module, x: Any, *, mask: Any = None) -> Activati
     The model runs once, in its current mode (``model.train()`` / ``model.eval()``), through
     Flax's ``nnx.capture``; the model itself is not changed (random layers draw from a copy
     of its streams). Layers and statistics are those of the monitor (see
-    :mod:`optlab.diagnostics.statistics`).
+    ``optlab.diagnostics.statistics``).
 
     Args:
       model: an nnx model (an ``optlab.nn`` model records pre-activations and activations; a

@@ -106,7 +106,7 @@ def bug_data(bug: Bug, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def run_bug(
     name: str, *, epochs: int = 6, seed: int = 0, monitor: Monitor | None = None
 ) -> History:
-    """Trains the zoo's entry ``name`` (a key of :data:`BUGS`) and returns its history, with
+    """Trains the zoo's entry ``name`` (a key of ``BUGS``) and returns its history, with
     ``history.diagnostics`` recorded by ``monitor`` (default ``Monitor(histograms=True)``)."""
     if name not in BUGS:
         raise ValueError(f"run_bug: name must be one of {sorted(BUGS)}, got name={name!r}")
