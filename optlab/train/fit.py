@@ -49,6 +49,7 @@ from optlab.train.evaluation import (
 from optlab.train.history import History
 from optlab.train.progress import Progress
 from optlab.train.run import Run, RunConfig
+from optlab.train.sharding import check_batch_size, check_fit_options, place_fit
 from optlab.train.state import TrainState
 from optlab.train.step import (
     MetricFn,
@@ -154,6 +155,7 @@ def _check_arguments(fn: str, **kw: Any) -> None:
         check_int_range(fn, "eval_batch_size", kw["eval_batch_size"], 1)
     check_bool(fn, "skip_nonfinite", kw["skip_nonfinite"])
     check_int_range(fn, "max_consecutive_nonfinite", kw["max_consecutive_nonfinite"], 1)
+    check_fit_options(fn, kw["mesh"], kw["shard_optimizer_state"], kw["batch_size"])
     monitor = kw["diagnostics"]
     if monitor is not None and not all(
         callable(getattr(monitor, m, None))
@@ -195,6 +197,8 @@ def fit(
     eval_batch_size: int | None = None,
     skip_nonfinite: bool = True,
     max_consecutive_nonfinite: int = 10,
+    mesh: jax.sharding.Mesh | None = None,
+    shard_optimizer_state: bool = False,
     diagnostics: Any = None,
 ) -> tuple[History, nnx.Module]:
     """Trains ``model`` with ``tx``, Keras-style: epochs, validation, callbacks, history.
@@ -243,6 +247,12 @@ def fit(
         counts them. Without it, a non-finite step moves the parameters to NaN.
       max_consecutive_nonfinite: stop (with a warning and ``history.stop_reason``) at the end
         of an epoch in which this many steps in a row were skipped.
+      mesh: a ``jax.sharding.Mesh`` with an axis ``data`` (``jax.make_mesh((n,), ("data",))``):
+        train data-parallel (:mod:`optlab.train.sharding`): each batch's rows split over the
+        ``data`` devices, parameters and model state replicated; ``batch_size`` must be a
+        multiple of the axis size. None: the default device, as without it.
+      shard_optimizer_state: with a mesh, split the optimizer state across the ``data``
+        devices (ZeRO-1).
       diagnostics: a monitor, ``optlab.diagnostics.Monitor(every=1, histograms=True)``:
         per-layer statistics (activations, gradients, update ratios...) computed inside the
         compiled step, folded over the epoch on the device and recorded in
@@ -297,6 +307,8 @@ def fit(
     if isinstance(metrics, str) and metrics == "auto":
         metrics = default_metrics(y)
     batch_size = min(batch_size, int(x.shape[0]))
+    if mesh is not None:
+        check_batch_size(fn, "batch_size (capped at the training rows)", batch_size, mesh)
     num_batches = -(-int(x.shape[0]) // batch_size)
     if drop_remainder:
         num_batches = int(x.shape[0]) // batch_size
@@ -316,6 +328,10 @@ def fit(
         TrainState.create(model, tx, seed=seed), config=config, epochs=epochs, callbacks=in_order
     )
     initial_epoch = restore_run(run, resume_from) if resume_from is not None else 0
+    if mesh is not None:
+        step_fn, run.state, (x, y) = place_fit(
+            step_fn, run.state, (x, y), mesh, shard_optimizer_state
+        )
     data_key = jax.random.key(run.seed)
     val_batches = None
     if x_val is not None:
