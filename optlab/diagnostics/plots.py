@@ -51,7 +51,7 @@ def plot_diagnostics(history: History, findings: list[Finding] | None = None) ->
     Args:
       history: a history recorded with ``fit(..., diagnostics=optlab.diagnostics.Monitor())``
         (a history without statistics draws the loss curves and the verdicts only).
-      findings: the verdicts to print; None computes them with :func:`diagnose`.
+      findings: the verdicts to print; None computes them with :func:`~optlab.diagnostics.diagnose`.
 
     Returns:
       The matplotlib ``Figure`` (not registered with ``pyplot``; ``fig.savefig(path)``).

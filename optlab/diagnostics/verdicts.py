@@ -1,4 +1,5 @@
-r"""Verdicts: :func:`diagnose` turns a run's history into findings a student can act on.
+r"""Verdicts: :func:`~optlab.diagnostics.diagnose` turns a run's history into findings a
+student can act on.
 
 Each rule reads the epoch losses (``history.history``) and, for a monitored run, the
 per-layer statistics (``history.diagnostics``, see :class:`~optlab.diagnostics.Monitor`), and
@@ -43,7 +44,7 @@ UPDATE_BAND = (1e-4, 1e-2)
 
 
 class Finding(NamedTuple):
-    """One verdict of :func:`diagnose`.
+    """One verdict of :func:`~optlab.diagnostics.diagnose`.
 
     Attributes:
       code: what was found (``"vanishing_gradients"``, ``"lr_too_high"``...).

@@ -1,4 +1,5 @@
-"""The bug zoo: small digits runs, each with one planted fault, that :func:`diagnose` must flag.
+"""The bug zoo: small digits runs, each with one planted fault that
+:func:`~optlab.diagnostics.diagnose` must flag.
 
 Every entry trains the same kind of model on scikit-learn's digits (64 inputs in [0, 1], 10
 classes; 20% of the training rows held out for validation) with a monitor, changing one
@@ -10,6 +11,8 @@ on a real run::
     history = run_bug("lr_x100")
     for finding in diagnose(history):
         print(finding)
+
+``BUGS`` maps each name to its :class:`Bug`.
 """
 
 from __future__ import annotations
@@ -138,3 +141,7 @@ def run_bug(
         diagnostics=monitor if monitor is not None else Monitor(),
     )
     return history
+
+
+# BUGS (a dict) is left out: the API reference would show dict's own docstring.
+__all__ = ["Bug", "bug_data", "run_bug"]
