@@ -146,11 +146,9 @@ class Monitor:
         ``optlab.diagnostics.statistics.parameter_stats``) on the sampled steps only."""
 
         def norms(_: Any = None) -> dict[str, Any]:
-            return {
-                "grad_sq": squared_norms(grads),
-                "step_sq": squared_norms(updates),
-                "param_sq": squared_norms(state.params),
-            }
+            # The gradients' and parameters' norms are taken in measure, outside this branch,
+            # where XLA shares the gradients' with the step's own gradient norm.
+            return {"step_sq": squared_norms(updates)}
 
         if self.every == 1:
             return norms()
@@ -163,6 +161,7 @@ class Monitor:
         state: Any,
         new_state: Any,
         update_stats: Any,
+        grads: Any,
         captured: dict,
         inputs: Any,
         predictions: jax.Array,
@@ -198,8 +197,8 @@ class Monitor:
                 if self.histograms:
                     hists.append(s["hist"])
             param_stats = norm_stats(
-                update_stats["param_sq"],
-                update_stats["grad_sq"],
+                squared_norms(state.params),
+                squared_norms(grads),
                 update_stats["step_sq"],
                 state.lr_scale,
                 sizes(state.params),

@@ -35,7 +35,7 @@ is exactly the function it was. The engine calls, inside the compiled program:
 * ``m.update_stats(state, updates, grads, captured) -> arrays`` beside the parameter update
   (the parameters move by ``state.lr_scale * updates``; zeros on a skipped step);
 * ``m.measure(...) -> stats`` once per step, with keyword arguments ``state`` (before the
-  step), ``new_state``, ``update_stats``, ``captured``, ``inputs``, ``predictions``,
+  step), ``new_state``, ``update_stats``, ``grads``, ``captured``, ``inputs``, ``predictions``,
   ``targets``, ``mask``, ``loss`` and ``ok`` (False for a skipped step): a fixed-size pytree
   of arrays;
 * ``m.init(stats_shapes) -> carry``, ``m.fold(carry, stats) -> carry`` and
@@ -307,6 +307,7 @@ def make_train_step(
                 state=state,
                 new_state=new_state,
                 update_stats=moved[0],
+                grads=grads,
                 captured=captured[0],
                 inputs=x,
                 predictions=preds,
