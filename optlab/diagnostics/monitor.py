@@ -18,8 +18,10 @@ with the epoch's logs and is recorded in ``history.diagnostics``:
    S_e = \{t \in \text{epoch } e : t \bmod \text{every} = 0,\ \text{step } t
    \text{ not skipped}\}.
 
-With ``every > 1`` the statistics of the other steps are not computed at all (a
-``lax.cond`` on the step counter), which makes them nearly free.
+With ``every > 1`` the other steps run the plain forward-backward pass (the engine runs one
+of two passes under a ``lax.cond`` on the step counter: the monitored one, or the one
+without a monitor) and skip the statistics (``lax.cond`` again), which makes them nearly
+free.
 """
 
 from __future__ import annotations
@@ -130,30 +132,45 @@ class Monitor:
         check_int_at_least("Monitor", "every", self.every, 1)
         check_bool("Monitor", "histograms", self.histograms)
 
-    # The engine's monitor protocol (optlab.train.step): forward, measure, init, fold, finish.
+    # The engine's monitor protocol (optlab.train.step): sampled, forward, update_stats,
+    # measure, init, fold, finish, unpack.
 
-    def forward(self, apply: Any, params: Any, model_state: Any, x: Any, *, rng: Any):
-        """The training-mode forward pass, returning each recorded layer's output too."""
+    def sampled(self, state: Any) -> Any:
+        """Whether the step is sampled (None with ``every=1``: all are). The engine runs the
+        monitored step on sampled steps only, the plain step on the others."""
+        return None if self.every == 1 else state.step % self.every == 0
+
+    def forward(self, apply: Any, params: Any, model_state: Any, x: Any, *, rng: Any, mask: Any):
+        """The training-mode forward pass, returning each recorded layer's statistics too
+        (reduced here, on the batch's real rows: only fixed-size values leave the pass)."""
         out, new_state, captured = apply.capture(params, model_state, x, train=True, rng=rng)
         layers = layers_of(apply.merge(params, model_state))
         outputs = layer_outputs(layers, captured)
-        return out, new_state, {layer.name: value for layer, value in outputs.items()}
+        stats = {}
+        for layer, v in outputs.items():
+            s = value_stats(
+                jax.lax.stop_gradient(v),
+                mask,
+                role=layer.role,
+                kind=layer.kind,
+                histogram=self.histograms,
+            )
+            stats[layer.name] = s
+        return out, new_state, stats
+
+    def _when_sampled(self, state: Any, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on a sampled step, zeros shaped like it on the others (a ``lax.cond``)."""
+        if self.every == 1:
+            return fn()
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn))
+        return jax.lax.cond(self.sampled(state), lambda _: fn(), lambda _: zeros, None)
 
     def update_stats(self, state: Any, updates: Any, grads: Any, captured: Any) -> dict:
-        r"""Per-parameter norms of the gradient, the parameters and the step
-        :math:`\Delta\theta = c\,u` (``state.lr_scale`` times the transformation's update),
-        computed beside the update (see
-        ``optlab.diagnostics.statistics.parameter_stats``) on the sampled steps only."""
-
-        def norms(_: Any = None) -> dict[str, Any]:
-            # The gradients' and parameters' norms are taken in measure, outside this branch,
-            # where XLA shares the gradients' with the step's own gradient norm.
-            return {"step_sq": squared_norms(updates)}
-
-        if self.every == 1:
-            return norms()
-        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(norms))
-        return jax.lax.cond(state.step % self.every == 0, norms, lambda _: zeros, None)
+        r"""Per-parameter squared norms of the transformation's update :math:`u` (the step is
+        :math:`\Delta\theta = c\,u`, ``c`` the state's ``lr_scale``), computed beside the
+        update (see ``optlab.diagnostics.statistics.parameter_stats``) on the sampled steps
+        only."""
+        return self._when_sampled(state, lambda: {"step_sq": squared_norms(updates)})
 
     def measure(
         self,
@@ -174,9 +191,8 @@ class Monitor:
         and parameter, in the order of the layout), ``"hist"`` a ``(layers, 32)`` matrix of
         counts; zeros on a step that is not sampled."""
         layers, entries = _layout(state)
-        sampled = (state.step % self.every) == 0
 
-        def compute(_: Any = None) -> dict[str, jax.Array]:
+        def compute() -> dict[str, jax.Array]:
             values: dict[tuple[str, str], jax.Array] = {}
             hists = []
             nan = jnp.full((), jnp.nan, jnp.float32)
@@ -185,17 +201,16 @@ class Monitor:
             )
             values["input_mean", ""], values["input_std", ""] = x["mean"], x["std"]
             for layer in layers:
-                v = captured.get(layer.name)
-                if v is None:  # not called in this pass
+                s = captured.get(layer.name)
+                if s is None:  # not called in this pass
                     hists.append(jnp.zeros(BINS, jnp.float32))
                     continue
-                s = value_stats(
-                    v, mask, role=layer.role, kind=layer.kind, histogram=self.histograms
-                )
                 for stat in _VALUE_STATS:
                     values[f"{layer.role}_{stat}", layer.name] = s[stat]
                 if self.histograms:
                     hists.append(s["hist"])
+            # The gradients' and parameters' norms are taken here, where XLA shares the
+            # gradients' with the step's own gradient norm.
             param_stats = norm_stats(
                 squared_norms(state.params),
                 squared_norms(grads),
@@ -210,12 +225,8 @@ class Monitor:
             hist = jnp.stack(hists) if self.histograms and hists else jnp.zeros((0, BINS))
             return {"mean": packed, "hist": hist}
 
-        if self.every == 1:
-            parts = compute()
-        else:
-            shapes = jax.eval_shape(compute)
-            skip = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-            parts = jax.lax.cond(sampled, compute, lambda _: skip, None)
+        parts = self._when_sampled(state, compute)
+        sampled = True if self.every == 1 else self.sampled(state)
         first = jnp.stack(
             [jnp.asarray(loss, jnp.float32), jnp.float32(_num_classes(predictions, targets))]
         )
