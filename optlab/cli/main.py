@@ -1,4 +1,4 @@
-"""The ``optlab`` command: ``train``, ``compare``, ``evaluate`` and ``predict``.
+"""The ``optlab`` command: ``train``, ``compare``, ``evaluate``, ``predict`` and ``diagnose``.
 
 A thin parser over library functions a notebook can call too: :mod:`optlab.train.recipes`
 builds the data, model and transformation from a configuration, :mod:`optlab.train.report`
@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
-from optlab.cli import tuning
+from optlab.cli import diagnose, tuning
 from optlab.cli.options import (
     UsageError,
     hidden_sizes,
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print optlab's version")
     sub = parser.add_subparsers(
         dest="command",
-        metavar="{train,compare,evaluate,predict,lr-find,check,sweep}",
+        metavar="{train,compare,evaluate,predict,diagnose,lr-find,check,sweep}",
         parser_class=_Parser,
     )
 
@@ -280,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="continue the run in DIR (an earlier --output) up to --epochs, with its saved "
         "configuration; options that would change the run are refused",
+    )
+    train.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="record per-layer statistics (optlab.diagnostics.Monitor) and write "
+        "diagnostics.npz, diagnostics.json and diagnostics.png with the verdicts",
     )
 
     compare = sub.add_parser(
@@ -365,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="rows per prediction batch (default: all at once)",
     )
+    diagnose.add_parser(sub)
     tuning.add_commands(
         sub,
         data_options=_add_data_options,

@@ -1,7 +1,8 @@
 """Run directories that never mix: what ``--output``, ``--overwrite`` and ``--resume`` may do.
 
 A run directory holds what ``optlab train`` writes (``config.json``, ``checkpoints/``,
-``model/``, ``run.json``, ``history.json``, ``history.csv``, ``curves.png``) or what
+``model/``, ``run.json``, ``history.json``, ``history.csv``, ``curves.png``, with
+``--diagnostics`` ``diagnostics.npz``/``.json``/``.png``) or what
 ``optlab compare`` writes (``compare.json``, ``compare.png``). A directory holding either is
 never written into again unless ``--overwrite`` clears those entries first (other files of
 yours are never deleted); ``--resume DIR`` continues a training run. Plain Python: these
@@ -25,6 +26,9 @@ TRAIN_ENTRIES = (
     "history.json",
     "history.csv",
     "curves.png",
+    "diagnostics.npz",
+    "diagnostics.json",
+    "diagnostics.png",
 )
 COMPARE_ENTRIES = ("compare.json", "compare.png")
 # optlab sweep and optlab lr-find (optlab.cli.tuning)
