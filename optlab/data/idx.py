@@ -134,6 +134,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     code = _CODES[key]
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     payload = header + np.ascontiguousarray(array, _DTYPES[code]).tobytes()
+    if os.path.isdir(path):
+        raise ValueError(f"write_idx: path {path!r} is a directory; give a file name")
     if path.endswith(".gz"):
         with gzip.open(path, "wb") as f:
             f.write(payload)

@@ -1,0 +1,71 @@
+"""Issue 11's tree rules, over every public callable they apply to (enumerated, as in
+``test_arguments``): an empty parameter tree works for every transformation, and a glob mask
+that matches no parameter is refused with the parameter paths that exist."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import optlab as ol
+from tests.fuzz import public
+
+
+def _transformations() -> list[str]:
+    """The callables whose valid call returns a transformation (built once, at collection)."""
+    keys = []
+    for key in sorted(public.public_callables()):
+        if key.startswith(("ol.fit", "ol.evaluate", "ol.predict", "ol.train_epoch", "data.")):
+            continue
+        try:
+            result = public.call(key, public.valid_arguments(key))
+        except Exception:  # a callable needing files or a model: not a transformation
+            continue
+        if callable(getattr(result, "init", None)) and callable(getattr(result, "update", None)):
+            keys.append(key)
+    return keys
+
+
+TRANSFORMATIONS = _transformations()
+
+
+def _mask_argument(key: str) -> str | None:
+    names = [p.name for p in public.fuzzable(key) if p.name == "mask" or p.name.endswith("_mask")]
+    return names[0] if names else None
+
+
+MASKED = sorted(key for key in public.public_callables() if _mask_argument(key))
+
+
+def test_the_enumerations_find_what_they_should():
+    assert {"ol.adam", "ol.sgd", "ol.trace", "ol.lbfgs", "ol.chain"} <= set(TRANSFORMATIONS)
+    assert {"ol.masked", "ol.adamw", "ol.add_decayed_weights", "nn.l2_penalty"} <= set(MASKED)
+
+
+@pytest.mark.parametrize("key", TRANSFORMATIONS)
+def test_an_empty_parameter_tree_works(key):
+    tx = public.call(key, public.valid_arguments(key))
+    state = tx.init({})
+    for _ in range(2):
+        updates, state = tx.update(
+            {}, state, {}, value=jnp.float32(0.0), grad={}, value_fn=lambda p: jnp.float32(0.0)
+        )
+        assert updates == {}
+    assert ol.apply_updates({}, updates) == {}
+
+
+@pytest.mark.parametrize("key", MASKED)
+def test_a_glob_mask_matching_nothing_lists_the_parameters(key):
+    name = next(
+        p.name for p in public.fuzzable(key) if p.name == "mask" or p.name.endswith("_mask")
+    )
+    arguments = public.valid_arguments(key)
+    arguments[name] = "*nothing*"
+    with pytest.raises(ValueError) as raised:
+        result = public.call(key, arguments)
+        params = public.params_tree()
+        result.update(jax.grad(public.quadratic)(params), result.init(params), params)
+    message = str(raised.value)
+    assert "'*nothing*' matches no parameter" in message
+    assert "'b'" in message and "'kernel'" in message
