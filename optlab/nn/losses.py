@@ -57,10 +57,10 @@ def _broadcastable(fn: str, **arrays: Array) -> None:
         raise ValueError(f"{fn}: the shapes do not broadcast together: {shown}") from None
 
 
-def _check_axis(fn: str, axis: Any, ndim: int) -> None:
+def _check_axis(fn: str, axis: Any, ndim: int, name: str = "logits") -> None:
     check_integer(fn, "axis", axis)
     if ndim == 0:
-        raise ValueError(f"{fn}: axis={axis} needs an array with an axis, got a scalar")
+        raise ValueError(f"{fn}: axis={axis} needs {name} with an axis, got a scalar {name}")
     if not -ndim <= axis < ndim:
         raise ValueError(f"{fn}: axis must be in [-{ndim}, {ndim}), got axis={axis}")
 
@@ -280,7 +280,7 @@ def mean_squared_error(predictions: Array, targets: Array, axis: int = -1) -> Ar
       [2.5]
     """
     predictions, targets = _arrays("mean_squared_error", predictions=predictions, targets=targets)
-    _check_axis("mean_squared_error", axis, predictions.ndim)
+    _check_axis("mean_squared_error", axis, predictions.ndim, "predictions")
     return jnp.mean(squared_error(predictions, targets), axis=axis)
 
 
