@@ -11,6 +11,7 @@ costs no training. A few cases go through the installed command in a subprocess.
 from __future__ import annotations
 
 import argparse
+import importlib
 import subprocess
 import sys
 
@@ -69,12 +70,13 @@ class Reached(Exception):
 
 @pytest.fixture
 def no_training(monkeypatch):
-    import optlab.train.fit
+    # The module (optlab.train.fit, the attribute, is the function it defines).
+    module = importlib.import_module("optlab.train.fit")
 
     def stub(*args, **kwargs):
         raise Reached
 
-    monkeypatch.setattr(optlab.train.fit, "fit", stub)
+    monkeypatch.setattr(module, "fit", stub)
 
 
 @pytest.fixture(scope="module")
