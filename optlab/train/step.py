@@ -110,7 +110,7 @@ def resolve_metrics(fn: str, metrics: Sequence[str | MetricFn] | None) -> dict[s
         if isinstance(m, str):
             if m not in _BUILTIN_METRICS:
                 raise ValueError(
-                    f"{fn}: metrics: unknown metric {m!r}; known names: "
+                    f"{fn}: unknown metric {m!r} in metrics; known names: "
                     f"{', '.join(_BUILTIN_METRICS)} "
                     "(or pass a function f(predictions, targets))"
                 )
