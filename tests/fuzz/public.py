@@ -17,6 +17,7 @@ import inspect
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -464,7 +465,11 @@ def call(key: str, arguments: dict[str, Any]) -> Any:
             args.append(value)
         else:
             kwargs[name] = value
-    return obj(*args, **kwargs)
+    with warnings.catch_warnings():
+        # optax's deprecated names (inject_stateful_hyperparams, ...) warn by design on every
+        # call; what is fuzzed here is their argument checks.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return obj(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
