@@ -39,6 +39,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 from optlab.data.batching import Batches
 
 DATA_AXIS = "data"
+POP_AXIS = "pop"
 
 
 def check_mesh(fn: str, mesh: Any, axis: str = DATA_AXIS) -> None:
@@ -282,6 +283,50 @@ def data_parallel(
             f"shard_optimizer_state={shard_optimizer_state!r}"
         )
     return DataParallelStep(step_fn, auto_mesh(mesh), shard_optimizer_state, axis)
+
+
+def population_sharding(tree: Any, mesh: Mesh, *, axis: str = POP_AXIS) -> Any:
+    """The sharding of a population (every leaf stacked over members on axis 0): members
+    split over the mesh's ``axis``, the other axes replicated."""
+    sharding = NamedSharding(auto_mesh(mesh), PartitionSpec(axis))
+    return jax.tree.map(lambda _: sharding, tree)
+
+
+def shard_population(tree: Any, mesh: Mesh, *, axis: str = POP_AXIS) -> Any:
+    r"""Places a population on the mesh, its members split over ``axis`` (default ``pop``).
+
+    A sweep runs :math:`P` members (configurations, seeds) as one program, ``jax.vmap`` over
+    a leading member axis of the states (and of any per-member inputs). Placed with this
+    function, each of the :math:`k` devices of ``axis`` holds :math:`P/k` members, and the
+    vmapped program runs on them with no communication between members. On a mesh
+    ``("pop", "data")`` vmap a :func:`data_parallel` step with ``spmd_axis_name="pop"``:
+    members over ``pop``, each member's batch rows over ``data``.
+
+    Args:
+      tree: a pytree whose leaves are stacked over members on axis 0 (e.g. a vmapped
+        :class:`~optlab.train.state.TrainState`).
+      mesh: a ``jax.sharding.Mesh`` with an axis named ``axis``.
+      axis: the mesh axis the members are split over.
+
+    Returns:
+      The placed tree.
+
+    Raises:
+      ValueError: the number of members is not a multiple of the ``axis`` size.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from optlab.train.sharding import shard_population
+      >>> mesh = jax.make_mesh((1,), ("pop",))
+      >>> members = shard_population({"lr": jnp.array([0.1, 0.2])}, mesh)
+      >>> print(members["lr"].sharding.spec)
+      P('pop',)
+    """
+    check_mesh("shard_population", mesh, axis)
+    members = jax.tree.leaves(tree)[0].shape[0]
+    check_batch_size("shard_population", "the number of members", members, mesh, axis)
+    return put(tree, population_sharding(tree, mesh, axis=axis))
 
 
 def check_fit_options(fn: str, mesh: Any, shard_optimizer_state: Any, batch_size: int) -> None:

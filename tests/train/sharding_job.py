@@ -26,7 +26,13 @@ import numpy as np
 from flax import nnx
 
 import optlab as ol
-from optlab.train.sharding import data_parallel, shard_batches, shard_state
+from optlab.train.sharding import (
+    data_parallel,
+    shard_batches,
+    shard_population,
+    shard_state,
+)
+from optlab.train.step import scan_epoch
 from tests.train.models import Tiny, blobs, xent
 
 EPOCHS = 4
@@ -48,7 +54,7 @@ def model_arrays(model) -> list[np.ndarray]:
 
 def run(mesh=None, *, epochs=EPOCHS, zero=False, **kw):
     model = Tiny(dropout=0.25, batchnorm=True, seed=1)
-    history, _ = ol.fit(
+    history, model = ol.fit(
         model,
         make_tx(),
         DATA,
@@ -81,14 +87,15 @@ def main(out_dir: str) -> None:
     history, model = run(None)
     keep("one", model)
     facts["loss/one"] = history["loss"]
-    for n in (4, 8):
-        history, model = run(jax.make_mesh((n,), ("data",)))
-        keep(f"data{n}", model)
-        facts[f"loss/data{n}"] = history["loss"]
-        facts[f"param_specs/data{n}"] = specs(history.state.params)
-        facts[f"opt_specs/data{n}"] = specs(history.state.opt_state)
-    history, model = run(jax.make_mesh((8,), ("data",)), zero=True)
+    history, model = run(jax.make_mesh((4,), ("data",)))
+    keep("data4", model)
+    facts["loss/data4"] = history["loss"]
+    facts["param_specs/data4"] = specs(history.state.params)
+    facts["opt_specs/data4"] = specs(history.state.opt_state)
+    history, model = run(jax.make_mesh((8,), ("data",)), zero=True)  # 8 devices, ZeRO-1
     keep("zero8", model)
+    facts["loss/zero8"] = history["loss"]
+    facts["param_specs/zero8"] = specs(history.state.params)
     facts["opt_specs/zero8"] = specs(history.state.opt_state)
     facts["opt_shapes/zero8"] = [list(a.shape) for a in jax.tree.leaves(history.state.opt_state)]
     facts["opt_shard_shapes/zero8"] = [
@@ -140,6 +147,35 @@ def main(out_dir: str) -> None:
     hlo = jax.jit(dp).lower(state, one_batch).compile().as_text()
     facts["functional/all_reduce"] = "all-reduce" in hlo
     facts["functional/opt_specs"] = specs(state.opt_state)
+
+    # A population (4 members: seeds) vmapped, members over "pop" (and rows over "data").
+    tx = make_tx()
+    members = [
+        ol.TrainState.create(Tiny(dropout=0.25, batchnorm=True, seed=s), tx, seed=s)
+        for s in range(4)
+    ]
+    population = jax.tree.map(lambda *a: jnp.stack(a), *members)
+    for i, member in enumerate(members):  # each member alone, one device, no vmap
+        alone, _ = ol.train_epoch(step, member, stacked)
+        for j, a in enumerate(jax.tree.leaves(alone.params)):
+            arrays[f"member{i}/{j}"] = np.asarray(a)
+    for name, shape in {"pop4": (4, 1), "pop2data2": (2, 2)}.items():
+        mesh = jax.make_mesh(shape, ("pop", "data"))
+        member_step = data_parallel(step, mesh)
+        epoch = jax.jit(
+            jax.vmap(
+                lambda st, b, f=member_step: scan_epoch(f, st, b)[0],
+                (0, None),
+                0,
+                spmd_axis_name="pop",
+            )
+        )
+        placed = shard_population(population, mesh)
+        trained = epoch(placed, shard_batches(stacked, mesh, stacked=True))
+        facts[f"{name}/specs"] = sorted(set(specs(trained.params)))
+        for i in range(4):
+            for j, a in enumerate(jax.tree.leaves(trained.params)):
+                arrays[f"{name}_member{i}/{j}"] = np.asarray(a[i])
 
     np.savez(out / "runs.npz", **arrays)
     (out / "facts.json").write_text(json.dumps(facts))
