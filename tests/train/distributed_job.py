@@ -2,8 +2,9 @@
 
 The environment names the job (``OPTLAB_COORDINATOR``, ``OPTLAB_NUM_PROCESSES``,
 ``OPTLAB_PROCESS_ID``); each process simulates 2 CPU devices, so the mesh spans 4 devices on
-2 processes. Both train the same fit data-parallel; process 0 writes the parameters and
-BatchNorm statistics to ``OUT`` (an ``.npz``) for the test to compare with one process.
+2 processes. Both train the same fit data-parallel (with validation); process 0 writes the
+validation losses, the parameters and BatchNorm statistics to ``OUT`` (an ``.npz``) for the
+test to compare with one process.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ def run(mesh=None):
         epochs=2,
         batch_size=16,
         seed=3,
+        validation_split=0.25,
         progress=False,
         mesh=mesh,
     )
-    return history, [
-        np.asarray(a) for a in jax.tree.leaves(nnx.state(model, nnx.Param, nnx.BatchStat))
-    ]
+    arrays = jax.tree.leaves(nnx.state(model, nnx.Param, nnx.BatchStat))
+    return history, [np.asarray(history["val_loss"]), *(np.asarray(a) for a in arrays)]
 
 
 def main(out: str) -> None:
