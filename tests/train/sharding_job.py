@@ -144,8 +144,20 @@ def main(out_dir: str) -> None:
         arrays[f"functional_one/{i}"] = np.asarray(a)
         arrays[f"functional_data4/{i}"] = np.asarray(b)
     one_batch = shard_batches((stacked[0][0], stacked[1][0]), mesh)
-    hlo = jax.jit(dp).lower(state, one_batch).compile().as_text()
-    facts["functional/all_reduce"] = "all-reduce" in hlo
+    compiled = jax.jit(dp).lower(state, one_batch).compile()
+    facts["functional/all_reduce"] = "all-reduce" in compiled.as_text()
+    # Per-device argument bytes of the ZeRO-1 step against the replicated one, and the
+    # optimizer state's bytes, whole and per device (from the arrays themselves).
+    replicated = shard_state(state, mesh)
+    plain_step = jax.jit(data_parallel(step, mesh)).lower(replicated, one_batch).compile()
+    facts["functional/argument_bytes"] = [
+        plain_step.memory_analysis().argument_size_in_bytes,
+        compiled.memory_analysis().argument_size_in_bytes,
+    ]
+    facts["functional/opt_bytes"] = [
+        sum(a.nbytes for a in jax.tree.leaves(state.opt_state)),
+        sum(a.addressable_shards[0].data.nbytes for a in jax.tree.leaves(state.opt_state)),
+    ]
     facts["functional/opt_specs"] = specs(state.opt_state)
 
     # A population (4 members: seeds) vmapped, members over "pop" (and rows over "data").

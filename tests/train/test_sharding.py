@@ -105,6 +105,12 @@ def test_functional_data_parallel_step(job):
     _assert_close(runs["functional_data4"], runs["functional_one"])
     assert facts["functional/all_reduce"]  # XLA inserted the gradient reduction
     assert "P('data',)" in facts["functional/opt_specs"]
+    # ZeRO-1 cuts a device's share of the step's inputs by the optimizer state it no longer
+    # holds whole: the compiled step's own accounting against the arrays' shard sizes.
+    plain, zero = facts["functional/argument_bytes"]
+    whole, per_device = facts["functional/opt_bytes"]
+    assert per_device < whole
+    assert plain - zero == whole - per_device
 
 
 @pytest.mark.parametrize("run", ["pop4", "pop2data2"])
