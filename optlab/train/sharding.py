@@ -230,6 +230,25 @@ class DataParallelStep:
         return _constrain(state, shardings), logs
 
 
+@dataclasses.dataclass(frozen=True)
+class DataParallelEval:
+    """An evaluation step whose batch rows are split over the mesh's ``axis`` when their
+    number is a multiple of its size (else the batch is evaluated replicated); hashable."""
+
+    eval_fn: Callable[..., Any]
+    mesh: Mesh
+    axis: str = DATA_AXIS
+
+    def __call__(self, state: Any, batch: Any) -> Any:
+        rows = jax.tree.leaves(batch)[0].shape[0]
+        if rows % data_size(self.mesh, self.axis) == 0 and isinstance(
+            batch, Batches | tuple | list | dict
+        ):
+            sharding = batch_sharding(self.mesh, axis=self.axis)
+            batch = jax.tree.map(lambda a: _constrain(a, sharding), batch)
+        return self.eval_fn(state, batch)
+
+
 def data_parallel(
     step_fn: Callable[..., Any],
     mesh: Mesh,
@@ -348,15 +367,16 @@ def check_fit_options(fn: str, mesh: Any, shard_optimizer_state: Any, batch_size
 
 def place_fit(
     step_fn: Callable,
+    eval_fn: Callable,
     state: Any,
     arrays: Any,
     mesh: Mesh,
     shard_optimizer_state: bool,
     callbacks: Sequence[Any] = (),
-) -> tuple[DataParallelStep, Any, Any]:
-    """``fit``'s inputs on the mesh: the data-parallel step, the placed state and the
-    training arrays replicated (each epoch's permutation then stacks the batches on the
-    devices, and each step's rows are split over the ``data`` axis).
+) -> tuple[DataParallelStep, DataParallelEval, Any, Any]:
+    """``fit``'s inputs on the mesh: the data-parallel train and evaluation steps, the
+    placed state and the training arrays replicated (each epoch's permutation then stacks the
+    batches on the devices, and each step's rows are split over the ``data`` axis).
 
     Raises:
       ValueError: a ``ModelCheckpoint`` among the callbacks of a job of several processes
@@ -371,4 +391,5 @@ def place_fit(
                     "train without it, or on one process with several devices"
                 )
     step = data_parallel(step_fn, mesh, shard_optimizer_state=shard_optimizer_state)
-    return step, put(state, step.state_sharding(state)), replicate(arrays, mesh)
+    evaluate = DataParallelEval(eval_fn, step.mesh)
+    return step, evaluate, put(state, step.state_sharding(state)), replicate(arrays, mesh)
