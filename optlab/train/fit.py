@@ -337,8 +337,8 @@ def fit(
     )
     initial_epoch = restore_run(run, resume_from) if resume_from is not None else 0
     if mesh is not None:
-        step_fn, run.state, (x, y) = place_fit(
-            step_fn, run.state, (x, y), mesh, shard_optimizer_state
+        step_fn, eval_fn, run.state, (x, y) = place_fit(
+            step_fn, eval_fn, run.state, (x, y), mesh, shard_optimizer_state, in_order
         )
     data_key = jax.random.key(run.seed)
     val_batches = None
