@@ -281,10 +281,9 @@ class Mixup:
 
     Mixup needs probability targets. Integer labels are one-hot encoded with ``num_classes``
     first (required for them; float labels must already be ``(batch, num_classes)``), so the
-    returned ``y`` is float: train with a loss of probabilities (``softmax_cross_entropy``), and
-    read accuracy as the argmax of ``y``. With ``optlab.fit``, whose validation uses the same
-    loss, give one-hot targets for training and validation alike (``np.eye(10)[y]``) and
-    ``loss=optlab.nn.softmax_cross_entropy``; ``Mixup(alpha)`` then needs no ``num_classes``.
+    returned ``y`` is float: train with a loss of probabilities. With ``optlab.fit``, whose
+    validation uses the same loss on the original labels, take
+    ``loss=optlab.nn.softmax_cross_entropy``: it reads both the mixed rows and integer labels.
 
     Args:
       alpha: the Beta distribution's parameter, > 0 (0.2 as in the paper's ImageNet runs).

@@ -73,13 +73,18 @@ def softmax_cross_entropy(
 ) -> Array:
     r"""Cross-entropy between ``softmax(logits)`` and one-hot labels (or class probabilities).
 
+    Integer class labels (``logits.shape`` without ``axis``) are one-hot encoded first, so one
+    loss serves a model trained on mixed targets (:class:`optlab.data.Mixup`) and validated on
+    the original integer labels. optax's function accepts only the one-hot form.
+
     .. math::
 
        L_i = -\sum_j y_{ij} \log \frac{e^{z_{ij}}}{\sum_k e^{z_{ik}}}
 
     Args:
       logits: unnormalized log-probabilities ``(..., num_classes)``.
-      labels: one-hot labels or target distributions, shaped like ``logits``.
+      labels: one-hot labels or target distributions, shaped like ``logits``, or integer class
+        labels in ``[0, num_classes)`` shaped like ``logits`` without ``axis``.
       axis: the class axis.
       where: elements of ``logits`` to include (as in ``optax``), or ``None`` for all.
       label_smoothing: if positive, the labels are first smoothed (:func:`smooth_labels`).
@@ -95,7 +100,12 @@ def softmax_cross_entropy(
       [0.2761 2.9518]
     """
     logits = jnp.asarray(logits)
-    labels = jnp.asarray(labels, logits.dtype)
+    labels = jnp.asarray(labels)
+    if jnp.issubdtype(labels.dtype, jnp.integer) and labels.ndim == logits.ndim - 1:
+        axis = axis % logits.ndim
+        _check_labels_shape("softmax_cross_entropy", labels, logits, axis)
+        labels = jax.nn.one_hot(labels, logits.shape[axis], axis=axis)
+    labels = labels.astype(logits.dtype)
     _check_fraction("softmax_cross_entropy", "label_smoothing", label_smoothing)
     if label_smoothing:
         labels = jnp.moveaxis(

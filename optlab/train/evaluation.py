@@ -57,11 +57,22 @@ def as_arrays(fn: str, data: Any, what: str, *, split: str = "train") -> tuple[A
 
 
 def default_metrics(y: Any) -> tuple[str, ...]:
-    """The metrics that fit the task: ``("accuracy",)`` for integer class labels (one per row),
-    none otherwise (a regression has no accuracy)."""
-    y = np.asarray(y) if not isinstance(y, jax.Array) else y
-    integer = jnp.issubdtype(y.dtype, jnp.integer) or jnp.issubdtype(y.dtype, jnp.bool_)
-    return ("accuracy",) if integer and y.ndim == 1 else ()
+    """The metrics that fit the task: ``("accuracy",)`` for class targets, none otherwise (a
+    regression has no accuracy).
+
+    Class targets are integer labels (one per row) or rows of class probabilities (two or
+    more columns, each row in ``[0, 1]`` summing to 1, as one-hot labels are); any other
+    float target is a regression.
+    """
+    y = np.asarray(y)
+    if jnp.issubdtype(y.dtype, jnp.integer) or jnp.issubdtype(y.dtype, jnp.bool_):
+        return ("accuracy",) if y.ndim == 1 else ()
+    if y.ndim == 2 and y.shape[1] >= 2 and y.size and jnp.issubdtype(y.dtype, jnp.floating):
+        rows = y.astype(np.float64)
+        unit = bool(np.all((rows >= 0) & (rows <= 1)))
+        if unit and np.allclose(rows.sum(axis=1), 1.0, rtol=0, atol=1e-4):
+            return ("accuracy",)
+    return ()
 
 
 def resolve_batch_size(fn: str, name: str, batch_size: int | None, rows: int) -> int:

@@ -28,6 +28,17 @@ def test_softmax_cross_entropy_matches_optax_and_numpy():
     np.testing.assert_allclose(
         ints, optax.losses.softmax_cross_entropy_with_integer_labels(LOGITS, LABELS), **TOL
     )
+    # Integer labels given to the one-hot form are one-hot encoded (optlab's extension), on
+    # any class axis, with smoothing applied to the encoded rows.
+    np.testing.assert_allclose(onn.softmax_cross_entropy(LOGITS, LABELS), ref, **TOL)
+    np.testing.assert_allclose(onn.softmax_cross_entropy(LOGITS.T, LABELS, axis=0), ref, **TOL)
+    np.testing.assert_allclose(
+        onn.softmax_cross_entropy(LOGITS, LABELS, label_smoothing=0.1),
+        onn.softmax_cross_entropy(LOGITS, ONE_HOT, label_smoothing=0.1),
+        **TOL,
+    )
+    with pytest.raises(ValueError, match="softmax_cross_entropy"):
+        onn.softmax_cross_entropy(LOGITS, LABELS[:5])
 
 
 def test_where_matches_optax():

@@ -403,3 +403,37 @@ def test_reduce_on_plateau_controller_gets_the_validation_loss_once_per_epoch():
     np.testing.assert_allclose(
         float(ol.get(history.state.opt_state, "scale")), float(ol.get(replay, "scale")), rtol=1e-6
     )
+
+
+def test_mixup_on_integer_labels_trains_and_validates_on_the_original_labels():
+    """Mixup turns the training labels into probability rows while validation keeps the
+    integers: ``softmax_cross_entropy`` reads both, and the logged validation loss and accuracy
+    are those of the final model on the integer labels."""
+    x, y = blobs(64, seed=5)
+    history, model = _fit(
+        data=(x, y),
+        loss=ol.nn.softmax_cross_entropy,
+        augment=ol.data.Mixup(0.4, num_classes=3),
+        validation_split=0.25,
+        epochs=2,
+    )
+    assert set(history.keys()) >= {"accuracy", "val_accuracy"}
+    held = ol.evaluate(
+        model,
+        (x[48:], y[48:]),
+        loss=ol.nn.softmax_cross_entropy_with_integer_labels,
+        metrics=("accuracy",),
+    )
+    np.testing.assert_allclose(history["val_loss"][-1], held["loss"], rtol=1e-5)
+    assert history["val_accuracy"][-1] == pytest.approx(held["accuracy"])
+
+
+def test_default_metrics_read_one_hot_and_probability_rows_as_classes():
+    from optlab.train.evaluation import default_metrics
+
+    y = np.array([0, 2, 1, 1])
+    assert default_metrics(y) == ("accuracy",)
+    assert default_metrics(np.eye(3, dtype=np.float32)[y]) == ("accuracy",)
+    assert default_metrics(np.array([[0.3, 0.7], [0.5, 0.5]], np.float32)) == ("accuracy",)
+    assert default_metrics(np.array([[0.3, 0.9], [0.5, 0.5]], np.float32)) == ()  # regression
+    assert default_metrics(np.linspace(0, 1, 4, dtype=np.float32)) == ()
