@@ -1,4 +1,4 @@
-"""The ``optlab`` command: ``train``, ``compare``, ``evaluate`` and ``predict``.
+"""The ``optlab`` command: ``train``, ``compare``, ``evaluate``, ``predict`` and ``bench``.
 
 A thin parser over library functions a notebook can call too: :mod:`optlab.train.recipes`
 builds the data, model and transformation from a configuration, :mod:`optlab.train.report`
@@ -25,6 +25,7 @@ from optlab.cli.options import (
     nonempty,
     number,
     one_line,
+    residual_flags,
 )
 
 EXIT_USAGE = 2
@@ -66,7 +67,9 @@ def _add_data_options(p: argparse.ArgumentParser, *, defaults: bool = True) -> N
         metavar="NAME|FILE",
         help="a dataset (digits, mnist1d, fashion_mnist, mnist, blobs, two_spirals) or a "
         "file: .npz with x_train, y_train (and optionally x_test, y_test), or .csv with "
-        "--target" + (" (default: %(default)s)" if defaults else ""),
+        "--target" + (" (default: %(default)s)" if defaults else "") + "; optlab train fills "
+        "the options not given from the dataset's recommended recipe (digits, mnist1d, "
+        "fashion_mnist; README: Recommended recipes)",
     )
     g.add_argument(
         "--target",
@@ -91,7 +94,16 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         type=hidden_sizes,
         default=None,
         metavar="N[,N...]",
-        help="hidden layer widths, comma-separated; 'none' for a linear model (default: 64)",
+        help="hidden layer widths, comma-separated; 'none' for a linear model (default: 64, "
+        "or the dataset's recommended recipe)",
+    )
+    g.add_argument(
+        "--residual",
+        type=residual_flags,
+        default=None,
+        metavar="all|none|B[,B...]",
+        help="residual hidden layers: all, none, or one true/false per layer (default: none, "
+        "or the dataset's recommended recipe)",
     )
     g.add_argument(
         "--activation",
@@ -198,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print optlab's version")
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,compare,evaluate,predict}", parser_class=_Parser
+        dest="command", metavar="{train,compare,evaluate,predict,bench}", parser_class=_Parser
     )
 
     train = sub.add_parser(
@@ -361,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="rows per prediction batch (default: all at once)",
     )
+    from optlab.cli.bench import add_parser as add_bench
+
+    add_bench(sub, _Parser)
     return parser
 
 
