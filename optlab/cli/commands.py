@@ -178,11 +178,14 @@ def recommended_fields(dataset: str, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_run(fields: dict[str, Any], *, recommended: bool = False) -> dict[str, Any]:
-    """All the fields of a run (defaults filled in: with ``recommended``, the recipe of its
-    dataset first); refuses the options its optimizer or schedule does not use, before jax is
+    """All the fields of a run (defaults filled in: with ``recommended``, first the recipe of
+    the dataset given); refuses the options its optimizer or schedule does not use, before jax is
     imported."""
-    dataset = fields.get("dataset", DEFAULTS["dataset"])
-    base = recommended_fields(dataset, fields) if recommended else {}
+    # Only a dataset named with --dataset brings its recipe: plain `optlab train` stays the
+    # quick 20-epoch digits MLP of DEFAULTS.
+    base = (
+        recommended_fields(fields["dataset"], fields) if recommended and "dataset" in fields else {}
+    )
     full = {**DEFAULTS, **base, **fields}
     try:
         optimizer_spec(full["optimizer"]).check_run(

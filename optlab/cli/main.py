@@ -67,9 +67,10 @@ def _add_data_options(p: argparse.ArgumentParser, *, defaults: bool = True) -> N
         metavar="NAME|FILE",
         help="a dataset (digits, mnist1d, fashion_mnist, mnist, blobs, two_spirals) or a "
         "file: .npz with x_train, y_train (and optionally x_test, y_test), or .csv with "
-        "--target" + (" (default: %(default)s)" if defaults else "") + "; optlab train fills "
-        "the options not given from the dataset's recommended recipe (digits, mnist1d, "
-        "fashion_mnist; README: Recommended recipes)",
+        "--target" + (" (default: %(default)s)" if defaults else "") + "; optlab train "
+        "--dataset NAME fills the options not given from NAME's recommended recipe (digits, "
+        "mnist1d, fashion_mnist; README: Recommended recipes); without --dataset: digits "
+        "with the defaults shown",
     )
     g.add_argument(
         "--target",

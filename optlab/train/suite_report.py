@@ -46,7 +46,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"per tuned optimizer, {b['lr_points']} learning-rate sensitivity points, final "
         f"accuracy over {(1 + b['lr_points'] + b['studies'] * b['trials']) // 2} seeds; "
         f"{results['seconds']:.0f} s in all ({results.get('cpu_seconds', 0):.0f} s of CPU). "
-        " Steps to target: median [25%, 75%] over the "
+        "Steps to target: median [25%, 75%] over the "
         "studies (tuned) or the seeds (defaults); miss = never reached (infinite). Seconds "
         "from the per-step cost of each vmapped program.",
         "",
