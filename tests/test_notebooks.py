@@ -1,6 +1,16 @@
-"""The notebooks run top to bottom in the kernel of this Python, without errors, and the
-committed copies carry their outputs (plots included)."""
+"""The course notebooks run top to bottom in the kernel of this Python, without errors and
+within their time budget, and the committed copies are the outputs of such a run.
 
+One test per notebook (parametrized, so pytest-xdist spreads them over the workers). Issue 16
+gives each notebook at most 60 s on 2 CPU cores; the notebooks aim at half of that so the whole
+suite stays under its 15 minutes. The budget is checked on the CPU time of the kernel process
+(user + system, all its threads), not on the wall clock: on a shared machine the wall clock
+measures the neighbours, while the CPU time is what the notebook costs wherever it runs (under
+``-n 2`` on 2 cores each notebook has about one core, so the two agree there).
+"""
+
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -9,38 +19,71 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+IDS = [p.stem for p in NOTEBOOKS]
+
+# CPU seconds per notebook (issue 16). A slower machine than CI's may raise it through the
+# environment; the default is the issue's budget.
+BUDGET_S = float(os.environ.get("OPTLAB_NOTEBOOK_BUDGET_S", "60"))
+# The kernel reports the CPU time it has used so far (its last output line).
+CPU_PROBE = "import os as _os\n_t = _os.times()\nprint(_t.user + _t.system)"
+
+
+def _code_cells(nb):
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
 def _images(nb) -> int:
     return sum(
-        "image/png" in out.get("data", {})
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for out in cell.outputs
+        "image/png" in out.get("data", {}) for cell in _code_cells(nb) for out in cell.outputs
     )
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_executes_and_is_committed_with_outputs(path):
-    committed = nbformat.read(path, as_version=4)
-    assert _images(committed) >= 1, f"{path.name} was committed without its plots"
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_is_not_stale(path):
+    """Committed as one clean run produced it: every code cell ran once, in order, and
+    printed or drew something; no cell failed; at least one plot."""
     nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
+    cells = _code_cells(nb)
+    assert cells, f"{path.name} has no code cells"
+    counts = [cell.execution_count for cell in cells]
+    assert counts == list(range(1, len(cells) + 1)), (
+        f"{path.name}: execution counts {counts} are not 1..{len(cells)} (re-run it top to "
+        "bottom in a fresh kernel and commit that)"
+    )
+    empty = [i for i, cell in enumerate(cells, 1) if not cell.outputs]
+    assert not empty, f"{path.name}: code cells {empty} have no outputs"
+    errors = [i for i, c in enumerate(cells, 1) if any(o.output_type == "error" for o in c.outputs)]
+    assert not errors, f"{path.name}: code cells {errors} were committed with an error"
+    assert _images(nb) >= 1, f"{path.name} was committed without its plots"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_executes_within_budget(path):
+    committed = nbformat.read(path, as_version=4)
+    nb = nbformat.read(path, as_version=4)
+    for cell in _code_cells(nb):
+        cell.outputs = []
+        cell.execution_count = None
+    nb.cells.append(nbformat.v4.new_code_cell(CPU_PROBE))
     client = nbclient.NotebookClient(
         nb,
-        timeout=180,
+        timeout=int(4 * BUDGET_S),  # per cell: a guard against a hang; the budget is below
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
+    start = time.perf_counter()
     client.execute()  # raises CellExecutionError on the first failing cell
-    errors = [
-        out
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for out in cell.outputs
-        if out.output_type == "error"
-    ]
+    wall = time.perf_counter() - start
+    probe = nb.cells.pop()
+    cpu = float(probe.outputs[-1].text.split()[-1])
+    errors = [o for cell in _code_cells(nb) for o in cell.outputs if o.output_type == "error"]
     assert not errors
+    assert cpu <= BUDGET_S, (
+        f"{path.name} used {cpu:.1f} CPU s ({wall:.1f} s wall), its budget is {BUDGET_S:g} s"
+    )
+    # The same cells draw the same number of plots as the committed run did.
     assert _images(nb) == _images(committed)

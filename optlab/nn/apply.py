@@ -88,16 +88,46 @@ class Apply:
                 f"apply: train must be a Python bool (it selects the computation and is "
                 f"static under jit), got train={train!r}"
             )
+        return self._run(params, state, x, train, rng, capture=False)
+
+    def capture(
+        self, params: Any, state: Any, x: Any, *, train: bool, rng: Array | None = None
+    ) -> tuple[Any, Any, dict]:
+        """``apply`` that also returns what the call recorded, through Flax's ``nnx.capture``.
+
+        The forward pass is the same computation as :meth:`__call__`; in addition every
+        ``Module.sow(nnx.Intermediate, name, value)`` inside the model and the output of every
+        submodule's methods (``method_outputs``, e.g. each Dense layer's ``__call__``) are
+        collected, as a nested dict by module path (``captured["blocks"][0]["act"]
+        ["__call__"]`` is a tuple of that layer's outputs, one per call). Unused values cost
+        nothing under ``jit``.
+
+        Returns:
+          ``(output, new_state, captured)``.
+        """
+        if not isinstance(train, bool):
+            raise TypeError(f"apply.capture: train must be a Python bool, got train={train!r}")
+        return self._run(params, state, x, train, rng, capture=True)
+
+    def _run(self, params: Any, state: Any, x: Any, train: bool, rng: Any, capture: bool):
         model = nnx.merge(self.train_graphdef if train else self.eval_graphdef, params, state)
-        if self.takes_mode:
-            out = model(x, train=train, rng=rng)
-        elif train and rng is not None:
-            out = _reseeded_call(model, x, rng)
+
+        def call(model: nnx.Module, x: Any) -> Any:
+            if self.takes_mode:
+                return model(x, train=train, rng=rng)
+            if train and rng is not None:
+                return _reseeded_call(model, x, rng)
+            return model(x)
+
+        if capture:
+            run = nnx.capture(call, nnx.Intermediate, method_outputs=nnx.Intermediate)
+            out, captured = run(model, x)
+            extra = (nnx.to_pure_dict(captured),)
         else:
-            out = model(x)
+            out, extra = call(model, x), ()
         if not train:
-            return out, state
-        return out, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param)))
+            return (out, state, *extra)
+        return (out, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param))), *extra)
 
     def merge(self, params: Any, state: Any) -> nnx.Module:
         """An ``nnx`` model holding ``params`` and ``state``, in evaluation mode."""

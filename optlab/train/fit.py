@@ -49,6 +49,7 @@ from optlab.train.evaluation import (
 from optlab.train.history import History
 from optlab.train.progress import Progress
 from optlab.train.run import Run, RunConfig
+from optlab.train.sharding import check_batch_size, check_fit_options, place_fit
 from optlab.train.state import TrainState
 from optlab.train.step import (
     MetricFn,
@@ -65,23 +66,23 @@ _STEP_CACHE: collections.OrderedDict[Any, tuple[Callable, Callable]] = collectio
 
 
 def _steps(
-    loss: Callable, metrics: Sequence[str | MetricFn], skip_nonfinite: bool
+    loss: Callable, metrics: Sequence[str | MetricFn], skip_nonfinite: bool, monitor: Any = None
 ) -> tuple[Callable, Callable]:
-    """The train/eval steps, built once per ``(loss, metrics, skip_nonfinite)`` so compiled
-    epochs are reused; the cache keeps the 16 most recently used."""
-    key = (loss, tuple(metrics), skip_nonfinite)
+    """The train/eval steps, built once per ``(loss, metrics, skip_nonfinite, monitor)`` so
+    compiled epochs are reused; the cache keeps the 16 most recently used."""
+    key = (loss, tuple(metrics), skip_nonfinite, monitor)
     try:
         hash(key)
     except TypeError:
         return (
-            make_train_step(loss, metrics=metrics, skip_nonfinite=skip_nonfinite),
+            make_train_step(loss, metrics=metrics, skip_nonfinite=skip_nonfinite, monitor=monitor),
             make_eval_step(loss, metrics=metrics),
         )
     if key in _STEP_CACHE:
         _STEP_CACHE.move_to_end(key)
         return _STEP_CACHE[key]
     steps = (
-        make_train_step(loss, metrics=metrics, skip_nonfinite=skip_nonfinite),
+        make_train_step(loss, metrics=metrics, skip_nonfinite=skip_nonfinite, monitor=monitor),
         make_eval_step(loss, metrics=metrics),
     )
     _STEP_CACHE[key] = steps
@@ -154,6 +155,16 @@ def _check_arguments(fn: str, **kw: Any) -> None:
         check_int_range(fn, "eval_batch_size", kw["eval_batch_size"], 1)
     check_bool(fn, "skip_nonfinite", kw["skip_nonfinite"])
     check_int_range(fn, "max_consecutive_nonfinite", kw["max_consecutive_nonfinite"], 1)
+    check_fit_options(fn, kw["mesh"], kw["shard_optimizer_state"], kw["batch_size"])
+    monitor = kw["diagnostics"]
+    if monitor is not None and not all(
+        callable(getattr(monitor, m, None))
+        for m in ("forward", "measure", "init", "fold", "finish", "unpack")
+    ):
+        raise TypeError(
+            f"{fn}: diagnostics must be None or a monitor such as "
+            f"optlab.diagnostics.Monitor(every=1), got diagnostics={monitor!r}"
+        )
     callbacks = kw["callbacks"]
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Sequence):
         raise TypeError(
@@ -186,6 +197,9 @@ def fit(
     eval_batch_size: int | None = None,
     skip_nonfinite: bool = True,
     max_consecutive_nonfinite: int = 10,
+    mesh: jax.sharding.Mesh | None = None,
+    shard_optimizer_state: bool = False,
+    diagnostics: Any = None,
 ) -> tuple[History, nnx.Module]:
     """Trains ``model`` with ``tx``, Keras-style: epochs, validation, callbacks, history.
 
@@ -233,6 +247,17 @@ def fit(
         counts them. Without it, a non-finite step moves the parameters to NaN.
       max_consecutive_nonfinite: stop (with a warning and ``history.stop_reason``) at the end
         of an epoch in which this many steps in a row were skipped.
+      mesh: a ``jax.sharding.Mesh`` with an axis ``data`` (``jax.make_mesh((n,), ("data",))``):
+        train data-parallel (:mod:`optlab.train.sharding`): each batch's rows split over the
+        ``data`` devices, parameters and model state replicated; ``batch_size`` must be a
+        multiple of the axis size. None: the default device, as without it.
+      shard_optimizer_state: with a mesh, split the optimizer state across the ``data``
+        devices (ZeRO-1).
+      diagnostics: a monitor, ``optlab.diagnostics.Monitor(every=1, histograms=True)``:
+        per-layer statistics (activations, gradients, update ratios...) computed inside the
+        compiled step, folded over the epoch on the device and recorded in
+        ``history.diagnostics`` (a :class:`~optlab.train.history.DiagnosticsRecord`) once
+        per epoch. None (the default) compiles the step without them.
 
     Returns:
       ``(history, model)``: the :class:`History` (``history.state`` holds the final
@@ -282,11 +307,13 @@ def fit(
     if isinstance(metrics, str) and metrics == "auto":
         metrics = default_metrics(y)
     batch_size = min(batch_size, int(x.shape[0]))
+    if mesh is not None:
+        check_batch_size(fn, "batch_size (capped at the training rows)", batch_size, mesh)
     num_batches = -(-int(x.shape[0]) // batch_size)
     if drop_remainder:
         num_batches = int(x.shape[0]) // batch_size
 
-    step_fn, eval_fn = _steps(loss, metrics or (), skip_nonfinite)
+    step_fn, eval_fn = _steps(loss, metrics or (), skip_nonfinite, diagnostics)
     in_order = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)] + [
         cb for cb in callbacks if isinstance(cb, ModelCheckpoint)
     ]
@@ -301,6 +328,10 @@ def fit(
         TrainState.create(model, tx, seed=seed), config=config, epochs=epochs, callbacks=in_order
     )
     initial_epoch = restore_run(run, resume_from) if resume_from is not None else 0
+    if mesh is not None:
+        step_fn, run.state, (x, y) = place_fit(
+            step_fn, run.state, (x, y), mesh, shard_optimizer_state
+        )
     data_key = jax.random.key(run.seed)
     val_batches = None
     if x_val is not None:
@@ -359,7 +390,9 @@ def fit(
                 drop_remainder=drop_remainder,
                 augment=augment,
             )
-            logs = {k: float(v) for k, v in ordered(jax.device_get(train_logs)).items()}
+            fetched = jax.device_get(train_logs)
+            summary = fetched.pop("monitor", None)
+            logs = {k: float(v) for k, v in ordered(fetched).items()}
             streak = int(logs.pop("nonfinite_streak", 0))
             if val_batches is not None:
                 logs.update(validate(run.state))
@@ -369,6 +402,8 @@ def fit(
             if tx_metric is not None:
                 run.tx_metric_value = logs[tx_metric]
             run.history.append(epoch, logs)
+            if summary is not None:
+                run.history.append_diagnostics(epoch, diagnostics.unpack(summary, run.state))
             bar.epoch_end(epoch - 1, logs)
             check_data(epoch, logs)
             if streak >= max_consecutive_nonfinite:

@@ -1,12 +1,18 @@
-"""The per-epoch record of a run, Keras-style (``history.history["val_loss"]``)."""
+"""The per-epoch record of a run, Keras-style (``history.history["val_loss"]``), and the
+per-layer arrays a monitor records beside it (``history.diagnostics``)."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import math
 import os
+import re
+from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 
 def default_mode(key: str) -> str:
@@ -20,6 +26,156 @@ def default_mode(key: str) -> str:
       max min
     """
     return "max" if ("acc" in key or "auc" in key or key.startswith("fmeasure")) else "min"
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders the numbers in a name numerically (``"blocks/2"`` before
+    ``"blocks/10"``).
+
+    Examples:
+      >>> sorted(["l10", "l2", "head"], key=natural_key)
+      ['head', 'l2', 'l10']
+    """
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
+
+
+def _encode(array: np.ndarray) -> dict[str, Any]:
+    a = np.ascontiguousarray(array)
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": base64.b64encode(a).decode()}
+
+
+def _decode(record: Mapping[str, Any]) -> np.ndarray:
+    data = base64.b64decode(record["data"])
+    return np.frombuffer(data, np.dtype(record["dtype"])).reshape(record["shape"]).copy()
+
+
+class DiagnosticsRecord:
+    """Per-layer values recorded once per epoch by a monitor: ``History.diagnostics``.
+
+    ``record[key]`` is a NumPy array with one row per layer (or parameter) and one column per
+    recorded epoch, ``(rows, epochs)``, with trailing axes for vectors (a histogram:
+    ``(layers, epochs, bins)``); ``record.rows(key)`` names the rows. Keys without rows
+    (``loss_first``) are ``(epochs,)``. Rows are in natural order (``blocks/2`` before
+    ``blocks/10``). The values are kept exactly (float32 as recorded): :meth:`to_dict` encodes
+    each array's bytes, so a run saved and resumed holds bitwise the same arrays.
+
+    Attributes:
+      epoch: the epochs recorded (1-based).
+
+    Examples:
+      >>> r = DiagnosticsRecord()
+      >>> r.append(1, {"grad_norm": {"w": 1.0, "b": 0.5}, "loss_first": 2.3})
+      >>> r.append(2, {"grad_norm": {"w": 0.5, "b": 0.25}, "loss_first": 1.0})
+      >>> print(r.rows("grad_norm"), r["grad_norm"].tolist(), r["loss_first"].shape)
+      ['b', 'w'] [[0.5, 0.25], [1.0, 0.5]] (2,)
+    """
+
+    FORMAT = "optlab.diagnostics/1"
+
+    def __init__(self) -> None:
+        self.epoch: list[int] = []
+        self._rows: dict[str, list[str] | None] = {}
+        self._values: dict[str, list[np.ndarray]] = {}
+
+    def append(self, epoch: int, summary: Mapping[str, Any]) -> None:
+        """Records one epoch: ``summary[key]`` is ``{row: value}`` or one value (arrays or
+        numbers); a key's rows are fixed by the first epoch that has it."""
+        for key, value in summary.items():
+            if isinstance(value, Mapping):
+                rows = self._rows.setdefault(key, sorted(value, key=natural_key))
+                if rows is None or set(rows) != set(value):
+                    raise ValueError(
+                        f"DiagnosticsRecord: the rows of {key!r} changed at epoch {epoch}: "
+                        f"{sorted(value, key=natural_key)} instead of {rows}"
+                    )
+                array = np.stack([np.asarray(value[r]) for r in rows]) if rows else np.zeros(0)
+            else:
+                if self._rows.setdefault(key, None) is not None:
+                    raise ValueError(f"DiagnosticsRecord: {key!r} has rows; got one value")
+                array = np.asarray(value)
+            self._values.setdefault(key, []).append(array)
+        self.epoch.append(int(epoch))
+
+    def rows(self, key: str) -> list[str]:
+        """The names of ``key``'s rows (layers or parameters); ``[]`` for a key without rows."""
+        self._check(key)
+        return list(self._rows[key] or [])
+
+    def _check(self, key: str) -> None:
+        if key not in self._values:
+            raise KeyError(
+                f"DiagnosticsRecord: no key {key!r}; recorded keys: {', '.join(self._values)}"
+            )
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self._check(key)
+        axis = 0 if self._rows[key] is None else 1
+        return np.stack(self._values[key], axis=axis)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._values
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def keys(self) -> list[str]:
+        """The recorded keys."""
+        return list(self._values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict holding every array exactly (its bytes in base64)."""
+        return {
+            "format": self.FORMAT,
+            "epoch": list(self.epoch),
+            "rows": {k: v for k, v in self._rows.items() if v is not None},
+            "arrays": {k: _encode(self[k]) for k in self._values},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DiagnosticsRecord:
+        """The inverse of :meth:`to_dict`."""
+        if not isinstance(d, Mapping) or d.get("format") != cls.FORMAT:
+            raise ValueError(
+                f"DiagnosticsRecord: not a record of format {cls.FORMAT!r} "
+                f"(found {d.get('format') if isinstance(d, Mapping) else type(d).__name__!r})"
+            )
+        record = cls()
+        record.epoch = [int(e) for e in d["epoch"]]
+        for key, encoded in d["arrays"].items():
+            array = _decode(encoded)
+            rows = d["rows"].get(key)
+            record._rows[key] = None if rows is None else list(rows)
+            axis = 0 if rows is None else 1
+            record._values[key] = [np.take(array, i, axis=axis) for i in range(len(record))]
+        return record
+
+    def save_npz(self, path: str | os.PathLike) -> None:
+        """Writes every array (``record[key]``), ``epoch`` and each key's row names
+        (``rows:<key>``) to a NumPy ``.npz`` file."""
+        arrays = {"epoch": np.asarray(self.epoch, np.int64)}
+        for key in self._values:
+            arrays[key] = self[key]
+            if self._rows[key] is not None:
+                arrays[f"rows:{key}"] = np.asarray(self._rows[key], dtype=str)
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load_npz(cls, path: str | os.PathLike) -> DiagnosticsRecord:
+        """The inverse of :meth:`save_npz`."""
+        with np.load(path) as f:
+            record = cls()
+            record.epoch = [int(e) for e in f["epoch"]]
+            for key in f.files:
+                if key == "epoch" or key.startswith("rows:"):
+                    continue
+                rows = f"rows:{key}"
+                record._rows[key] = [str(r) for r in f[rows]] if rows in f.files else None
+                axis = 0 if record._rows[key] is None else 1
+                record._values[key] = [np.take(f[key], i, axis=axis) for i in range(len(record))]
+        return record
+
+    def __repr__(self) -> str:
+        return f"DiagnosticsRecord(epochs={len(self)}, keys={self.keys()})"
 
 
 class History:
@@ -47,6 +203,9 @@ class History:
         epoch's weights).
       stop_reason: why training stopped before ``epochs`` when it did (a callback, too many
         non-finite steps in a row), else None.
+      diagnostics: the :class:`DiagnosticsRecord` of per-layer statistics when the run was
+        monitored (``fit(..., diagnostics=optlab.diagnostics.Monitor())``), else None; saved
+        by :meth:`to_dict` (so with checkpoints and ``save_json``) and restored on resume.
 
     Examples:
       >>> h = History()
@@ -64,6 +223,13 @@ class History:
         self.state: Any = None
         self.restored_epoch: int | None = None
         self.stop_reason: str | None = None
+        self.diagnostics: DiagnosticsRecord | None = None
+
+    def append_diagnostics(self, epoch: int, summary: Mapping[str, Any]) -> None:
+        """Records a monitor's summary of epoch ``epoch`` in :attr:`diagnostics`."""
+        if self.diagnostics is None:
+            self.diagnostics = DiagnosticsRecord()
+        self.diagnostics.append(epoch, summary)
 
     def append(self, epoch: int, logs: dict[str, Any]) -> None:
         """Records epoch ``epoch`` (1-based); keys absent before are padded with NaN for past
@@ -107,15 +273,19 @@ class History:
         return self.epoch[i], values[i]
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"epoch": [...], key: [...]}``, JSON-able (NaN written as null)."""
+        """``{"epoch": [...], key: [...]}``, JSON-able (NaN written as null), and
+        ``"diagnostics"`` (:meth:`DiagnosticsRecord.to_dict`) when there are some."""
 
         def clean(v):
             return v if math.isfinite(v) else None
 
-        return {
+        out = {
             "epoch": list(self.epoch),
             **{k: [clean(v) for v in vs] for k, vs in self.history.items()},
         }
+        if self.diagnostics is not None:
+            out["diagnostics"] = self.diagnostics.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> History:
@@ -123,9 +293,12 @@ class History:
         hist = {
             k: [math.nan if v is None else float(v) for v in vs]
             for k, vs in d.items()
-            if k != "epoch"
+            if k not in ("epoch", "diagnostics")
         }
-        return cls(hist, d.get("epoch", []))
+        history = cls(hist, d.get("epoch", []))
+        if d.get("diagnostics") is not None:
+            history.diagnostics = DiagnosticsRecord.from_dict(d["diagnostics"])
+        return history
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Writes :meth:`to_dict` as JSON."""

@@ -25,6 +25,25 @@ An epoch scans the step over stacked batches of shape ``(num_batches, batch_size
 one dispatch runs the whole epoch; the per-step values stay on the device and are reduced
 there: loss and metrics are means over the real rows of the steps that were not skipped,
 ``grad_norm`` the mean over those steps, ``learning_rate`` the last step's.
+
+A *monitor* (``make_train_step(..., monitor=m)``, e.g. ``optlab.diagnostics.Monitor``) adds
+per-layer statistics to the compiled step without changing it otherwise; without one the step
+is exactly the function it was. The engine calls, inside the compiled program:
+
+* ``m.forward(apply, params, model_state, x, *, rng) -> (predictions, model_state, captured)``
+  in place of the training-mode ``apply`` (``captured``: arrays recorded during the pass);
+* ``m.update_stats(state, updates, grads, captured) -> arrays`` beside the parameter update
+  (the parameters move by ``state.lr_scale * updates``; zeros on a skipped step);
+* ``m.measure(...) -> stats`` once per step, with keyword arguments ``state`` (before the
+  step), ``new_state``, ``update_stats``, ``captured``, ``inputs``, ``predictions``,
+  ``targets``, ``mask``, ``loss`` and ``ok`` (False for a skipped step): a fixed-size pytree
+  of arrays;
+* ``m.init(stats_shapes) -> carry``, ``m.fold(carry, stats) -> carry`` and
+  ``m.finish(carry, state) -> summary``: :func:`scan_epoch` folds each step's ``stats`` into a
+  fixed-size carry beside the state, and returns ``summary`` as the epoch log ``"monitor"``
+  (fetched with the other logs, once per epoch);
+* on the host, ``m.unpack(summary, state) -> {key: {row: value} | value}`` names the fetched
+  summary (:func:`optlab.fit` records it in ``history.diagnostics``).
 """
 
 from __future__ import annotations
@@ -166,6 +185,7 @@ def make_train_step(
     *,
     metrics: Sequence[str | MetricFn] | None = ("accuracy",),
     skip_nonfinite: bool = True,
+    monitor: Any = None,
 ) -> Callable[..., tuple[TrainState, Logs]]:
     """Builds the pure train step ``step(state, batch, metric=None) -> (state, logs)``.
 
@@ -186,6 +206,10 @@ def make_train_step(
         parameters, model state and optimizer state stay as they were (the step counter
         still advances, so the next step draws new dropout masks), and ``logs["skipped"]``
         is 1. A gradient whose squared norm overflows float32 counts as non-finite.
+      monitor: None, or an object that records per-layer statistics inside the step (see
+        the module docstring; ``optlab.diagnostics.Monitor``). Its per-step statistics come
+        back as ``logs["monitor"]`` and the step carries it as ``step.monitor``, so
+        :func:`scan_epoch` folds them over the epoch. Hashable, like the step.
 
     Returns:
       A pure function, not yet compiled: pass it to :func:`train_epoch`, or ``jax.jit`` it.
@@ -217,12 +241,15 @@ def make_train_step(
         key = jax.random.fold_in(state.rng, state.step)
 
         def objective(params):
-            preds, model_state = state.apply(params, state.model_state, x, train=True, rng=key)
-            return weighted_mean(loss(preds, y), mask), (preds, model_state)
+            if monitor is None:
+                out = state.apply(params, state.model_state, x, train=True, rng=key)
+            else:
+                out = monitor.forward(state.apply, params, state.model_state, x, rng=key)
+            return weighted_mean(loss(out[0], y), mask), out
 
-        (value, (preds, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params
-        )
+        (value, (preds, model_state, *captured)), grads = jax.value_and_grad(
+            objective, has_aux=True
+        )(state.params)
         extra = {"value": value, "grad": grads, "value_fn": lambda p: objective(p)[0]}
         if metric is not None:
             extra["metric"] = metric
@@ -236,20 +263,30 @@ def make_train_step(
         def updated(_=None):
             updates, opt_state = update(grads, state.opt_state, state.params, **extra)
             params = jax.tree.map(move, state.params, updates, is_leaf=lambda v: v is None)
-            return params, opt_state, model_state
+            if monitor is None:
+                return params, opt_state, model_state
+            # Beside the step, from the updates; ``captured`` enters the branch so that what
+            # the forward pass measured of the old weights is computed before they are
+            # overwritten in place (else XLA copies the donated weights).
+            stats = monitor.update_stats(state, updates, grads, captured[0])
+            return params, opt_state, model_state, stats
 
         def kept(_=None):
-            return state.params, state.opt_state, state.model_state
+            if monitor is None:
+                return state.params, state.opt_state, state.model_state
+            shapes = jax.eval_shape(monitor.update_stats, state, grads, grads, captured[0])
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+            return state.params, state.opt_state, state.model_state, zeros
 
         if skip_nonfinite:
             ok = jnp.isfinite(value) & jnp.isfinite(squared_norm)
             try:  # one branch runs: nothing is copied or selected (module docstring)
-                params, opt_state, new_model_state = jax.lax.cond(ok, updated, kept)
+                params, opt_state, new_model_state, *moved = jax.lax.cond(ok, updated, kept)
             except TypeError:  # a transformation whose state changes dtype: select instead
-                params, opt_state, new_model_state = _select(ok, updated(), kept())
+                params, opt_state, new_model_state, *moved = _select(ok, updated(), kept())
             streak = jnp.where(ok, 0, state.nonfinite_streak + 1).astype(jnp.int32)
         else:
-            params, opt_state, new_model_state = updated()
+            params, opt_state, new_model_state, *moved = updated()
             streak = state.nonfinite_streak
         logs = {"loss": value}
         for name, fn in metric_fns.items():
@@ -267,8 +304,23 @@ def make_train_step(
             step=state.step + 1,
             nonfinite_streak=streak,
         )
+        if monitor is not None:
+            logs["monitor"] = monitor.measure(
+                state=state,
+                new_state=new_state,
+                update_stats=moved[0],
+                captured=captured[0],
+                inputs=x,
+                predictions=preds,
+                targets=y,
+                mask=mask,
+                loss=value,
+                ok=ok if skip_nonfinite else jnp.isfinite(value) & jnp.isfinite(squared_norm),
+            )
         return new_state, logs
 
+    if monitor is not None:
+        step.monitor = monitor
     return step
 
 
@@ -374,26 +426,42 @@ def scan_epoch(
     Returns:
       The final state and the epoch's logs (see the module docstring), plus
       ``skipped_steps`` and ``nonfinite_streak`` (the longest run of skipped steps in a row,
-      counting those that ended the previous epoch) when the step is guarded.
+      counting those that ended the previous epoch) when the step is guarded, and the
+      monitor's epoch summary as ``"monitor"`` when the step has one (``step_fn.monitor``).
     """
     num = jax.tree.leaves(batches)[0].shape[0]
+    monitor = getattr(step_fn, "monitor", None)
 
-    def body(st, inputs):
-        batch, i = inputs
+    def run_step(st, batch, i):
         if augment is not None:
             x, y, mask = split_batch("epoch", batch)
             if mask is None:
                 mask = jnp.ones((jax.tree.leaves(x)[0].shape[0],), jnp.float32)
             batch = augment(Batches(x, y, mask), jax.random.fold_in(augment_key, i))
         st, logs = step_fn(st, batch, metric)
-        logs = dict(logs)
+        return st, dict(logs), batch
+
+    def body(carry, inputs):
+        st, acc = carry if monitor is not None else (carry, None)
+        st, logs, batch = run_step(st, *inputs)
         if "skipped" in logs:
             logs["nonfinite_streak"] = st.nonfinite_streak
-        return st, (logs, _rows(batch))
+        if monitor is None:
+            return st, (logs, _rows(batch))
+        return (st, monitor.fold(acc, logs.pop("monitor"))), (logs, _rows(batch))
 
-    state, (stacked, weights) = jax.lax.scan(body, state, (batches, jnp.arange(num)))
+    inputs = (batches, jnp.arange(num))
+    if monitor is None:
+        state, (stacked, weights) = jax.lax.scan(body, state, inputs)
+    else:
+        first = jax.tree.map(lambda a: a[0], inputs)
+        shapes = jax.eval_shape(lambda st, b: run_step(st, *b)[1]["monitor"], state, first)
+        (state, acc), (stacked, weights) = jax.lax.scan(body, (state, monitor.init(shapes)), inputs)
     ok = stacked["skipped"] == 0 if "skipped" in stacked else jnp.ones_like(weights, bool)
-    return state, _reduce(stacked, weights, ok)
+    logs = _reduce(stacked, weights, ok)
+    if monitor is not None:
+        logs["monitor"] = monitor.finish(acc, state)
+    return state, logs
 
 
 @functools.partial(jax.jit, static_argnames=("step_fn",), donate_argnames=("state",))

@@ -1,0 +1,475 @@
+r"""Statistics inside the compiled train step: :class:`Monitor` for ``fit``, and the same
+numbers for one's own loop (:func:`activation_stats`, :func:`gradient_stats`).
+
+``fit(..., diagnostics=Monitor(every=1, histograms=True))`` runs the training-mode forward pass
+through Flax's ``nnx.capture`` (the outputs of every Dense layer and activation layer are
+intercepted: no second model), and after each sampled step computes, per layer, the
+statistics of :mod:`optlab.diagnostics.statistics` on the batch's real rows, and per
+parameter the gradient norm and RMS, the update ratio and the effective learning rate. They
+are folded into a fixed-size carry of the epoch's ``lax.scan`` (sums of the finite values and
+their counts; summed histogram counts), so nothing leaves the device until the epoch ends;
+then the epoch's summary (the mean over the sampled steps of each per-step value, histograms
+normalized to fractions, the running BatchNorm statistics at the end of the epoch) comes back
+with the epoch's logs and is recorded in ``history.diagnostics``:
+
+.. math::
+
+   \bar s_e = \frac{1}{|S_e|} \sum_{t \in S_e} s_t, \qquad
+   S_e = \{t \in \text{epoch } e : t \bmod \text{every} = 0,\ \text{step } t
+   \text{ not skipped}\}.
+
+With ``every > 1`` the statistics of the other steps are not computed at all (a
+``lax.cond`` on the step counter), which makes them nearly free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from optlab.core.paths import leaf_paths
+from optlab.core.validation import check_bool, check_int_at_least
+from optlab.diagnostics.statistics import (
+    ACTIVATION,
+    BINS,
+    Layer,
+    batchnorm_stats,
+    histogram_edges,
+    layer_outputs,
+    layers_of,
+    norm_stats,
+    parameter_stats,
+    sizes,
+    squared_norms,
+    value_stats,
+)
+from optlab.nn.apply import functional
+from optlab.train.history import natural_key
+from optlab.train.step import split_batch, weighted_mean
+
+_VALUE_STATS = ("mean", "std", "dead", "saturated")
+_PARAM_STATS = ("grad_norm", "grad_rms", "param_norm", "update_ratio", "effective_lr")
+
+
+def _num_classes(predictions: jax.Array, targets: Any) -> int:
+    """The number of classes of a classification with integer labels (else 0): static."""
+    targets = jnp.asarray(targets)
+    integer = jnp.issubdtype(targets.dtype, jnp.integer)
+    if integer and predictions.ndim == 2 and predictions.shape[-1] > 1 and targets.ndim == 1:
+        return int(predictions.shape[-1])
+    return 0
+
+
+def _layout(state: Any) -> tuple[list[Layer], list[tuple[str, str]]]:
+    """The static layout of a monitored step: the recorded layers (one histogram row each)
+    and the ``(key, row)`` of each entry of the packed vector of means (row ``""``: a value
+    without rows)."""
+    layers = layers_of(state.model())
+    params = leaf_paths(state.params)
+    entries: list[tuple[str, str]] = [("input_mean", ""), ("input_std", "")]
+    for layer in layers:
+        stats = _VALUE_STATS if layer.role == ACTIVATION else _VALUE_STATS[:2]
+        entries += [(f"{layer.role}_{stat}", layer.name) for stat in stats]
+    for stat in _PARAM_STATS:
+        entries += [(stat, name) for name in params]
+    return layers, entries
+
+
+@dataclasses.dataclass(frozen=True)
+class Monitor:
+    """Per-layer statistics inside ``fit``'s compiled step (see the module docstring).
+
+    Pass it as ``fit(..., diagnostics=Monitor())``; ``history.diagnostics`` then holds, per
+    epoch (``record[key]`` is ``(rows, epochs)``, histograms ``(layers, epochs, 32)``):
+
+    * ``activation_{mean,std,dead,saturated,hist}`` for every activation layer (``blocks/0/act``
+      of an optlab MLP), ``preactivation_*`` for every layer with a kernel (its output: for the
+      last one, the logits), and ``activation_edges`` / ``preactivation_edges``, the fixed
+      histogram edges;
+    * ``grad_norm``, ``grad_rms``, ``param_norm``, ``update_ratio``, ``effective_lr`` for
+      every parameter (``blocks/0/dense/kernel``);
+    * ``bn_mean``, ``bn_var`` (running BatchNorm averages at the end of the epoch);
+    * ``loss_first`` (the loss of the epoch's first sampled step: before any update in epoch
+      1), ``input_mean``, ``input_std``, ``num_classes`` (0 unless the targets are integer
+      labels of a classifier) and ``sampled_steps``.
+
+    Plain nnx modules get the parameter statistics and the pre-activations of their
+    ``nnx.Linear``/``nnx.Conv`` layers (activation functions that are not layers cannot be
+    intercepted).
+
+    Args:
+      every: compute the statistics on every ``every``-th step (by the global step count, so
+        a resumed run samples the same steps); the others skip them.
+      histograms: also count the 32-bin histograms.
+
+    Examples:
+      >>> import optlab as ol
+      >>> ds = ol.data.load("digits")
+      >>> model = ol.nn.MLP(64, (32,), 10, rngs=0)
+      >>> history, _ = ol.fit(model, ol.sgd(0.1), ds, epochs=2, batch_size=64, progress=False,
+      ...                     loss=ol.nn.softmax_cross_entropy_with_integer_labels,
+      ...                     diagnostics=ol.diagnostics.Monitor())
+      >>> record = history.diagnostics
+      >>> print(record.rows("activation_std"), record["activation_hist"].shape)
+      ['blocks/0/act'] (1, 2, 32)
+      >>> print(record.rows("effective_lr"), np.round(record["effective_lr"][:, 0], 4))
+      ['blocks/0/dense/bias', 'blocks/0/dense/kernel', 'head/bias', 'head/kernel'] [0.1 0.1 0.1 0.1]
+    """
+
+    every: int = 1
+    histograms: bool = True
+
+    def __post_init__(self) -> None:
+        check_int_at_least("Monitor", "every", self.every, 1)
+        check_bool("Monitor", "histograms", self.histograms)
+
+    # The engine's monitor protocol (optlab.train.step): forward, measure, init, fold, finish.
+
+    def forward(self, apply: Any, params: Any, model_state: Any, x: Any, *, rng: Any):
+        """The training-mode forward pass, returning each recorded layer's output too."""
+        out, new_state, captured = apply.capture(params, model_state, x, train=True, rng=rng)
+        layers = layers_of(apply.merge(params, model_state))
+        outputs = layer_outputs(layers, captured)
+        # The parameters' norms are taken here, while the parameters are read anyway (after
+        # the update, XLA would copy the donated weights to keep the old ones).
+        return (
+            out,
+            new_state,
+            {
+                "layers": {layer.name: value for layer, value in outputs.items()},
+                "param_sq": squared_norms(jax.lax.stop_gradient(params)),
+            },
+        )
+
+    def update_stats(self, state: Any, updates: Any, grads: Any, captured: Any) -> dict:
+        r"""Per-parameter norms of the gradient, the parameters and the step
+        :math:`\Delta\theta = c\,u` (``state.lr_scale`` times the transformation's update),
+        computed beside the update (see
+        :func:`~optlab.diagnostics.statistics.parameter_stats`)."""
+        return {
+            "grad_sq": squared_norms(grads),
+            "step_sq": squared_norms(updates),
+            "param_sq": captured["param_sq"],  # computed before the weights are overwritten
+        }
+
+    def measure(
+        self,
+        *,
+        state: Any,
+        new_state: Any,
+        update_stats: Any,
+        captured: dict,
+        inputs: Any,
+        predictions: jax.Array,
+        targets: Any,
+        mask: Any,
+        loss: jax.Array,
+        ok: jax.Array,
+    ) -> dict[str, Any]:
+        """One step's statistics, packed: ``"mean"`` a vector (one entry per statistic, layer
+        and parameter, in the order of the layout), ``"hist"`` a ``(layers, 32)`` matrix of
+        counts; zeros on a step that is not sampled."""
+        layers, entries = _layout(state)
+        sampled = (state.step % self.every) == 0
+
+        def compute(_: Any = None) -> dict[str, jax.Array]:
+            values: dict[tuple[str, str], jax.Array] = {}
+            hists = []
+            nan = jnp.full((), jnp.nan, jnp.float32)
+            x = value_stats(
+                jax.tree.leaves(inputs)[0], mask, role="input", kind="input", histogram=False
+            )
+            values["input_mean", ""], values["input_std", ""] = x["mean"], x["std"]
+            for layer in layers:
+                v = captured["layers"].get(layer.name)
+                if v is None:  # not called in this pass
+                    hists.append(jnp.zeros(BINS, jnp.float32))
+                    continue
+                s = value_stats(
+                    v, mask, role=layer.role, kind=layer.kind, histogram=self.histograms
+                )
+                for stat in _VALUE_STATS:
+                    values[f"{layer.role}_{stat}", layer.name] = s[stat]
+                if self.histograms:
+                    hists.append(s["hist"])
+            param_stats = norm_stats(
+                update_stats["param_sq"],
+                update_stats["grad_sq"],
+                update_stats["step_sq"],
+                state.lr_scale,
+                sizes(state.params),
+            )
+            for stat, per_param in param_stats.items():
+                for name, value in per_param.items():
+                    values[stat, name] = value
+            packed = jnp.stack([values.get(e, nan) for e in entries])
+            hist = jnp.stack(hists) if self.histograms and hists else jnp.zeros((0, BINS))
+            return {"mean": packed, "hist": hist}
+
+        if self.every == 1:
+            parts = compute()
+        else:
+            shapes = jax.eval_shape(compute)
+            skip = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+            parts = jax.lax.cond(sampled, compute, lambda _: skip, None)
+        first = jnp.stack(
+            [jnp.asarray(loss, jnp.float32), jnp.float32(_num_classes(predictions, targets))]
+        )
+        return {"take": (sampled & ok).astype(jnp.float32), "first": first, **parts}
+
+    def init(self, shapes: Any) -> dict[str, jax.Array]:
+        """The epoch's empty carry for per-step statistics shaped like ``shapes``."""
+        return {
+            "count": jnp.zeros((), jnp.float32),
+            "total": jnp.zeros(shapes["mean"].shape, jnp.float32),
+            "finite": jnp.zeros(shapes["mean"].shape, jnp.float32),
+            "hist": jnp.zeros(shapes["hist"].shape, jnp.float32),
+            "first": jnp.full(shapes["first"].shape, jnp.nan, jnp.float32),
+        }
+
+    def fold(self, carry: dict[str, jax.Array], stats: dict[str, jax.Array]) -> dict:
+        """Adds one step's statistics to the carry (a skipped or unsampled step adds none)."""
+        take = stats["take"] > 0
+        finite = take & jnp.isfinite(stats["mean"])
+        return {
+            "count": carry["count"] + stats["take"],
+            "total": carry["total"] + jnp.where(finite, stats["mean"], 0.0),
+            "finite": carry["finite"] + finite.astype(jnp.float32),
+            "hist": carry["hist"] + jnp.where(take, stats["hist"], 0.0),
+            "first": jnp.where(take & (carry["count"] == 0), stats["first"], carry["first"]),
+        }
+
+    def finish(self, carry: dict[str, jax.Array], state: Any) -> dict[str, jax.Array]:
+        """The epoch's summary, still packed (:meth:`unpack` names it on the host): means over
+        the sampled steps, histograms as fractions, BatchNorm's running statistics and the
+        first sampled step's values."""
+        n = carry["finite"]
+        bn = batchnorm_stats(state.model_state)
+        return {
+            "mean": jnp.where(n > 0, carry["total"] / jnp.maximum(n, 1.0), jnp.nan),
+            "hist": carry["hist"] / jnp.maximum(jnp.sum(carry["hist"], -1, keepdims=True), 1e-30),
+            "bn": jnp.stack([v for stat in bn.values() for v in stat.values()] or [jnp.zeros(())]),
+            "first": carry["first"],
+            "count": carry["count"],
+        }
+
+    def unpack(self, summary: Any, state: Any) -> dict[str, Any]:
+        """The fetched summary of :meth:`finish` as ``{key: {row: value}}`` and ``{key:
+        value}`` (see the class docstring): what ``fit`` records in ``history.diagnostics``."""
+        layers, entries = _layout(state)
+        means = np.asarray(summary["mean"])
+        out: dict[str, Any] = {}
+        for i, (key, row) in enumerate(entries):
+            if row:
+                out.setdefault(key, {})[row] = means[i]
+            else:
+                out[key] = means[i]
+        if self.histograms:
+            for i, layer in enumerate(layers):
+                out.setdefault(f"{layer.role}_hist", {})[layer.name] = summary["hist"][i]
+                edges = histogram_edges(layer.role, layer.kind)
+                out.setdefault(f"{layer.role}_edges", {})[layer.name] = edges
+        bn = batchnorm_stats(jax.tree.map(np.asarray, state.model_state))
+        values = iter(np.asarray(summary["bn"]))
+        for stat, per_layer in bn.items():
+            for name in per_layer:
+                out.setdefault(stat, {})[name] = next(values)
+        out["loss_first"], out["num_classes"] = summary["first"][0], summary["first"][1]
+        out["sampled_steps"] = summary["count"]
+        return out
+
+
+class ActivationStats(NamedTuple):
+    """Per-layer activation statistics of one forward pass (:func:`activation_stats`).
+
+    Rows are the recorded layers in order; ``histogram[i]`` holds the fraction of layer
+    ``i``'s values in each bin between ``edges[i]``.
+    """
+
+    names: tuple[str, ...]
+    roles: tuple[str, ...]
+    kinds: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    dead: np.ndarray
+    saturated: np.ndarray
+    histogram: np.ndarray
+    edges: np.ndarray
+
+    def select(self, role: str = ACTIVATION) -> ActivationStats:
+        """The rows of one role: ``"activation"`` or ``"preactivation"``."""
+        keep = [i for i, r in enumerate(self.roles) if r == role]
+        return ActivationStats(
+            *(tuple(f[i] for i in keep) for f in (self.names, self.roles, self.kinds)),
+            *(np.asarray(f)[keep] for f in self[3:]),
+        )
+
+    def __str__(self) -> str:
+        lines = [f"{'layer':<22}{'kind':<10}{'mean':>10}{'std':>10}{'dead':>8}{'saturated':>11}"]
+        for i, name in enumerate(self.names):
+            lines.append(
+                f"{name:<22}{self.kinds[i]:<10}{self.mean[i]:>10.4g}{self.std[i]:>10.4g}"
+                f"{self.dead[i]:>8.3f}{self.saturated[i]:>11.3f}"
+            )
+        return "\n".join(lines)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _activation_pass(graphdef: Any, state: Any, x: Any, mask: Any) -> tuple:
+    model = nnx.merge(graphdef, state)
+    layers = layers_of(model)
+    _, captured = nnx.capture(model, nnx.Intermediate, method_outputs=nnx.Intermediate)(x)
+    outputs = layer_outputs(layers, nnx.to_pure_dict(captured))
+    return {
+        layer.name: value_stats(v, mask, role=layer.role, kind=layer.kind)
+        for layer, v in outputs.items()
+    }
+
+
+def activation_stats(model: nnx.Module, x: Any, *, mask: Any = None) -> ActivationStats:
+    """The statistics of every layer's output on one forward pass of ``model`` on ``x``.
+
+    The model runs once, in its current mode (``model.train()`` / ``model.eval()``), through
+    Flax's ``nnx.capture``; the model itself is not changed (random layers draw from a copy
+    of its streams). Layers and statistics are those of the monitor (see
+    :mod:`optlab.diagnostics.statistics`).
+
+    Args:
+      model: an nnx model (an ``optlab.nn`` model records pre-activations and activations; a
+        plain module the outputs of its layers with a kernel).
+      x: a batch of inputs.
+      mask: optional ``(B,)`` row weights in {0, 1}.
+
+    Returns:
+      An :class:`ActivationStats` (``print`` it for a table).
+
+    Examples:
+      >>> import optlab as ol, numpy as np
+      >>> model = ol.nn.MLP(64, (64, 64), None, activation="tanh",
+      ...                   kernel_init=("normal", {"stddev": 0.01}), rngs=0)
+      >>> x = np.random.default_rng(0).normal(size=(16, 64)).astype(np.float32)
+      >>> stats = activation_stats(model, x).select("activation")
+      >>> print(stats.names, np.round(stats.std, 3))
+      ('blocks/0/act', 'blocks/1/act') [0.079 0.006]
+    """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(
+            f"activation_stats: model must be a flax.nnx.Module, got {type(model).__name__}"
+        )
+    graphdef, state = nnx.split(model)
+    per_layer = jax.device_get(_activation_pass(graphdef, state, jnp.asarray(x), mask))
+    layers = {layer.name: layer for layer in layers_of(model)}
+    names = sorted(per_layer, key=natural_key)
+    rows = [per_layer[n] for n in names]
+
+    def column(stat: str) -> np.ndarray:
+        return np.asarray([r[stat] for r in rows], np.float32)
+
+    hist = column("hist") if rows else np.zeros((0, BINS), np.float32)
+    return ActivationStats(
+        names=tuple(names),
+        roles=tuple(layers[n].role for n in names),
+        kinds=tuple(layers[n].kind for n in names),
+        mean=column("mean"),
+        std=column("std"),
+        dead=column("dead"),
+        saturated=column("saturated"),
+        histogram=hist / np.maximum(hist.sum(axis=-1, keepdims=True), 1e-30),
+        edges=np.asarray(
+            [histogram_edges(layers[n].role, layers[n].kind) for n in names], np.float32
+        ).reshape(len(names), BINS + 1),
+    )
+
+
+class GradientStats(NamedTuple):
+    """Per-parameter gradient statistics of one batch (:func:`gradient_stats`)."""
+
+    names: tuple[str, ...]
+    loss: float
+    grad_norm: np.ndarray
+    grad_rms: np.ndarray
+    param_norm: np.ndarray
+
+    def __str__(self) -> str:
+        lines = [f"{'parameter':<26}{'grad norm':>12}{'grad RMS':>12}{'param norm':>12}"]
+        for i, name in enumerate(self.names):
+            lines.append(
+                f"{name:<26}{self.grad_norm[i]:>12.4g}{self.grad_rms[i]:>12.4g}"
+                f"{self.param_norm[i]:>12.4g}"
+            )
+        return "\n".join(lines)
+
+
+def gradient_stats(
+    model: nnx.Module,
+    loss: Callable[[jax.Array, jax.Array], jax.Array],
+    batch: Any,
+    *,
+    train: bool = True,
+    seed: int = 0,
+) -> GradientStats:
+    """The gradient of the batch's mean loss, per parameter: norm, RMS and the parameter's norm.
+
+    Args:
+      model: an nnx model (not changed).
+      loss: ``loss(predictions, targets)``, per-example values (as for ``fit``).
+      batch: ``(x, y)``, ``optlab.data.Batches(x, y, mask)`` or a dict.
+      train: run the model in training mode (batch statistics, dropout with ``seed``), as the
+        train step does; False for evaluation mode.
+      seed: the key of the random layers' masks in training mode.
+
+    Returns:
+      A :class:`GradientStats` (``print`` it for a table): parameters named by path
+      (``blocks/0/dense/kernel``) in natural order.
+
+    Examples:
+      >>> import optlab as ol, numpy as np
+      >>> model = ol.nn.MLP(4, (8,), 3, rngs=0)
+      >>> x, y = np.ones((5, 4), np.float32), np.zeros(5, np.int32)
+      >>> g = gradient_stats(model, ol.nn.softmax_cross_entropy_with_integer_labels, (x, y))
+      >>> print(g.names)
+      ('blocks/0/dense/bias', 'blocks/0/dense/kernel', 'head/bias', 'head/kernel')
+    """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"gradient_stats: model must be a flax.nnx.Module, got {model!r}")
+    check_bool("gradient_stats", "train", train)
+    check_int_at_least("gradient_stats", "seed", seed, 0)
+    x, y, mask = split_batch("gradient_stats", batch)
+    apply, params, model_state = functional(model)
+    value, stats = _gradient_pass(
+        apply,
+        loss,
+        params,
+        model_state,
+        jnp.asarray(x),
+        jnp.asarray(y),
+        mask,
+        jax.random.key(seed),
+        train=train,
+    )
+    value, stats = jax.device_get((value, stats))
+    names = sorted(stats["grad_norm"], key=natural_key)
+
+    def column(stat: str) -> np.ndarray:
+        return np.asarray([stats[stat][n] for n in names], np.float32)
+
+    return GradientStats(
+        tuple(names), float(value), column("grad_norm"), column("grad_rms"), column("param_norm")
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("apply", "loss", "train"))
+def _gradient_pass(apply, loss, params, model_state, x, y, mask, key, *, train):
+    def objective(p):
+        out, _ = apply(p, model_state, x, train=train, rng=key if train else None)
+        return weighted_mean(loss(out, y), mask)
+
+    value, grads = jax.value_and_grad(objective)(params)
+    return value, parameter_stats(params, grads)

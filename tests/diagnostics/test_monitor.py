@@ -1,0 +1,285 @@
+"""The per-layer statistics (value_stats, activation_stats, gradient_stats) and fit's Monitor
+against NumPy float64 recomputations of a one-hidden-layer MLP: forward pass, backpropagation
+and Adam's first steps written out by hand; the record saved, reloaded and resumed exactly."""
+
+import numpy as np
+import pytest
+
+import optlab as ol
+from optlab.diagnostics.statistics import value_stats
+from optlab.train.history import DiagnosticsRecord, History
+
+LOSS = ol.nn.softmax_cross_entropy_with_integer_labels
+
+
+def np_stats(v, mask, kind):
+    """mean, std, dead, saturated, histogram of one layer from the textbook definitions."""
+    v = np.asarray(v, np.float64).reshape(len(v), -1)
+    real = v[np.asarray(mask) > 0]
+    mean, std = real.mean(), real.std()
+    dead = np.mean(np.all(real == 0, axis=0)) if kind == "relu" else np.nan
+    if kind == "tanh":
+        sat = np.mean(np.abs(real) > 0.99)
+    elif kind == "sigmoid":
+        sat = np.mean((real < 0.01) | (real > 0.99))
+    else:
+        sat = np.nan
+    low, high = {"relu": (0.0, 4.0), "tanh": (-1.0, 1.0), "linear": (-4.0, 4.0)}[kind]
+    edges = np.linspace(low, high, 33)
+    hist, _ = np.histogram(np.clip(real, low, high), bins=edges)
+    return mean, std, dead, sat, hist
+
+
+@pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid"])
+def test_value_stats_match_numpy(kind):
+    rng = np.random.default_rng(1)
+    z = rng.normal(scale=3.0, size=(9, 5)).astype(np.float32)
+    v = {"relu": np.maximum(z, 0), "tanh": np.tanh(z), "sigmoid": 1 / (1 + np.exp(-z))}[kind]
+    v[:, 2] = 0.0 if kind == "relu" else v[:, 2]  # one dead unit
+    v[7, 3] = 1.0 if kind == "relu" else v[7, 3]  # alive only in a padded row
+    v[:7, 3] = 0.0 if kind == "relu" else v[:7, 3]
+    mask = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0], np.float32)
+    s = value_stats(v, mask, role="activation", kind=kind)
+    mean, std, dead, sat, _ = np_stats(v, mask, "relu" if kind == "relu" else "tanh")
+    if kind == "sigmoid":
+        sat = np.mean((v[:7] < 0.01) | (v[:7] > 0.99))
+    np.testing.assert_allclose([float(s["mean"]), float(s["std"])], [mean, std], rtol=1e-5)
+    if kind == "relu":
+        np.testing.assert_allclose(float(s["dead"]), dead, rtol=1e-6)
+        assert dead == 0.4
+        assert np.isnan(float(s["saturated"]))
+    else:
+        assert np.isnan(float(s["dead"]))
+        np.testing.assert_allclose(float(s["saturated"]), sat, rtol=1e-6)
+        assert 0 < sat < 1
+    low, high = {"relu": (0.0, 4.0), "tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}[kind]
+    expected, _ = np.histogram(np.clip(v[:7], low, high), bins=np.linspace(low, high, 33))
+    np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
+
+
+def make_model(activation="relu"):
+    return ol.nn.MLP(3, (4,), 3, activation=activation, kernel_init="he_normal", rngs=1)
+
+
+def np_params(model):
+    get = lambda p: np.asarray(p[...], np.float64)
+    d, h = model.blocks[0].dense, model.head
+    return {
+        "blocks/0/dense/kernel": get(d.kernel),
+        "blocks/0/dense/bias": get(d.bias),
+        "head/kernel": get(h.kernel),
+        "head/bias": get(h.bias),
+    }
+
+
+def np_forward_backward(p, x, y):
+    """Pre-activations, activations, mean cross-entropy and its gradient, in float64."""
+    x = np.asarray(x, np.float64)
+    z = x @ p["blocks/0/dense/kernel"] + p["blocks/0/dense/bias"]
+    h = np.maximum(z, 0)
+    logits = h @ p["head/kernel"] + p["head/bias"]
+    shifted = logits - logits.max(1, keepdims=True)
+    prob = np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True)
+    loss = -np.mean(np.log(prob[np.arange(len(y)), y]))
+    d_logits = (prob - np.eye(3)[y]) / len(y)
+    d_z = (d_logits @ p["head/kernel"].T) * (z > 0)
+    grads = {
+        "head/kernel": h.T @ d_logits,
+        "head/bias": d_logits.sum(0),
+        "blocks/0/dense/kernel": x.T @ d_z,
+        "blocks/0/dense/bias": d_z.sum(0),
+    }
+    return {"z": z, "h": h, "logits": logits}, loss, grads
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 8).astype(np.int32)
+    return x, y
+
+
+def test_activation_stats_match_numpy(data):
+    x, _ = data
+    model = make_model()
+    stats = ol.diagnostics.activation_stats(model, x)
+    assert stats.names == ("blocks/0/act", "blocks/0/dense", "head")
+    assert stats.roles == ("activation", "preactivation", "preactivation")
+    values, _, _ = np_forward_backward(np_params(model), x, np.zeros(8, int))
+    ones = np.ones(8)
+    for i, (v, kind) in enumerate(
+        [(values["h"], "relu"), (values["z"], "linear"), (values["logits"], "linear")]
+    ):
+        mean, std, dead, sat, hist = np_stats(v, ones, kind)
+        np.testing.assert_allclose([stats.mean[i], stats.std[i]], [mean, std], rtol=1e-5)
+        np.testing.assert_allclose([stats.dead[i], stats.saturated[i]], [dead, sat], rtol=1e-6)
+        np.testing.assert_allclose(stats.histogram[i], hist / hist.sum(), rtol=1e-6)
+    act = stats.select("activation")
+    assert act.names == ("blocks/0/act",) and act.histogram.shape == (1, 32)
+    assert "blocks/0/act" in str(stats)
+
+
+def test_activation_stats_mask_ignores_padded_rows(data):
+    x, _ = data
+    model = make_model("tanh")
+    padded = np.concatenate([x, 100 * np.ones((3, 3), np.float32)])
+    mask = np.r_[np.ones(8), np.zeros(3)].astype(np.float32)
+    a = ol.diagnostics.activation_stats(model, padded, mask=mask)
+    b = ol.diagnostics.activation_stats(model, x)
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-5)
+    np.testing.assert_allclose(a.saturated, b.saturated)
+    np.testing.assert_allclose(a.histogram, b.histogram, rtol=1e-6)
+
+
+def test_gradient_stats_match_numpy(data):
+    x, y = data
+    model = make_model()
+    g = ol.diagnostics.gradient_stats(model, LOSS, (x, y))
+    _, loss, grads = np_forward_backward(np_params(model), x, y)
+    params = np_params(model)
+    assert g.names == ("blocks/0/dense/bias", "blocks/0/dense/kernel", "head/bias", "head/kernel")
+    np.testing.assert_allclose(g.loss, loss, rtol=1e-5)
+    norms = [np.linalg.norm(grads[n]) for n in g.names]
+    np.testing.assert_allclose(g.grad_norm, norms, rtol=1e-5)
+    rms = [np.sqrt(np.mean(grads[n] ** 2)) for n in g.names]
+    np.testing.assert_allclose(g.grad_rms, rms, rtol=1e-5)
+    np.testing.assert_allclose(g.param_norm, [np.linalg.norm(params[n]) for n in g.names], 1e-6)
+    assert "head/kernel" in str(g)
+
+
+def test_bad_arguments_are_refused(data):
+    with pytest.raises(ValueError, match="Monitor: every must be"):
+        ol.diagnostics.Monitor(every=0)
+    with pytest.raises(TypeError, match="Monitor: histograms"):
+        ol.diagnostics.Monitor(histograms="yes")
+    with pytest.raises(TypeError, match="activation_stats: model must be"):
+        ol.diagnostics.activation_stats(lambda x: x, data[0])
+    with pytest.raises(TypeError, match="fit: diagnostics must be None or a monitor"):
+        ol.fit(make_model(), ol.sgd(0.1), data, loss=LOSS, diagnostics=True, progress=False)
+
+
+def ratio(a, b):
+    norm = np.linalg.norm(b)
+    return np.linalg.norm(a) / norm if norm > 0 else np.nan
+
+
+FIT = dict(loss=LOSS, batch_size=8, progress=False, seed=2)
+
+
+@pytest.fixture(scope="module")
+def monitored(data):
+    model = make_model()
+    initial = np_params(model)  # fit trains the model in place
+    history, _ = ol.fit(
+        model, ol.adam(0.01), data, epochs=2, diagnostics=ol.diagnostics.Monitor(), **FIT
+    )
+    return initial, history
+
+
+def test_fit_records_numpy_statistics_each_epoch(data, monitored):
+    """One step per epoch (the whole data in one batch): epoch e's statistics are those of
+    the parameters before step e, which NumPy follows through Adam's two steps."""
+    p, history = monitored
+    x, y = data
+    record = history.diagnostics
+    assert record.epoch == [1, 2] and list(record["sampled_steps"]) == [1.0, 1.0]
+    m = {k: 0 * v for k, v in p.items()}
+    v2 = {k: 0 * v for k, v in p.items()}
+    names = record.rows("grad_norm")
+    for t in (1, 2):
+        values, loss, g = np_forward_backward(p, x, y)
+        step = {}
+        for k in p:
+            m[k] = 0.9 * m[k] + 0.1 * g[k]
+            v2[k] = 0.999 * v2[k] + 0.001 * g[k] ** 2
+            mhat, vhat = m[k] / (1 - 0.9**t), v2[k] / (1 - 0.999**t)
+            step[k] = -0.01 * mhat / (np.sqrt(vhat) + 1e-8)
+        col = t - 1
+        expect = {
+            "grad_norm": [np.linalg.norm(g[n]) for n in names],
+            "param_norm": [np.linalg.norm(p[n]) for n in names],
+            "update_ratio": [ratio(step[n], p[n]) for n in names],  # NaN for zero biases
+            "effective_lr": [ratio(step[n], g[n]) for n in names],
+            "grad_rms": [np.sqrt(np.mean(g[n] ** 2)) for n in names],
+        }
+        for key, want in expect.items():
+            np.testing.assert_allclose(record[key][:, col], want, rtol=2e-4, err_msg=key)
+        if t == 1:
+            np.testing.assert_allclose(record["loss_first"][0], loss, rtol=1e-5)
+        mean, std, dead, _, hist = np_stats(values["h"], np.ones(8), "relu")
+        assert record.rows("activation_mean") == ["blocks/0/act"]
+        np.testing.assert_allclose(record["activation_mean"][0, col], mean, rtol=1e-4)
+        np.testing.assert_allclose(record["activation_std"][0, col], std, rtol=1e-4)
+        np.testing.assert_allclose(record["activation_dead"][0, col], dead, rtol=1e-6)
+        np.testing.assert_allclose(record["activation_hist"][0, col], hist / hist.sum(), 1e-5)
+        assert record.rows("preactivation_std") == ["blocks/0/dense", "head"]
+        np.testing.assert_allclose(
+            record["preactivation_std"][:, col],
+            [values["z"].std(), values["logits"].std()],
+            rtol=1e-4,
+        )
+        p = {k: p[k] + step[k] for k in p}
+    assert record["num_classes"][0] == 3
+    np.testing.assert_allclose(record["input_mean"][0], np.mean(x, dtype=np.float64), 1e-5)
+    np.testing.assert_array_equal(record["activation_edges"][0, 0], np.linspace(0, 4, 33))
+
+
+def test_monitor_does_not_change_training(data, monitored):
+    _, history = monitored
+    plain, _ = ol.fit(make_model(), ol.adam(0.01), data, epochs=2, **FIT)
+    assert plain.diagnostics is None
+    np.testing.assert_array_equal(plain.history["loss"], history.history["loss"])
+
+
+def test_every_samples_by_global_step(data):
+    x, y = np.tile(data[0], (4, 1)), np.tile(data[1], 4)
+    history, _ = ol.fit(
+        make_model(),
+        ol.sgd(0.1),
+        (x, y),
+        epochs=2,
+        diagnostics=ol.diagnostics.Monitor(every=3, histograms=False),
+        **FIT,
+    )
+    record = history.diagnostics
+    # 4 steps per epoch: steps 0 and 3 sampled in epoch 1, step 6 in epoch 2.
+    assert list(record["sampled_steps"]) == [2.0, 1.0]
+    assert "activation_hist" not in record.keys()
+    # plain SGD: the effective learning rate is the learning rate itself
+    np.testing.assert_allclose(record["effective_lr"], 0.1, rtol=1e-5)
+
+
+def test_batchnorm_running_statistics(data):
+    model = ol.nn.MLP(3, (4,), 3, norm="batch", rngs=0)
+    history, trained = ol.fit(
+        model, ol.sgd(0.1), data, epochs=1, diagnostics=ol.diagnostics.Monitor(), **FIT
+    )
+    record = history.diagnostics
+    assert record.rows("bn_mean") == ["blocks/0/norm"]
+    norm = trained.blocks[0].norm
+    np.testing.assert_allclose(record["bn_mean"][0, 0], np.mean(norm.mean[...]), rtol=1e-6)
+    np.testing.assert_allclose(record["bn_var"][0, 0], np.mean(norm.var[...]), rtol=1e-6)
+
+
+def test_record_round_trips_exactly(tmp_path, monitored):
+    _, history = monitored
+    again = History.from_dict(history.to_dict())
+    npz = tmp_path / "d.npz"
+    history.diagnostics.save_npz(npz)
+    for record in (again.diagnostics, DiagnosticsRecord.load_npz(npz)):
+        assert record.keys() == history.diagnostics.keys() and record.epoch == [1, 2]
+        for key in record.keys():
+            np.testing.assert_array_equal(record[key], history.diagnostics[key])
+            assert record.rows(key) == history.diagnostics.rows(key)
+
+
+def test_resumed_run_holds_the_whole_record(tmp_path, data):
+    kwargs = dict(FIT, diagnostics=ol.diagnostics.Monitor(histograms=False))
+    straight, _ = ol.fit(make_model(), ol.sgd(0.1), data, epochs=3, **kwargs)
+    ckpt = ol.callbacks.ModelCheckpoint(tmp_path)
+    ol.fit(make_model(), ol.sgd(0.1), data, epochs=2, callbacks=[ckpt], **kwargs)
+    resumed, _ = ol.fit(make_model(), ol.sgd(0.1), data, epochs=3, resume_from=tmp_path, **kwargs)
+    assert resumed.diagnostics.epoch == [1, 2, 3]
+    for key in straight.diagnostics.keys():
+        np.testing.assert_array_equal(resumed.diagnostics[key], straight.diagnostics[key])
