@@ -41,15 +41,16 @@ def main() -> int:
                 old[name] = suite.derive_targets(name, seed=args.seed)
             except (OSError, ValueError) as err:  # Fashion-MNIST not installed
                 print(f"{name}: skipped ({err})")
-        record = {
-            "format": "optlab.bench.targets/1",
-            "note": "validation accuracy targets (AlgoPerf's method, see 'derived'); measured "
-            "on a shared 2-core CPU machine",
-            "versions": {"jax": jax.__version__, "python": platform.python_version()},
-            "workloads": old,
-        }
-        path.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {path}")
+                continue
+            record = {
+                "format": "optlab.bench.targets/1",
+                "note": "validation accuracy targets (AlgoPerf's method, see 'derived'); "
+                "measured on a shared 2-core CPU machine",
+                "versions": {"jax": jax.__version__, "python": platform.python_version()},
+                "workloads": old,
+            }
+            path.write_text(json.dumps(record, indent=1) + "\n")  # after each workload
+            print(f"wrote {path}")
         return 0
     targets = suite.load_targets(HERE / "targets.json")
     results = suite.run_suite(

@@ -77,7 +77,7 @@ def test_bench_refuses_bad_input_in_one_line(argv, message, tmp_path, capsys):
 
 def test_quick_bench_writes_its_report(tmp_path, capsys):
     out = tmp_path / "bench"
-    argv = ["bench", "--quick", "--workloads", "two_spirals", "--optimizers", "sgd,adam,lbfgs"]
+    argv = ["bench", "--quick", "--workloads", "two_spirals", "--optimizers", "adam,lbfgs"]
     assert main([*argv, "--output", str(out)]) == 0
     for name in cli_bench.REPORT_FILES:
         assert (out / name).is_file(), name
@@ -91,7 +91,7 @@ def test_quick_bench_writes_its_report(tmp_path, capsys):
     assert len(pair["sensitivity"]["val_accuracy"]) == 3
     assert results["workloads"]["two_spirals"]["optimizers"]["lbfgs"]["full_batch"] is True
     scores = results["summary"]["tuned"]["score"]
-    assert set(scores) == {"sgd", "adam", "lbfgs"} and all(0 <= s <= 1 for s in scores.values())
+    assert set(scores) == {"adam", "lbfgs"} and all(0 <= s <= 1 for s in scores.values())
     assert "## two_spirals" in (out / "report.md").read_text()
     # A second run into the same directory is refused.
     capsys.readouterr()
