@@ -11,22 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from optlab.cli.main import COMPARE_DEFAULT
 from optlab.cli.options import UsageError, nonempty, number, one_line
 
 # optlab.train.suite's names, without jax (tests/cli/test_bench.py checks they agree).
 WORKLOADS = ("digits", "mnist1d", "fashion_mnist", "two_spirals")
-BENCH_OPTIMIZERS = (
-    "sgd",
-    "momentum",
-    "nesterov",
-    "adagrad",
-    "rmsprop",
-    "adadelta",
-    "adam",
-    "adamw",
-    "nadam",
-    "lbfgs",
-)
+BENCH_OPTIMIZERS = COMPARE_DEFAULT  # the lectures' optimizers, as optlab compare's
 REPORT_FILES = ("report.md", "suite.json", "profiles.png", "sensitivity.png")
 TARGETS = Path(__file__).resolve().parents[2] / "benchmarks" / "targets.json"
 
