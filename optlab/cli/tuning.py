@@ -218,7 +218,7 @@ def add_compare_tune(compare: argparse.ArgumentParser) -> None:
         metavar="N",
         help="before comparing, tune each optimizer's learning rate with N quasi-random "
         f"trials in [default/{TUNE_RANGE:g}, default*{TUNE_RANGE:g}] (one vmapped program "
-        f"each; ranked on {TUNE_SPLIT:.0%}%% of the training rows)",
+        f"each; ranked on {TUNE_SPLIT * 100:.0f}%% of the training rows)",
     )
 
 
