@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         from optlab.cli import inference
 
         return getattr(inference, args.command)(args)
+    if args.command == "diagnose":
+        from optlab.cli.diagnose import diagnose
+
+        return diagnose(args)
     if args.command == "bench":
         from optlab.cli.bench import bench
 
@@ -279,7 +283,9 @@ def train(args: argparse.Namespace) -> int:
     out = prepare_output(args.output or "runs/train", overwrite=args.overwrite)
     _enable_compilation_cache(args.compilation_cache)
     config = _config(fields)
-    return _fit_and_save(config, out, resumed=False, progress=not args.no_progress)
+    return _fit_and_save(
+        config, out, resumed=False, progress=not args.no_progress, diagnostics=args.diagnostics
+    )
 
 
 def _shown(value: Any) -> str:
@@ -346,7 +352,10 @@ def _resume(args: argparse.Namespace) -> int:
     config = config.replace(**{k: given[k] for k in RESUMABLE if k in given})
     if latest_epoch(run_dir / "checkpoints") is None:
         raise UsageError(f"--resume {path}: no complete checkpoint in {run_dir / 'checkpoints'}")
-    return _fit_and_save(config, run_dir, resumed=True, progress=not args.no_progress)
+    monitored = args.diagnostics or (run_dir / "diagnostics.npz").is_file()
+    return _fit_and_save(
+        config, run_dir, resumed=True, progress=not args.no_progress, diagnostics=monitored
+    )
 
 
 def _read_record(run_dir: Path) -> dict[str, Any]:
@@ -371,7 +380,9 @@ def _horizon_note(config: Any, opt: Any) -> None:
     )
 
 
-def _fit_and_save(config: Any, out: Path, *, resumed: bool, progress: bool) -> int:
+def _fit_and_save(
+    config: Any, out: Path, *, resumed: bool, progress: bool, diagnostics: bool = False
+) -> int:
     from optlab.train import recipes, report
     from optlab.train.fit import fit
 
@@ -398,11 +409,22 @@ def _fit_and_save(config: Any, out: Path, *, resumed: bool, progress: bool) -> i
                 seed=config.seed,
                 progress=progress,
                 resume_from=(out / "checkpoints") if resumed else None,
+                diagnostics=_monitor() if diagnostics else None,
             )
     except (ValueError, FileNotFoundError) as err:
         raise value_error(err, f"--resume {out}: " if resumed else "") from None
     elapsed = time.perf_counter() - start
+    if history.diagnostics is not None:
+        from optlab.cli import diagnose
+
+        diagnose.print_findings(diagnose.write(out, history))
     return _save_run(config, out, data, model, history, callbacks, opt, elapsed, resumed)
+
+
+def _monitor() -> Any:
+    from optlab.diagnostics import Monitor
+
+    return Monitor()
 
 
 def _early_stopping(callbacks: list[Any]) -> Any:
@@ -518,6 +540,10 @@ def compare(args: argparse.Namespace) -> int:
         runs[spec.name] = check_run(run_fields)
     out = prepare_output(args.output or "runs/compare", overwrite=args.overwrite, command="compare")
     _enable_compilation_cache(args.compilation_cache)
+    if getattr(args, "tune", None):
+        from optlab.cli.tuning import tune_learning_rates
+
+        runs = {n: check_run(f) for n, f in tune_learning_rates(runs, args.tune).items()}
     return _compare(runs, out, progress=not args.no_progress)
 
 
