@@ -26,12 +26,20 @@ def main() -> int:
     parser.add_argument("--optimizers", default=None)
     parser.add_argument("--output", default=str(HERE / "results" / "suite"))
     parser.add_argument("--derive-targets", action="store_true")
+    parser.add_argument(
+        "--rerender", action="store_true", help="rewrite the report from --output's suite.json"
+    )
     args = parser.parse_args()
     import jax
 
     from optlab.train import suite
     from optlab.train.suite_report import write_report
 
+    if args.rerender:  # the summary and report again, from the measured results
+        results = json.loads((Path(args.output) / "suite.json").read_text())
+        results["summary"] = suite.summarize_results(results)
+        print("wrote", ", ".join(map(str, write_report(results, args.output))))
+        return 0
     split = lambda s: [n.strip() for n in s.split(",")] if s else None
     if args.derive_targets:
         path = HERE / "targets.json"
