@@ -154,6 +154,7 @@ from optlab.train import callbacks as callbacks
 from optlab.train.evaluation import evaluate as evaluate
 from optlab.train.evaluation import predict as predict
 from optlab.train.fit import fit as fit
+from optlab.train.history import DiagnosticsRecord as DiagnosticsRecord
 from optlab.train.history import History as History
 from optlab.train.saved_model import load_model as load_model
 from optlab.train.saved_model import save_model as save_model
@@ -166,3 +167,4 @@ from optlab.train.step import train_epoch as train_epoch
 from optlab import data as data
 from optlab import diagnostics as diagnostics
 from optlab import nn as nn
+from optlab import tune as tune
