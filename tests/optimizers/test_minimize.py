@@ -275,18 +275,31 @@ def test_nnx_mlp_state_full_batch_lbfgs_beats_first_order_and_minibatches():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"tol": 0.0}, r"minimize: tol must be > 0, got tol=0.0"),
-        ({"tol": -1e-3}, r"minimize: tol must be > 0"),
-        ({"max_steps": 0}, r"minimize: max_steps must be an integer >= 1, got max_steps=0"),
-        ({"method": "sgd"}, r"minimize: method must be one of \['bfgs', 'lbfgs', 'newton'\]"),
-        ({"method": 3}, r"minimize: method must be one of .* or a gradient transformation"),
+        ({"tol": 0.0}, ValueError, r"minimize: tol must be > 0, got tol=0.0"),
+        ({"tol": -1e-3}, ValueError, r"minimize: tol must be > 0"),
+        (
+            {"max_steps": 0},
+            ValueError,
+            r"minimize: max_steps must be an integer >= 1, got max_steps=0",
+        ),
+        (
+            {"method": "sgd"},
+            ValueError,
+            r"minimize: method must be one of \['bfgs', 'lbfgs', 'newton'\]",
+        ),
+        # a wrong type is a TypeError (the library's rule), an unknown name a ValueError
+        (
+            {"method": 3},
+            TypeError,
+            r"minimize: method must be one of .* or a gradient transformation.*got method=3",
+        ),
     ],
     ids=["zero_tol", "negative_tol", "zero_steps", "unknown_method", "not_a_method"],
 )
-def test_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
         ol.minimize(quartic, jnp.zeros(2), **kwargs)
 
 

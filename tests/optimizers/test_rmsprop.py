@@ -154,7 +154,9 @@ def test_initial_scale_one_damps_the_first_steps():
         (lambda: ol.rmsprop(0.1, momentum=1.5), r"rmsprop: momentum must be in \[0, 1\)"),
         (lambda: ol.rmsprop(0.1, nesterov=True), r"rmsprop: nesterov=True needs a momentum"),
         (lambda: ol.rmsprop(-0.1), r"rmsprop: learning_rate must be >= 0"),
-        (lambda: ol.scale_by_stddev(decay=-0.1), r"scale_by_stddev: decay must be in \[0, 1\)"),
+        (lambda: ol.scale_by_stddev(decay=-0.1), r"scale_by_stddev: decay must be in \(0, 1\)"),
+        # centered with decay 0: the variance g² - g² is 0 and every step is g / sqrt(eps)
+        (lambda: ol.rmsprop(0.1, decay=0.0, centered=True), r"rmsprop: decay must be in \(0, 1\)"),
     ],
     ids=[
         "decay-1",
@@ -164,6 +166,7 @@ def test_initial_scale_one_damps_the_first_steps():
         "nesterov-no-momentum",
         "negative-lr",
         "stddev-negative-decay",
+        "centered-decay-0",
     ],
 )
 def test_bad_input(factory, message):

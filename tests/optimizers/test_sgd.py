@@ -89,7 +89,7 @@ def test_accumulator_dtype():
         (lambda: ol.sgd(float("nan")), r"sgd: learning_rate must be finite"),
         (lambda: ol.sgd(0.1, momentum=1.0), r"sgd: momentum must be in \[0, 1\), got momentum=1.0"),
         (lambda: ol.sgd(0.1, nesterov=True), r"sgd: nesterov=True needs a momentum"),
-        (lambda: ol.trace(-0.5), r"trace: decay must be in \[0, 1\), got decay=-0.5"),
+        (lambda: ol.trace(-0.5), r"trace: decay must be in \[0, 1\], got decay=-0.5"),
         (lambda: ol.trace(lambda n: 0.9), r"trace: decay must be a number or a jax array"),
     ],
     ids=[
@@ -251,3 +251,14 @@ def test_plain_heavy_ball_differs_from_nesterov(x64):
     heavy = optlab_trajectory(ol.sgd(ALPHA, momentum=RHO))
     nesterov = optlab_trajectory(ol.sgd(ALPHA, momentum=RHO, nesterov=True))
     assert np.max(np.abs(heavy - nesterov)) > 1e-3
+
+
+def test_trace_with_decay_one_is_a_running_sum_as_in_optax():
+    grads = [np.array([1.0, -2.0]), np.array([0.5, 0.25]), np.array([-1.0, 3.0])]
+    tx, ref = ol.trace(decay=1.0), optax.trace(decay=1.0)
+    state, ref_state = tx.init(jnp.zeros(2)), ref.init(jnp.zeros(2))
+    for t, g in enumerate(grads):
+        u, state = tx.update(jnp.asarray(g), state)
+        ref_u, ref_state = ref.update(jnp.asarray(g), ref_state)
+        np.testing.assert_allclose(np.asarray(u), np.sum(grads[: t + 1], axis=0), rtol=1e-6)
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(ref_u))

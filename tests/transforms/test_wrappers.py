@@ -381,7 +381,7 @@ def test_zero_nonfinite_replaces_nan_and_inf():
         (
             lambda: ol.MultiSteps(ol.sgd(1.0), 2, accumulator_dtype="int8"),
             TypeError,
-            r"accumulator_dtype must be a floating dtype",
+            r"accumulator_dtype must be a floating or complex dtype",
         ),
     ],
     ids=["factory", "str", "fraction", "bool", "skip-fn", "dtype"],
