@@ -1,7 +1,8 @@
 """Run directories that never mix: what ``--output``, ``--overwrite`` and ``--resume`` may do.
 
 A run directory holds what ``optlab train`` writes (``config.json``, ``checkpoints/``,
-``model/``, ``run.json``, ``history.json``, ``history.csv``, ``curves.png``) or what
+``model/``, ``run.json``, ``history.json``, ``history.csv``, ``curves.png``, with
+``--diagnostics`` ``diagnostics.npz``/``.json``/``.png``) or what
 ``optlab compare`` writes (``compare.json``, ``compare.png``). A directory holding either is
 never written into again unless ``--overwrite`` clears those entries first (other files of
 yours are never deleted); ``--resume DIR`` continues a training run. Plain Python: these
@@ -25,8 +26,13 @@ TRAIN_ENTRIES = (
     "history.json",
     "history.csv",
     "curves.png",
+    "diagnostics.npz",
+    "diagnostics.json",
+    "diagnostics.png",
 )
 COMPARE_ENTRIES = ("compare.json", "compare.png")
+# optlab sweep and optlab lr-find (optlab.cli.tuning)
+TUNE_ENTRIES = ("sweep.csv", "sweep.json", "metric.png", "best.json", "lr_find.json", "lr_find.png")
 PROBE = ".optlab-write-test"
 
 
@@ -34,7 +40,8 @@ def run_entries(directory: Path) -> list[str]:
     """The entries of ``directory`` that an optlab command wrote."""
     if not directory.is_dir():
         return []
-    return sorted(p.name for p in directory.iterdir() if p.name in TRAIN_ENTRIES + COMPARE_ENTRIES)
+    ours = TRAIN_ENTRIES + COMPARE_ENTRIES + TUNE_ENTRIES
+    return sorted(p.name for p in directory.iterdir() if p.name in ours)
 
 
 def prepare_output(path: str, *, overwrite: bool, command: str = "train") -> Path:

@@ -15,6 +15,7 @@ switched, nothing is left open).
 """
 
 from optlab.diagnostics import surfaces as surfaces
+from optlab.diagnostics import zoo as zoo
 from optlab.diagnostics.landscape import Landscape as Landscape
 from optlab.diagnostics.landscape import filter_normalize as filter_normalize
 from optlab.diagnostics.landscape import landscape as landscape
@@ -25,25 +26,32 @@ from optlab.diagnostics.monitor import GradientStats as GradientStats
 from optlab.diagnostics.monitor import Monitor as Monitor
 from optlab.diagnostics.monitor import activation_stats as activation_stats
 from optlab.diagnostics.monitor import gradient_stats as gradient_stats
+from optlab.diagnostics.plots import plot_diagnostics as plot_diagnostics
 from optlab.diagnostics.surfaces import Surface as Surface
 from optlab.diagnostics.trajectories import Trajectories as Trajectories
 from optlab.diagnostics.trajectories import plot_trajectories as plot_trajectories
 from optlab.diagnostics.trajectories import trajectories as trajectories
+from optlab.diagnostics.verdicts import Finding as Finding
+from optlab.diagnostics.verdicts import diagnose as diagnose
 
 __all__ = [
     "ActivationStats",
     "GradientStats",
+    "Finding",
     "Landscape",
     "Monitor",
     "Surface",
     "Trajectories",
     "activation_stats",
+    "diagnose",
     "filter_normalize",
     "gradient_stats",
+    "plot_diagnostics",
     "landscape",
     "plot_landscape",
     "plot_trajectories",
     "random_directions",
     "surfaces",
     "trajectories",
+    "zoo",
 ]

@@ -4,7 +4,7 @@ numbers for one's own loop (:func:`activation_stats`, :func:`gradient_stats`).
 ``fit(..., diagnostics=Monitor(every=1, histograms=True))`` runs the training-mode forward pass
 through Flax's ``nnx.capture`` (the outputs of every Dense layer and activation layer are
 intercepted: no second model), and after each sampled step computes, per layer, the
-statistics of :mod:`optlab.diagnostics.statistics` on the batch's real rows, and per
+statistics of ``optlab.diagnostics.statistics`` on the batch's real rows, and per
 parameter the gradient norm and RMS, the update ratio and the effective learning rate. They
 are folded into a fixed-size carry of the epoch's ``lax.scan`` (sums of the finite values and
 their counts; summed histogram counts), so nothing leaves the device until the epoch ends;
@@ -18,8 +18,10 @@ with the epoch's logs and is recorded in ``history.diagnostics``:
    S_e = \{t \in \text{epoch } e : t \bmod \text{every} = 0,\ \text{step } t
    \text{ not skipped}\}.
 
-With ``every > 1`` the statistics of the other steps are not computed at all (a
-``lax.cond`` on the step counter), which makes them nearly free.
+With ``every > 1`` the other steps run the plain forward-backward pass (the engine runs one
+of two passes under a ``lax.cond`` on the step counter: the monitored one, or the one
+without a monitor) and skip the statistics (``lax.cond`` again), which makes them nearly
+free.
 """
 
 from __future__ import annotations
@@ -130,34 +132,45 @@ class Monitor:
         check_int_at_least("Monitor", "every", self.every, 1)
         check_bool("Monitor", "histograms", self.histograms)
 
-    # The engine's monitor protocol (optlab.train.step): forward, measure, init, fold, finish.
+    # The engine's monitor protocol (optlab.train.step): sampled, forward, update_stats,
+    # measure, init, fold, finish, unpack.
 
-    def forward(self, apply: Any, params: Any, model_state: Any, x: Any, *, rng: Any):
-        """The training-mode forward pass, returning each recorded layer's output too."""
+    def sampled(self, state: Any) -> Any:
+        """Whether the step is sampled (None with ``every=1``: all are). The engine runs the
+        monitored step on sampled steps only, the plain step on the others."""
+        return None if self.every == 1 else state.step % self.every == 0
+
+    def forward(self, apply: Any, params: Any, model_state: Any, x: Any, *, rng: Any, mask: Any):
+        """The training-mode forward pass, returning each recorded layer's statistics too
+        (reduced here, on the batch's real rows: only fixed-size values leave the pass)."""
         out, new_state, captured = apply.capture(params, model_state, x, train=True, rng=rng)
         layers = layers_of(apply.merge(params, model_state))
         outputs = layer_outputs(layers, captured)
-        # The parameters' norms are taken here, while the parameters are read anyway (after
-        # the update, XLA would copy the donated weights to keep the old ones).
-        return (
-            out,
-            new_state,
-            {
-                "layers": {layer.name: value for layer, value in outputs.items()},
-                "param_sq": squared_norms(jax.lax.stop_gradient(params)),
-            },
-        )
+        stats = {}
+        for layer, v in outputs.items():
+            s = value_stats(
+                jax.lax.stop_gradient(v),
+                mask,
+                role=layer.role,
+                kind=layer.kind,
+                histogram=self.histograms,
+            )
+            stats[layer.name] = s
+        return out, new_state, stats
+
+    def _when_sampled(self, state: Any, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on a sampled step, zeros shaped like it on the others (a ``lax.cond``)."""
+        if self.every == 1:
+            return fn()
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn))
+        return jax.lax.cond(self.sampled(state), lambda _: fn(), lambda _: zeros, None)
 
     def update_stats(self, state: Any, updates: Any, grads: Any, captured: Any) -> dict:
-        r"""Per-parameter norms of the gradient, the parameters and the step
-        :math:`\Delta\theta = c\,u` (``state.lr_scale`` times the transformation's update),
-        computed beside the update (see
-        :func:`~optlab.diagnostics.statistics.parameter_stats`)."""
-        return {
-            "grad_sq": squared_norms(grads),
-            "step_sq": squared_norms(updates),
-            "param_sq": captured["param_sq"],  # computed before the weights are overwritten
-        }
+        r"""Per-parameter squared norms of the transformation's update :math:`u` (the step is
+        :math:`\Delta\theta = c\,u`, ``c`` the state's ``lr_scale``), computed beside the
+        update (see ``optlab.diagnostics.statistics.parameter_stats``) on the sampled steps
+        only."""
+        return self._when_sampled(state, lambda: {"step_sq": squared_norms(updates)})
 
     def measure(
         self,
@@ -165,6 +178,7 @@ class Monitor:
         state: Any,
         new_state: Any,
         update_stats: Any,
+        grads: Any,
         captured: dict,
         inputs: Any,
         predictions: jax.Array,
@@ -177,9 +191,8 @@ class Monitor:
         and parameter, in the order of the layout), ``"hist"`` a ``(layers, 32)`` matrix of
         counts; zeros on a step that is not sampled."""
         layers, entries = _layout(state)
-        sampled = (state.step % self.every) == 0
 
-        def compute(_: Any = None) -> dict[str, jax.Array]:
+        def compute() -> dict[str, jax.Array]:
             values: dict[tuple[str, str], jax.Array] = {}
             hists = []
             nan = jnp.full((), jnp.nan, jnp.float32)
@@ -188,20 +201,19 @@ class Monitor:
             )
             values["input_mean", ""], values["input_std", ""] = x["mean"], x["std"]
             for layer in layers:
-                v = captured["layers"].get(layer.name)
-                if v is None:  # not called in this pass
+                s = captured.get(layer.name)
+                if s is None:  # not called in this pass
                     hists.append(jnp.zeros(BINS, jnp.float32))
                     continue
-                s = value_stats(
-                    v, mask, role=layer.role, kind=layer.kind, histogram=self.histograms
-                )
                 for stat in _VALUE_STATS:
                     values[f"{layer.role}_{stat}", layer.name] = s[stat]
                 if self.histograms:
                     hists.append(s["hist"])
+            # The gradients' and parameters' norms are taken here, where XLA shares the
+            # gradients' with the step's own gradient norm.
             param_stats = norm_stats(
-                update_stats["param_sq"],
-                update_stats["grad_sq"],
+                squared_norms(state.params),
+                squared_norms(grads),
                 update_stats["step_sq"],
                 state.lr_scale,
                 sizes(state.params),
@@ -213,12 +225,8 @@ class Monitor:
             hist = jnp.stack(hists) if self.histograms and hists else jnp.zeros((0, BINS))
             return {"mean": packed, "hist": hist}
 
-        if self.every == 1:
-            parts = compute()
-        else:
-            shapes = jax.eval_shape(compute)
-            skip = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-            parts = jax.lax.cond(sampled, compute, lambda _: skip, None)
+        parts = self._when_sampled(state, compute)
+        sampled = True if self.every == 1 else self.sampled(state)
         first = jnp.stack(
             [jnp.asarray(loss, jnp.float32), jnp.float32(_num_classes(predictions, targets))]
         )
@@ -247,7 +255,7 @@ class Monitor:
         }
 
     def finish(self, carry: dict[str, jax.Array], state: Any) -> dict[str, jax.Array]:
-        """The epoch's summary, still packed (:meth:`unpack` names it on the host): means over
+        """The epoch's summary, still packed (``unpack`` names it on the host): means over
         the sampled steps, histograms as fractions, BatchNorm's running statistics and the
         first sampled step's values."""
         n = carry["finite"]
@@ -261,7 +269,7 @@ class Monitor:
         }
 
     def unpack(self, summary: Any, state: Any) -> dict[str, Any]:
-        """The fetched summary of :meth:`finish` as ``{key: {row: value}}`` and ``{key:
+        """The fetched summary of ``finish`` as ``{key: {row: value}}`` and ``{key:
         value}`` (see the class docstring): what ``fit`` records in ``history.diagnostics``."""
         layers, entries = _layout(state)
         means = np.asarray(summary["mean"])
@@ -339,7 +347,7 @@ def activation_stats(model: nnx.Module, x: Any, *, mask: Any = None) -> Activati
     The model runs once, in its current mode (``model.train()`` / ``model.eval()``), through
     Flax's ``nnx.capture``; the model itself is not changed (random layers draw from a copy
     of its streams). Layers and statistics are those of the monitor (see
-    :mod:`optlab.diagnostics.statistics`).
+    ``optlab.diagnostics.statistics``).
 
     Args:
       model: an nnx model (an ``optlab.nn`` model records pre-activations and activations; a

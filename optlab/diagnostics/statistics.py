@@ -182,15 +182,14 @@ def value_stats(
         sat = jnp.abs(v) > 0.99
     else:
         sat = None
-    # One pass (one fused reduction): shifted sums of v and v^2 (the shift, one of the values,
-    # keeps E[(v-c)^2] - E[v-c]^2 accurate when the mean is large against the spread), and
-    # the saturated count.
+    # Shifted sums of v and v^2 (the shift, one of the values, keeps E[(v-c)^2] - E[v-c]^2
+    # accurate when the mean is large against the spread) and the saturated count: separate
+    # reductions of the same input (a stacked (B, U, 3) operand was materialized).
     d = v - jax.lax.stop_gradient(v[0, 0])
-    parts = [d, d * d] if sat is None else [d, d * d, sat.astype(jnp.float32)]
-    sums = jnp.sum(wv[..., None] * jnp.stack(parts, -1), axis=(0, 1)) / n
-    mean = sums[0] + v[0, 0]
-    std = jnp.sqrt(jnp.maximum(sums[1] - sums[0] ** 2, 0.0))
-    saturated = nan if sat is None else sums[2]
+    first, second = jnp.sum(wv * d) / n, jnp.sum(wv * d * d) / n
+    mean = first + v[0, 0]
+    std = jnp.sqrt(jnp.maximum(second - first**2, 0.0))
+    saturated = nan if sat is None else jnp.sum(wv * sat) / n
     if role == ACTIVATION and kind in RELU_FAMILY:
         alive = jnp.any((v != 0) & (wv > 0), axis=0)
         dead = 1.0 - jnp.mean(alive.astype(jnp.float32))
@@ -198,12 +197,18 @@ def value_stats(
         dead = nan
     stats = {"mean": mean, "std": std, "dead": dead, "saturated": saturated}
     if histogram:
-        low, high = histogram_range(role, kind)
-        index = jnp.floor((v - low) * (bins / (high - low)))
-        index = jnp.clip(jnp.nan_to_num(index, nan=0.0), 0, bins - 1).astype(jnp.int32)
-        weights = jnp.broadcast_to(wv, v.shape)
-        stats["hist"] = jnp.zeros(bins, jnp.float32).at[index.reshape(-1)].add(weights.reshape(-1))
+        stats["hist"] = _histogram(v, wv, *histogram_range(role, kind), bins)
     return stats
+
+
+def _histogram(v: jax.Array, wv: jax.Array, low: float, high: float, bins: int) -> jax.Array:
+    """Weighted counts per bin (values below ``low``, and NaN, in the first bin; above
+    ``high`` in the last): one scatter-add, cheaper on CPU than comparing every value with
+    every edge."""
+    index = jnp.floor((v - low) * (bins / (high - low)))
+    index = jnp.clip(jnp.nan_to_num(index, nan=0.0), 0, bins - 1).astype(jnp.int32)
+    weights = jnp.broadcast_to(wv, v.shape)
+    return jnp.zeros(bins, jnp.float32).at[index.reshape(-1)].add(weights.reshape(-1))
 
 
 def parameter_stats(

@@ -30,12 +30,19 @@ A *monitor* (``make_train_step(..., monitor=m)``, e.g. ``optlab.diagnostics.Moni
 per-layer statistics to the compiled step without changing it otherwise; without one the step
 is exactly the function it was. The engine calls, inside the compiled program:
 
-* ``m.forward(apply, params, model_state, x, *, rng) -> (predictions, model_state, captured)``
-  in place of the training-mode ``apply`` (``captured``: arrays recorded during the pass);
+* optionally ``m.sampled(state) -> bool scalar | None``: when it returns a scalar, the
+  forward-backward pass is one of two under a ``lax.cond``: the monitored one when it is
+  True, the plain one (exactly the step's without a monitor; ``captured`` zeros) when it is
+  False, so that an unsampled step runs the plain pass (the parameters, the optimizer state
+  and the update are outside the branches: a ``cond`` over the whole step copied the state
+  on every step); None (or no such method) monitors every step;
+* ``m.forward(apply, params, model_state, x, *, rng, mask) -> (predictions, model_state,
+  captured)`` in place of the training-mode ``apply`` (``captured``: fixed-size arrays
+  recorded during the pass, e.g. each layer's statistics);
 * ``m.update_stats(state, updates, grads, captured) -> arrays`` beside the parameter update
   (the parameters move by ``state.lr_scale * updates``; zeros on a skipped step);
 * ``m.measure(...) -> stats`` once per step, with keyword arguments ``state`` (before the
-  step), ``new_state``, ``update_stats``, ``captured``, ``inputs``, ``predictions``,
+  step), ``new_state``, ``update_stats``, ``grads``, ``captured``, ``inputs``, ``predictions``,
   ``targets``, ``mask``, ``loss`` and ``ok`` (False for a skipped step): a fixed-size pytree
   of arrays;
 * ``m.init(stats_shapes) -> carry``, ``m.fold(carry, stats) -> carry`` and
@@ -183,6 +190,12 @@ def _select(ok: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
+def _sampled(monitor: Any, state: Any) -> Any:
+    """The monitor's ``sampled(state)`` (a boolean scalar; None: every step), if it has one."""
+    fn = getattr(monitor, "sampled", None)
+    return None if fn is None else fn(state)
+
+
 def make_train_step(
     loss: Callable[[jax.Array, jax.Array], jax.Array],
     *,
@@ -243,16 +256,35 @@ def make_train_step(
         x, y, mask = split_batch("train step", batch)
         key = jax.random.fold_in(state.rng, state.step)
 
-        def objective(params):
-            if monitor is None:
+        def objective(params, monitored=False):
+            if not monitored:
                 out = state.apply(params, state.model_state, x, train=True, rng=key)
             else:
-                out = monitor.forward(state.apply, params, state.model_state, x, rng=key)
+                out = monitor.forward(state.apply, params, state.model_state, x, rng=key, mask=mask)
             return weighted_mean(loss(out[0], y), mask), out
 
-        (value, (preds, model_state, *captured)), grads = jax.value_and_grad(
-            objective, has_aux=True
-        )(state.params)
+        def backward(monitored=False):
+            grad_fn = jax.value_and_grad(
+                functools.partial(objective, monitored=monitored), has_aux=True
+            )
+            (value, (preds, model_state, *captured)), grads = grad_fn(state.params)
+            return value, preds, model_state, grads, captured
+
+        sampled = None if monitor is None else _sampled(monitor, state)
+        if sampled is None:
+            value, preds, model_state, grads, captured = backward(monitor is not None)
+        else:
+            # One of two forward-backward passes runs: the monitored one on a sampled step,
+            # the plain one on the others (its "captured" zeros); see the module docstring.
+            shapes = jax.eval_shape(lambda: backward(True)[4])
+
+            def plain(_=None):
+                *out, _captured = backward(False)
+                return (*out, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+
+            value, preds, model_state, grads, captured = jax.lax.cond(
+                sampled, lambda _=None: backward(True), plain
+            )
         extra = {"value": value, "grad": grads, "value_fn": lambda p: objective(p)[0]}
         if metric is not None:
             extra["metric"] = metric
@@ -268,9 +300,7 @@ def make_train_step(
             params = jax.tree.map(move, state.params, updates, is_leaf=lambda v: v is None)
             if monitor is None:
                 return params, opt_state, model_state
-            # Beside the step, from the updates; ``captured`` enters the branch so that what
-            # the forward pass measured of the old weights is computed before they are
-            # overwritten in place (else XLA copies the donated weights).
+            # Beside the step, from the updates (zeros in ``kept``, the skipped step's branch).
             stats = monitor.update_stats(state, updates, grads, captured[0])
             return params, opt_state, model_state, stats
 
@@ -312,6 +342,7 @@ def make_train_step(
                 state=state,
                 new_state=new_state,
                 update_stats=moved[0],
+                grads=grads,
                 captured=captured[0],
                 inputs=x,
                 predictions=preds,
