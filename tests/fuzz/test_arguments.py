@@ -28,57 +28,8 @@ CALLABLES = sorted(public.public_callables())
 # Holes the suite found that are still open, each with its reason. They are all in modules the
 # optax-compatibility work (issue 17, branch h/lib) was editing when the suite landed, so they
 # were left to it: remove an entry when its fix lands (the fuzz test then covers the argument).
-DTYPE = "a non-dtype raises numpy's own TypeError, not naming the argument (needs check_dtype)"
 FLAG = "a non-bool is accepted; an array then fails at the update (needs check_bool)"
-LINESEARCH = "chain() reports 'transforms[2]', not linesearch (needs check_transformation)"
 RAW = "a wrong type reaches jax/Python and fails there, not naming the argument"
-# Closed by the lib branch's checks (h/lib, issue 17; verified by running this suite on a merge of
-# h/fuzz and h/lib): delete this dict once h/lib is in main.
-CLOSED_ON_H_LIB: dict[tuple[str, str], str] = {
-    ("ol.adam", "mu_dtype"): DTYPE,
-    ("ol.adam", "nesterov"): FLAG,
-    ("ol.adam", "nu_dtype"): DTYPE,
-    ("ol.adamw", "mu_dtype"): DTYPE,
-    ("ol.adamw", "nesterov"): FLAG,
-    ("ol.adamw", "nu_dtype"): DTYPE,
-    ("ol.amsgrad", "bias_correction_mu"): FLAG,
-    ("ol.amsgrad", "bias_correction_nu"): FLAG,
-    ("ol.amsgrad", "mu_dtype"): DTYPE,
-    ("ol.bfgs", "linesearch"): LINESEARCH,
-    ("ol.bfgs", "scale_init_precond"): FLAG,
-    ("ol.bold_driver", "reject"): FLAG,
-    ("ol.early_stopping", "freeze"): FLAG,
-    ("ol.inject_hyperparams", "inner_factory"): RAW,
-    ("ol.inject_hyperparams", "static_args"): RAW,
-    ("ol.lbfgs", "linesearch"): LINESEARCH,
-    ("ol.lbfgs", "scale_init_precond"): FLAG,
-    ("ol.minimize", "has_aux"): FLAG,
-    ("ol.nadam", "mu_dtype"): DTYPE,
-    ("ol.nadam", "nu_dtype"): DTYPE,
-    ("ol.nadamw", "mu_dtype"): DTYPE,
-    ("ol.nadamw", "nu_dtype"): DTYPE,
-    ("ol.named_chain", "transforms"): RAW,
-    ("ol.newton", "linesearch"): LINESEARCH,
-    ("ol.rmsprop", "bias_correction"): FLAG,
-    ("ol.rmsprop", "centered"): FLAG,
-    ("ol.rmsprop", "eps_in_sqrt"): FLAG,
-    ("ol.rmsprop", "nesterov"): FLAG,
-    ("ol.scale_by_adam", "mu_dtype"): DTYPE,
-    ("ol.scale_by_adam", "nesterov"): FLAG,
-    ("ol.scale_by_adam", "nu_dtype"): DTYPE,
-    ("ol.scale_by_amsgrad", "bias_correction_mu"): FLAG,
-    ("ol.scale_by_amsgrad", "bias_correction_nu"): FLAG,
-    ("ol.scale_by_amsgrad", "mu_dtype"): DTYPE,
-    ("ol.scale_by_backtracking_linesearch", "store_grad"): FLAG,
-    ("ol.scale_by_lbfgs", "scale_init_precond"): FLAG,
-    ("ol.scale_by_rms", "bias_correction"): FLAG,
-    ("ol.scale_by_rms", "eps_in_sqrt"): FLAG,
-    ("ol.scale_by_stddev", "eps_in_sqrt"): FLAG,
-    ("ol.sgd", "nesterov"): FLAG,
-    ("ol.sgdr_schedule", "cosine_kwargs"): RAW,
-    ("ol.trace", "accumulator_dtype"): DTYPE,
-    ("ol.trace", "nesterov"): FLAG,
-}
 KNOWN_HOLES: dict[tuple[str, str], str] = {
     ("ol.bold_driver", "max_scale"): RAW,
     ("ol.get", "name"): RAW,
@@ -100,7 +51,6 @@ KNOWN_HOLES: dict[tuple[str, str], str] = {
     ("ol.skip_not_finite", "updates"): RAW,
     ("ol.unitwise_norm", "axis"): RAW,
     ("ol.unitwise_norm", "x"): RAW,
-    **CLOSED_ON_H_LIB,
 }
 
 # Callables whose one valid call costs seconds (training, compiled loops): fewer examples.
