@@ -25,9 +25,9 @@ from tests.fuzz import public
 
 CALLABLES = sorted(public.public_callables())
 
-# Holes the suite found that are still open, each with its reason. They are all in modules the
-# optax-compatibility work (issue 17, branch h/lib) was editing when the suite landed, so they
-# were left to it: remove an entry when its fix lands (the fuzz test then covers the argument).
+# Holes the suite found that are still open, each with its reason (all in core, schedules and
+# transforms, which the optax-compatibility work of issue 17 owns): remove an entry when its fix
+# lands, and the fuzz test covers the argument again.
 FLAG = "a non-bool is accepted; an array then fails at the update (needs check_bool)"
 RAW = "a wrong type reaches jax/Python and fails there, not naming the argument"
 KNOWN_HOLES: dict[tuple[str, str], str] = {
