@@ -338,7 +338,11 @@ def scale_by_zoom_linesearch(
     if approx_dec_rtol is not None:
         check_nonnegative(fn, "approx_dec_rtol", approx_dec_rtol)
     check_positive(fn, "stepsize_precision", stepsize_precision)
-    if initial_guess_strategy not in ("one", "keep", "quadratic"):
+    if not isinstance(initial_guess_strategy, str) or initial_guess_strategy not in (
+        "one",
+        "keep",
+        "quadratic",
+    ):
         raise ValueError(
             f"{fn}: initial_guess_strategy must be 'one', 'keep' or 'quadratic', got "
             f"initial_guess_strategy={initial_guess_strategy!r}"

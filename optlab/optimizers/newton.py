@@ -322,7 +322,7 @@ def scale_by_newton(
     """
     fn = "scale_by_newton"
     check_nonnegative(fn, "damping", damping)
-    if solver not in ("dense", "cg"):
+    if not isinstance(solver, str) or solver not in ("dense", "cg"):
         raise ValueError(f"{fn}: solver must be 'dense' or 'cg', got solver={solver!r}")
     if cg_max_steps is not None:
         check_int_at_least(fn, "cg_max_steps", cg_max_steps, 1)

@@ -6,13 +6,14 @@ import numbers
 from typing import Any
 
 from optlab.core.numerics import is_concrete_number
-from optlab.core.validation import check_finite, check_number
+from optlab.core.validation import check_finite, check_number, check_scalar
 
 
 def check_steps(fn: str, name: str, value: Any, minimum: int) -> None:
     """A step count must be an integer ``>= minimum`` (a float with an integer value is
     accepted, as optax does); jax arrays (possibly traced) only have their dtype checked."""
     check_number(fn, name, value, allow_array=True)
+    check_scalar(fn, name, value)
     if (
         is_concrete_number(value)
         and not isinstance(value, numbers.Integral)
@@ -31,7 +32,7 @@ def check_values(fn: str, **values: Any) -> None:
 
 
 def check_choice(fn: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(
             f"{fn}: {name} must be one of {', '.join(map(repr, choices))}, got {name}={value!r}"
         )
