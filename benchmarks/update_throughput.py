@@ -54,12 +54,15 @@ class Case:
       optax: ``() -> optax.GradientTransformation`` or ``None``.
       torch: ``(params, **impl) -> torch.optim.Optimizer`` or ``None``, where ``impl`` is
         ``{"foreach": True}`` or ``{"fused": True}``.
+      baseline: ``() -> GradientTransformation`` timed interleaved with the case (the NaN
+        guard's cost is the ratio of ``finite(adam)`` to plain ``adam``, measured side by side).
     """
 
     name: str
     optlab: Callable[[], Any]
     optax: Callable[[], Any] | None = None
     torch: Callable[..., Any] | None = None
+    baseline: Callable[[], Any] | None = None
 
 
 def _t(name: str) -> Callable[..., Any]:
@@ -121,10 +124,26 @@ CASES: list[Case] = [
         lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(LR)),
     ),
     Case("adamw+max_norm", lambda: ol.chain(ol.adamw(LR), ol.max_norm(1.0, mask=True))),
+    # The NaN guard (issue 11): its cost is the ratio to the plain optimizer in the same run.
     Case(
         "finite(adam)",
         lambda: ol.apply_if_finite(ol.adam(LR), 5),
         lambda: optax.apply_if_finite(optax.adam(LR), 5),
+        baseline=lambda: ol.adam(LR),
+    ),
+    Case(
+        "finite(clip+adamw)",
+        lambda: ol.apply_if_finite(ol.chain(ol.clip_by_global_norm(1.0), ol.adamw(LR)), 5),
+        lambda: optax.apply_if_finite(
+            optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(LR)), 5
+        ),
+        baseline=lambda: ol.chain(ol.clip_by_global_norm(1.0), ol.adamw(LR)),
+    ),
+    Case(
+        "finite(momentum)",
+        lambda: ol.apply_if_finite(ol.sgd(LR, momentum=0.9), 5),
+        lambda: optax.apply_if_finite(optax.sgd(LR, momentum=0.9), 5),
+        baseline=lambda: ol.sgd(LR, momentum=0.9),
     ),
 ]
 
@@ -321,9 +340,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             calls["optlab"], info["optlab"] = prepare_jax_step(case.optlab(), params, grads)
             if case.optax:
                 calls["optax"], info["optax"] = prepare_jax_step(case.optax(), params, grads)
+            if case.baseline:
+                calls["baseline"], info["baseline"] = prepare_jax_step(
+                    case.baseline(), params, grads
+                )
             samples = time_interleaved(calls, repeats, inner)
             row = {k: {**_summary(v), **info[k]} for k, v in samples.items()}
             row.setdefault("optax", None)
+            row.setdefault("baseline", None)
             del calls  # free the donated buffers before torch allocates its own
             for impl in ("foreach", "fused"):
                 row[f"torch_{impl}"] = (
@@ -345,6 +369,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{row['optax']['bytes_per_param'] if row['optax'] else float('nan'):>8.1f}"
                 f"{row['optlab']['compile_s']:>10.2f}"
             )
+            if row["baseline"]:
+                base = row["baseline"]
+                row["optlab_over_baseline"] = row["optlab"]["median_ms"] / base["median_ms"]
+                row["optlab_over_baseline_min"] = row["optlab"]["min_ms"] / base["min_ms"]
+                row["optax_over_baseline"] = (
+                    row["optax"]["median_ms"] / base["median_ms"] if row["optax"] else None
+                )
+                print(
+                    f"{'':<17}guard cost: optlab {row['optlab_over_baseline']:.2f}x "
+                    f"(min {row['optlab_over_baseline_min']:.2f}x), optax "
+                    f"{row['optax_over_baseline'] or float('nan'):.2f}x the unguarded optlab "
+                    f"step ({_fmt(base).strip()} ms, {base['bytes_per_param']:.1f} B/p)"
+                )
         results["sizes"][str(n)] = {
             "triad": triad,
             "adam_speed_of_light_ms": sol_adam_ms,

@@ -70,6 +70,8 @@ optlab_api_extra_namespaces = (
     "optlab.schedules.registry",
     "optlab.train.recipes",
     "optlab.train.report",
+    "optlab.train.sharding",
+    "optlab.train.distributed",
 )
 
 # Every cross-reference must resolve. Objects of other libraries (signatures mention jax.Array,

@@ -82,6 +82,7 @@ from optlab.schedules.cosine import warmup_cosine_decay_schedule as warmup_cosin
 from optlab.schedules.cyclic import cyclic_schedule as cyclic_schedule
 from optlab.schedules.inject import InjectHyperparamsState as InjectHyperparamsState
 from optlab.schedules.inject import inject_hyperparams as inject_hyperparams
+from optlab.schedules.inject import inject_stateful_hyperparams as inject_stateful_hyperparams
 from optlab.schedules.inject import set_hyperparams as set_hyperparams
 from optlab.schedules.join import epochs_to_steps as epochs_to_steps
 from optlab.schedules.join import join_schedules as join_schedules
@@ -166,3 +167,4 @@ from optlab.train.step import train_epoch as train_epoch
 from optlab import data as data
 from optlab import diagnostics as diagnostics
 from optlab import nn as nn
+from optlab import tune as tune

@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "target": None,
     "data_dir": None,
     "hidden": (64,),
+    "residual": False,
     "activation": "relu",
     "init": "he_normal",
     "norm": None,
@@ -57,6 +58,43 @@ DEFAULTS: dict[str, Any] = {
     "early_stopping": None,
     "checkpoint_every": 1,
 }
+# optlab.train.recipes.RECOMMENDED and TIED, without jax; tests/cli/test_bench_recipes.py checks
+# they agree. The recipe of --dataset fills the options not given (explicit ones win).
+RECOMMENDED: dict[str, dict[str, Any]] = {
+    "mnist1d": {
+        "hidden": (100, 100),
+        "residual": (False, True),
+        "init": "torch_default",
+        "optimizer": "momentum",
+        "lr": 0.2,
+        "schedule": "cosine",
+        "epochs": 150,
+        "batch_size": 100,
+    },
+    "digits": {
+        "hidden": (256, 256),
+        "dropout": 0.2,
+        "optimizer": "adam",
+        "lr": 3e-3,
+        "schedule": "cosine",
+        "epochs": 60,
+        "batch_size": 32,
+    },
+    "fashion_mnist": {
+        "hidden": (512, 256),
+        "dropout": 0.2,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "schedule": "cosine",
+        "epochs": 30,
+        "batch_size": 128,
+    },
+}
+TIED = {
+    "optimizer": ("lr", "momentum", "opt", "weight_decay"),
+    "schedule": ("schedule_opt",),
+    "hidden": ("residual",),
+}
 # Options that do not change what a resumed run computes.
 RESUMABLE = ("epochs", "checkpoint_every")
 MAX_PARAMETERS = 200_000_000
@@ -73,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
         from optlab.cli.diagnose import diagnose
 
         return diagnose(args)
+    if args.command == "bench":
+        from optlab.cli.bench import bench
+
+        return bench(args)
     return {"train": train, "compare": compare}[args.command](args)
 
 
@@ -123,10 +165,32 @@ def given_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
-def check_run(fields: dict[str, Any]) -> dict[str, Any]:
-    """All the fields of a run (defaults filled in); refuses the options its optimizer or
-    schedule does not use, before jax is imported."""
-    full = {**DEFAULTS, **fields}
+def recommended_fields(dataset: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``optlab.train.recipes.recommended_fields`` without jax: the recommended fields of
+    ``dataset`` left in force by the options ``given``."""
+    out = dict(RECOMMENDED.get(str(dataset), {}))
+    for key, tied in TIED.items():
+        if key in given and given[key] != out.get(key):
+            for name in tied:
+                out.pop(name, None)
+    if "optimizer" in given and optimizer_spec(given["optimizer"]).full_batch:
+        for name in ("batch_size", "schedule", "schedule_opt", "warmup_epochs"):
+            out.pop(name, None)
+    for key in given:
+        out.pop(key, None)
+    return out
+
+
+def check_run(fields: dict[str, Any], *, recommended: bool = False) -> dict[str, Any]:
+    """All the fields of a run (defaults filled in: with ``recommended``, first the recipe of
+    the dataset given); refuses the options its optimizer or schedule does not use, before jax is
+    imported."""
+    # Only a dataset named with --dataset brings its recipe: plain `optlab train` stays the
+    # quick 20-epoch digits MLP of DEFAULTS.
+    base = (
+        recommended_fields(fields["dataset"], fields) if recommended and "dataset" in fields else {}
+    )
+    full = {**DEFAULTS, **base, **fields}
     try:
         optimizer_spec(full["optimizer"]).check_run(
             epochs=full["schedule_epochs"] or full["epochs"],
@@ -215,7 +279,7 @@ def train(args: argparse.Namespace) -> int:
     """``optlab train``: a new run, or ``--resume``."""
     if args.resume is not None:
         return _resume(args)
-    fields = check_run(given_fields(args))
+    fields = check_run(given_fields(args), recommended=True)
     out = prepare_output(args.output or "runs/train", overwrite=args.overwrite)
     _enable_compilation_cache(args.compilation_cache)
     config = _config(fields)
@@ -476,6 +540,10 @@ def compare(args: argparse.Namespace) -> int:
         runs[spec.name] = check_run(run_fields)
     out = prepare_output(args.output or "runs/compare", overwrite=args.overwrite, command="compare")
     _enable_compilation_cache(args.compilation_cache)
+    if getattr(args, "tune", None):
+        from optlab.cli.tuning import tune_learning_rates
+
+        runs = {n: check_run(f) for n, f in tune_learning_rates(runs, args.tune).items()}
     return _compare(runs, out, progress=not args.no_progress)
 
 

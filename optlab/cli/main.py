@@ -1,4 +1,4 @@
-"""The ``optlab`` command: ``train``, ``compare``, ``evaluate``, ``predict`` and ``diagnose``.
+"""The ``optlab`` command: training, comparing, evaluating, tuning, diagnosing and benchmarking.
 
 A thin parser over library functions a notebook can call too: :mod:`optlab.train.recipes`
 builds the data, model and transformation from a configuration, :mod:`optlab.train.report`
@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
-from optlab.cli import diagnose
+from optlab.cli import diagnose, tuning
 from optlab.cli.options import (
     UsageError,
     hidden_sizes,
@@ -26,6 +26,7 @@ from optlab.cli.options import (
     nonempty,
     number,
     one_line,
+    residual_flags,
 )
 
 EXIT_USAGE = 2
@@ -67,7 +68,10 @@ def _add_data_options(p: argparse.ArgumentParser, *, defaults: bool = True) -> N
         metavar="NAME|FILE",
         help="a dataset (digits, mnist1d, fashion_mnist, mnist, blobs, two_spirals) or a "
         "file: .npz with x_train, y_train (and optionally x_test, y_test), or .csv with "
-        "--target" + (" (default: %(default)s)" if defaults else ""),
+        "--target" + (" (default: %(default)s)" if defaults else "") + "; optlab train "
+        "--dataset NAME fills the options not given from NAME's recommended recipe (digits, "
+        "mnist1d, fashion_mnist; README: Recommended recipes); without --dataset: digits "
+        "with the defaults shown",
     )
     g.add_argument(
         "--target",
@@ -92,7 +96,16 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         type=hidden_sizes,
         default=None,
         metavar="N[,N...]",
-        help="hidden layer widths, comma-separated; 'none' for a linear model (default: 64)",
+        help="hidden layer widths, comma-separated; 'none' for a linear model (default: 64, "
+        "or the dataset's recommended recipe)",
+    )
+    g.add_argument(
+        "--residual",
+        type=residual_flags,
+        default=None,
+        metavar="all|none|B[,B...]",
+        help="residual hidden layers: all, none, or one true/false per layer (default: none, "
+        "or the dataset's recommended recipe)",
     )
     g.add_argument(
         "--activation",
@@ -199,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print optlab's version")
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,compare,evaluate,predict,diagnose}", parser_class=_Parser
+        dest="command",
+        metavar="{train,compare,evaluate,predict,diagnose,lr-find,check,sweep,bench}",
+        parser_class=_Parser,
     )
 
     train = sub.add_parser(
@@ -312,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs (one step each) of the full-batch methods (default: --epochs)",
     )
     _add_schedule_options(g)
+    tuning.add_compare_tune(g)
     _add_run_options(compare, output="runs/compare")
 
     evaluate = sub.add_parser(
@@ -369,6 +385,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows per prediction batch (default: all at once)",
     )
     diagnose.add_parser(sub)
+    tuning.add_commands(
+        sub,
+        data_options=_add_data_options,
+        model_options=_add_model_options,
+        run_options=_add_run_options,
+    )
+
+    from optlab.cli.bench import add_parser as add_bench
+
+    add_bench(sub, _Parser)
     return parser
 
 
@@ -406,6 +432,8 @@ def main(argv: Sequence[str] | None = None, *, compilation_cache: bool | None = 
             warnings.showwarning = _show_warning
             # The engine's notice that it skipped a damaged checkpoint is for the user.
             warnings.filterwarnings("always", r"checkpoint .* is damaged")
+            if args.command in ("lr-find", "check", "sweep"):
+                return tuning.run(args)
             return commands.run(args)
     except UsageError as err:
         print(f"optlab: error: {one_line(err)}", file=sys.stderr)

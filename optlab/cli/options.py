@@ -137,6 +137,22 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def residual_flags(text: str) -> bool | tuple[bool, ...]:
+    """``all`` -> True, ``none`` -> False, ``false,true`` (or ``0,1``) -> one flag per layer."""
+    words = {"all": True, "none": False}
+    flags = {"true": True, "false": False, "1": True, "0": False}
+    key = text.strip().lower()
+    if key in words:
+        return words[key]
+    parts = [p.strip() for p in key.split(",")]
+    if not all(p in flags for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"--residual must be all, none or one true/false per hidden layer such as "
+            f"false,true, got {text!r}"
+        )
+    return tuple(flags[p] for p in parts)
+
+
 def keyword(option: str):
     """An argparse type for ``NAME=VALUE`` (``--opt``, ``--schedule-opt``)."""
 

@@ -31,6 +31,8 @@ TRAIN_ENTRIES = (
     "diagnostics.png",
 )
 COMPARE_ENTRIES = ("compare.json", "compare.png")
+# optlab sweep and optlab lr-find (optlab.cli.tuning)
+TUNE_ENTRIES = ("sweep.csv", "sweep.json", "metric.png", "best.json", "lr_find.json", "lr_find.png")
 PROBE = ".optlab-write-test"
 
 
@@ -38,7 +40,8 @@ def run_entries(directory: Path) -> list[str]:
     """The entries of ``directory`` that an optlab command wrote."""
     if not directory.is_dir():
         return []
-    return sorted(p.name for p in directory.iterdir() if p.name in TRAIN_ENTRIES + COMPARE_ENTRIES)
+    ours = TRAIN_ENTRIES + COMPARE_ENTRIES + TUNE_ENTRIES
+    return sorted(p.name for p in directory.iterdir() if p.name in ours)
 
 
 def prepare_output(path: str, *, overwrite: bool, command: str = "train") -> Path:

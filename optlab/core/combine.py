@@ -235,13 +235,20 @@ def masked(
       >>> print(u["w"], u["b"])
       [0. 0.] [1.]
     """
-    check_transformation("masked", "inner", inner)
-    check_mask_spec("masked", "mask", mask, none=False)
-    check_bool("masked", "mask_compatible_extra_args", mask_compatible_extra_args)
+    return _masked("masked", inner, mask, mask_compatible_extra_args)
+
+
+def _masked(
+    fn: str, inner: GradientTransformation, mask: Any, mask_compatible_extra_args: bool
+) -> GradientTransformation:
+    """:func:`masked`, with ``fn`` (the public function) named in its errors."""
+    check_transformation(fn, "inner", inner)
+    check_mask_spec(fn, "mask", mask, none=False)
+    check_bool(fn, "mask_compatible_extra_args", mask_compatible_extra_args)
     inner_update = with_extra_args_support(inner).update
 
     def mask_for(tree):
-        return resolve_mask("masked", mask, tree, static=True)
+        return resolve_mask(fn, mask, tree, static=True)
 
     def init_fn(params):
         if not jax.tree.leaves(params):  # nothing to mask (also optax's tree_map_params probe)
@@ -264,7 +271,7 @@ def masked(
             masked_updates = _mask_pytree(updates, mask_tree)
         except ValueError as err:
             raise ValueError(
-                f"masked: the updates do not have the structure of the mask and parameters "
+                f"{fn}: the updates do not have the structure of the mask and parameters "
                 f"({describe_structure_difference(mask_tree, updates)})"
             ) from err
         new, inner_state = inner_update(
@@ -395,7 +402,7 @@ def freeze(
     """
     check_mask_spec("freeze", "mask", mask, none=False)
     if inner is None:
-        return masked(set_to_zero(), mask)
+        return _masked("freeze", set_to_zero(), mask, False)
     check_transformation("freeze", "inner", inner)
 
     def labels(tree):

@@ -96,7 +96,7 @@ def tree_zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
 
     Works on ``jax.ShapeDtypeStruct`` leaves, so ``init`` can run abstractly.
     """
-    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or x.dtype), tree)
+    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or jnp.result_type(x)), tree)
 
 
 def tree_full_like(tree: PyTree, fill_value: Numeric, dtype: Any = None) -> PyTree:

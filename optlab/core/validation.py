@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import jax
@@ -185,6 +185,13 @@ def check_mask_spec(fn: str, name: str, value: Any, *, none: bool = True) -> Non
             f"{fn}: {name} mixes glob patterns with other values; give {MASK_RULE}, "
             f"got {_got(name, value)}"
         )
+    if not callable(value) and not isinstance(value, str):
+        leaves = jax.tree.leaves(value)
+        odd = [leaf for leaf in leaves if not isinstance(leaf, bool | np.bool_ | str)]
+        if odd:
+            raise TypeError(
+                f"{fn}: {name} must be {MASK_RULE}; got a leaf {describe_value(odd[0])} in {name}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,8 +204,21 @@ def check_finite(
     """Raises ``TypeError`` for a non-number, ``ValueError`` if a concrete ``value`` is NaN or
     infinite. ``schedule``/``none``: also accept a schedule / ``None``."""
     check_number(fn, name, value, allow_array=True, schedule=schedule, none=none)
+    check_scalar(fn, name, value)
     if is_concrete_number(value) and not math.isfinite(float(value)):
         raise ValueError(f"{fn}: {name} must be finite, got {name}={_fmt(value)}")
+
+
+def check_scalar(fn: str, name: str, value: Any) -> None:
+    """Raises ``ValueError`` for an array that is not 0-d where one number is meant (a decay
+    rate, an epsilon): a ``(2, 5)`` array would broadcast the parameters to its shape. Shapes are
+    static, so a traced scalar (one configuration of a ``vmap``) passes."""
+    shape = getattr(value, "shape", ())
+    if isinstance(value, np.ndarray | jax.Array) and shape != ():
+        raise ValueError(
+            f"{fn}: {name} must be one number (a 0-d array at most), got an array of shape "
+            f"{tuple(shape)}"
+        )
 
 
 def check_nonnegative(
@@ -236,6 +256,7 @@ def check_in_range(
     The default interval is ``[low, high)``, the rule for decay rates such as Adam's betas.
     """
     check_number(fn, name, value, allow_array=True, schedule=schedule, none=none)
+    check_scalar(fn, name, value)
     if not is_concrete_number(value):
         return
     v = float(value)
@@ -271,9 +292,9 @@ def check_choice(fn: str, name: str, value: Any, choices: Any) -> None:
 
     options = sorted(str(c) for c in choices)
     try:
-        if value in choices:
+        if isinstance(value, Hashable) and value in choices:
             return
-    except TypeError:  # an unhashable value asked of a set or dict
+    except (TypeError, ValueError):  # unhashable, or an array compared elementwise
         pass
     close = difflib.get_close_matches(str(value), options, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -95,7 +95,7 @@ def _rows(fn: str, x: Any, y: Any) -> int:
     paths = jax.tree_util.tree_flatten_with_path({"x": x, "y": y})[0]
     if not paths or not jax.tree.leaves(x):
         raise ValueError(f"{fn}: x holds no arrays")
-    n = None
+    n = first = None
     for path, leaf in paths:
         where = jax.tree_util.keystr(path).replace("['x']", "x", 1).replace("['y']", "y", 1)
         if isinstance(leaf, str | bytes) or np.ndim(leaf) == 0:
@@ -106,10 +106,11 @@ def _rows(fn: str, x: Any, y: Any) -> int:
         check_array(fn, where, leaf, kinds="biuf")
         rows = int(np.shape(leaf)[0])
         if n is None:
-            n = rows
+            n, first = rows, where
         elif rows != n:
             raise ValueError(
-                f"{fn}: every array needs the same number of rows, got {n} and {rows} ({where})"
+                f"{fn}: every array needs the same number of rows, got {n} ({first}) and "
+                f"{rows} ({where})"
             )
     if n == 0:
         raise ValueError(f"{fn}: no rows to batch")

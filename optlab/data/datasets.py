@@ -466,6 +466,13 @@ def load(name: str | os.PathLike = "digits", **options: Any) -> Dataset:
     if isinstance(name, str) and not name:
         raise ValueError("load: name must be a dataset name or a path, got name=''")
     if _is_path(name):
+        known = [p for p in inspect.signature(load_file).parameters if p != "path"]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(
+                f"load: unknown option(s) {unknown} for the file name={os.fspath(name)!r}; a "
+                f"file's options are {known}"
+            )
         return load_file(as_path("load", "name", name), **options)
     try:
         check_choice("load", "name", name.lower().replace("-", "_"), dataset_names())

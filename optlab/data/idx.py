@@ -126,7 +126,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     key = array.dtype.newbyteorder("=").str.lstrip("<>|=")
     if key not in _CODES:
         raise ValueError(
-            f"write_idx: IDX has no element type for dtype {array.dtype}; use uint8, int8, "
+            f"write_idx: array has dtype {array.dtype}, which IDX has no element type for; use "
+            f"uint8, int8, "
             f"int16, int32, float32 or float64"
         )
     if array.ndim > 255 or any(s >= 2**32 for s in array.shape):
@@ -134,6 +135,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     code = _CODES[key]
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     payload = header + np.ascontiguousarray(array, _DTYPES[code]).tobytes()
+    if os.path.isdir(path):
+        raise ValueError(f"write_idx: path {path!r} is a directory; give a file name")
     if path.endswith(".gz"):
         with gzip.open(path, "wb") as f:
             f.write(payload)

@@ -176,6 +176,6 @@ def kfold_indices(
         folds = list(splitter.split(np.zeros(len(y)), y))
     except ValueError as err:  # e.g. more folds than the rows of every class
         raise ValueError(
-            f"{fn}: cannot make {num_folds} stratified folds: {' '.join(str(err).split())}"
+            f"{fn}: cannot make {num_folds} stratified folds of y: {' '.join(str(err).split())}"
         ) from None
     return [(np.sort(tr), np.sort(va)) for tr, va in folds]

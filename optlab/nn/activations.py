@@ -26,16 +26,25 @@ import jax
 import jax.numpy as jnp
 
 from optlab.core.validation import (
+    check_array,
     check_bool,
     check_choice,
     check_finite,
     check_integer,
+    check_key,
     check_nonnegative,
     check_number,
     is_real_number,
 )
 
 Array = jax.Array
+
+
+def _broadcasts(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
+    try:
+        return jnp.broadcast_shapes(shape, to) == tuple(to)
+    except ValueError:
+        return False
 
 
 def prelu(x: Array, alpha: Array) -> Array:
@@ -56,8 +65,15 @@ def prelu(x: Array, alpha: Array) -> Array:
     References:
       He et al., Delving Deep into Rectifiers, 2015. https://arxiv.org/abs/1502.01852
     """
+    x = check_array("prelu", "x", x)
     check_number("prelu", "alpha", alpha, allow_array=True)
-    check_finite("prelu", "alpha", alpha)
+    if not hasattr(alpha, "shape") or alpha.shape == ():  # one slope per unit is an array
+        check_finite("prelu", "alpha", alpha)
+    elif not _broadcasts(alpha.shape, x.shape):
+        raise ValueError(
+            f"prelu: alpha (one slope per unit) must broadcast against x, got alpha.shape="
+            f"{alpha.shape} for x.shape={x.shape}"
+        )
     return jnp.where(x >= 0, x, alpha * x)
 
 
@@ -98,12 +114,15 @@ def rrelu(
       Xu et al., Empirical Evaluation of Rectified Activations in Convolutional Network, 2015.
       https://arxiv.org/abs/1505.00853
     """
+    x = check_array("rrelu", "x", x)
     check_rrelu_bounds("rrelu", lower, upper, allow_array=True)
     check_bool("rrelu", "train", train)
     if train:
         if key is None:
             raise ValueError("rrelu: train=True draws random slopes and needs key=a jax.random key")
-        a = jax.random.uniform(key, jnp.shape(x), jnp.result_type(x), lower, upper)
+        check_key("rrelu", "key", key)
+        dtype = jnp.result_type(x) if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
+        a = jax.random.uniform(key, jnp.shape(x), dtype, lower, upper)
     else:
         a = (lower + upper) / 2.0
     return jnp.where(x >= 0, x, a * x)
@@ -132,6 +151,7 @@ def maxout(x: Array, num_pieces: int = 2) -> Array:
       Goodfellow et al., Maxout Networks, 2013. https://arxiv.org/abs/1302.4389
     """
     check_integer("maxout", "num_pieces", num_pieces, 1)
+    x = check_array("maxout", "x", x, min_ndim=1)
     n = x.shape[-1]
     if n % num_pieces:
         raise ValueError(
@@ -188,8 +208,11 @@ def activation_names() -> list[str]:
     return sorted([*STATELESS, *LAYERS])
 
 
-def parse_activation(spec: ActivationSpec, fn: str = "get_activation") -> tuple[str, dict]:
-    """Splits a spec into ``(name, options)``, filling defaults and checking the name/options."""
+def parse_activation(
+    spec: ActivationSpec, fn: str = "get_activation", argument: str = "activation"
+) -> tuple[str, dict]:
+    """Splits a spec into ``(name, options)``, filling defaults and checking the name/options
+    (``argument`` names the argument in the messages)."""
     if isinstance(spec, tuple):
         if len(spec) != 2 or not isinstance(spec[0], str) or not isinstance(spec[1], Mapping):
             raise TypeError(
@@ -201,11 +224,11 @@ def parse_activation(spec: ActivationSpec, fn: str = "get_activation") -> tuple[
         name, opts = spec, {}
     else:
         raise TypeError(
-            f"{fn}: activation must be a name, (name, options) or a callable, "
-            f"got activation={spec!r} ({type(spec).__name__})"
+            f"{fn}: {argument} must be an activation name, (name, options) or a callable, "
+            f"got {argument}={spec!r} ({type(spec).__name__})"
         )
     name = name.lower()
-    check_choice(fn, "activation", name, activation_names())
+    check_choice(fn, argument, name, activation_names())
     defaults = STATELESS[name][1] if name in STATELESS else LAYERS[name]
     unknown = sorted(set(opts) - set(defaults))
     if unknown:
@@ -249,7 +272,7 @@ def get_activation(spec: ActivationSpec, **options: Any) -> Callable[[Array], Ar
         return spec
     if isinstance(spec, str) and options:
         spec = (spec, options)
-    name, opts = parse_activation(spec)
+    name, opts = parse_activation(spec, argument="spec")
     if name in LAYERS:
         if name == "maxout":
             return functools.partial(maxout, **opts)

@@ -226,7 +226,9 @@ def _host_initializer(name: str, sample: Callable) -> Initializer:
     return init
 
 
-def _split_spec(spec: Any, options: Mapping[str, Any], fn: str) -> tuple[str, dict[str, Any]]:
+def _split_spec(
+    spec: Any, options: Mapping[str, Any], fn: str, argument: str = "initializer"
+) -> tuple[str, dict[str, Any]]:
     if isinstance(spec, tuple):
         if len(spec) != 2 or not isinstance(spec[0], str) or not isinstance(spec[1], Mapping):
             raise TypeError(
@@ -237,16 +239,19 @@ def _split_spec(spec: Any, options: Mapping[str, Any], fn: str) -> tuple[str, di
     if isinstance(spec, str):
         return spec, dict(options)
     raise TypeError(
-        f"{fn}: initializer must be a name, (name, options) or a callable (key, shape, dtype) "
-        f"-> array, got {spec!r} ({type(spec).__name__})"
+        f"{fn}: {argument} must be an initializer name, (name, options) or a callable (key, "
+        f"shape, dtype) -> array, got {argument}={spec!r} ({type(spec).__name__})"
     )
 
 
-def parse_initializer(spec: Any, fn: str = "get_initializer", **options: Any) -> tuple[str, dict]:
-    """``(canonical name, options with defaults)`` of a named initializer spec, checked."""
-    name, opts = _split_spec(spec, options, fn)
+def parse_initializer(
+    spec: Any, fn: str = "get_initializer", *, argument: str = "initializer", **options: Any
+) -> tuple[str, dict]:
+    """``(canonical name, options with defaults)`` of a named initializer spec, checked
+    (``argument`` names the argument in the messages, e.g. ``kernel_init``)."""
+    name, opts = _split_spec(spec, options, fn, argument)
     name = name.lower()
-    check_choice(fn, "initializer", name, initializer_names())
+    check_choice(fn, argument, name, initializer_names())
     name = _ALIASES.get(name, name)
     defaults = _REGISTRY[name][1]
     unknown = sorted(set(opts) - set(defaults))
@@ -290,9 +295,16 @@ def get_initializer(spec: InitializerSpec, **options: Any) -> Initializer:
                 f"not to the callable {spec!r}"
             )
         return spec
-    name, opts = parse_initializer(spec, **options)
+    name, opts = parse_initializer(spec, argument="spec", **options)
     factory = _REGISTRY[name][0]
     return _host_initializer(name, factory(**opts))
+
+
+def check_initializer(fn: str, argument: str, spec: Any) -> None:
+    """Raises naming ``fn`` and ``argument`` unless ``spec`` is a callable or a valid named
+    initializer spec (what :func:`get_initializer` accepts)."""
+    if not (callable(spec) and not isinstance(spec, str | tuple)):
+        parse_initializer(spec, fn, argument=argument)
 
 
 def bias_initializer(spec: InitializerSpec, fan_in: int) -> Initializer:

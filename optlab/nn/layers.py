@@ -33,10 +33,12 @@ import numpy as np
 from flax import nnx
 
 from optlab.core.validation import (
+    check_array,
     check_bool,
     check_finite,
     check_in_range,
     check_integer,
+    check_key,
     check_nonnegative,
     check_number,
     is_real_number,
@@ -49,7 +51,12 @@ from optlab.nn.activations import (
     prelu,
     rrelu,
 )
-from optlab.nn.initializers import InitializerSpec, bias_initializer, get_initializer
+from optlab.nn.initializers import (
+    InitializerSpec,
+    bias_initializer,
+    check_initializer,
+    get_initializer,
+)
 
 Array = jax.Array
 
@@ -192,6 +199,7 @@ def dropout(x: Array, rate: float | Array, rng: Array | None, *, train: bool) ->
       Srivastava et al., Dropout: A Simple Way to Prevent Neural Networks from Overfitting,
       2014. https://jmlr.org/papers/v15/srivastava14a.html
     """
+    array = check_array("dropout", "x", x)
     check_number("dropout", "rate", rate, allow_array=True)
     check_in_range("dropout", "rate", rate, 0.0, 1.0)
     check_bool("dropout", "train", train)
@@ -199,6 +207,8 @@ def dropout(x: Array, rate: float | Array, rng: Array | None, *, train: bool) ->
         return x
     if rng is None:
         raise ValueError("dropout: train=True needs rng=a jax.random key")
+    check_key("dropout", "rng", rng)
+    x = jnp.asarray(array)
     keep = jax.random.bernoulli(rng, 1.0 - rate, jnp.shape(x))
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
@@ -228,6 +238,7 @@ def drop_path(x: Array, rate: float | Array, rng: Array | None, *, train: bool) 
     References:
       Huang et al., Deep Networks with Stochastic Depth, 2016. https://arxiv.org/abs/1603.09382
     """
+    array = check_array("drop_path", "x", x, min_ndim=1)
     check_number("drop_path", "rate", rate, allow_array=True)
     check_in_range("drop_path", "rate", rate, 0.0, 1.0)
     check_bool("drop_path", "train", train)
@@ -235,6 +246,8 @@ def drop_path(x: Array, rate: float | Array, rng: Array | None, *, train: bool) 
         return x
     if rng is None:
         raise ValueError("drop_path: train=True needs rng=a jax.random key")
+    check_key("drop_path", "rng", rng)
+    x = jnp.asarray(array)
     shape = (x.shape[0],) + (1,) * (x.ndim - 1)
     keep = jax.random.bernoulli(rng, 1.0 - rate, shape)
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
@@ -287,6 +300,8 @@ class Dense(Stochastic):
         check_rate("Dense", "dropconnect", dropconnect)
         check_bool("Dense", "deterministic", deterministic)
         check_bool("Dense", "keep_rngs", keep_rngs)
+        check_initializer("Dense", "kernel_init", kernel_init)
+        check_initializer("Dense", "bias_init", bias_init)
         kinit = get_initializer(kernel_init)
         binit = bias_initializer(bias_init, in_features) if use_bias else None
         rngs = as_rngs(rngs, "Dense")
@@ -327,7 +342,7 @@ class Activation(nnx.Module):
         if callable(spec) and not isinstance(spec, str | tuple):
             self.name, self.options, self.fn = getattr(spec, "__name__", "custom"), (), spec
         else:
-            name, opts = parse_activation(spec, "Activation")
+            name, opts = parse_activation(spec, "Activation", "spec")
             # Only the name and options are kept (a functools.partial compares by identity,
             # which would make two equal models' graph definitions differ).
             self.name, self.options, self.fn = name, tuple(sorted(opts.items())), None

@@ -20,7 +20,13 @@ import jax
 import jax.numpy as jnp
 
 from optlab.core.paths import leaf_paths, resolve_mask
-from optlab.core.validation import check_in_range, check_nonnegative, check_number
+from optlab.core.validation import (
+    check_array,
+    check_in_range,
+    check_integer,
+    check_nonnegative,
+    check_number,
+)
 
 Array = jax.Array
 
@@ -30,12 +36,43 @@ def _check_fraction(fn: str, name: str, value: Any) -> None:
     check_in_range(fn, name, value, 0.0, 1.0, high_closed=True)
 
 
-def _check_labels_shape(fn: str, labels: Array, logits: Array, axis: int) -> None:
+def _arrays(fn: str, **arrays: Any) -> list[Array]:
+    """Each named argument as a jax array; a ``TypeError`` naming the argument for a string,
+    ``None``, an object or a ragged list (jax would say only "not a valid JAX array type")."""
+    return [
+        jnp.asarray(
+            check_array(fn, name, value, kinds="biuf" if name in ("labels", "where") else "iuf")
+        )
+        for name, value in arrays.items()
+    ]
+
+
+def _broadcastable(fn: str, **arrays: Array) -> None:
+    """A ``ValueError`` naming the arguments whose shapes do not broadcast together."""
+    shapes = {name: jnp.shape(value) for name, value in arrays.items()}
+    try:
+        jnp.broadcast_shapes(*shapes.values())
+    except ValueError:
+        shown = ", ".join(f"{name}.shape={shape}" for name, shape in shapes.items())
+        raise ValueError(f"{fn}: the shapes do not broadcast together: {shown}") from None
+
+
+def _check_axis(fn: str, axis: Any, ndim: int, name: str = "logits") -> None:
+    check_integer(fn, "axis", axis)
+    if ndim == 0:
+        raise ValueError(f"{fn}: axis={axis} needs {name} with an axis, got a scalar {name}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{fn}: axis must be in [-{ndim}, {ndim}), got axis={axis}")
+
+
+def _check_labels_shape(
+    fn: str, labels: Array, logits: Array, axis: int, scores: str = "scores"
+) -> None:
     expected = logits.shape[:axis] + logits.shape[axis + 1 :]
     if labels.shape != expected:
         raise ValueError(
-            f"{fn}: labels must have the shape of the scores without the class axis, "
-            f"{expected}, got labels.shape={labels.shape} for scores of shape {logits.shape}"
+            f"{fn}: labels must have the shape of the {scores} without the class axis, "
+            f"{expected}, got labels.shape={labels.shape} for {scores}.shape={logits.shape}"
         )
 
 
@@ -59,6 +96,9 @@ def smooth_labels(labels: Array, alpha: float) -> Array:
       https://arxiv.org/abs/1906.02629
     """
     _check_fraction("smooth_labels", "alpha", alpha)
+    (labels,) = _arrays("smooth_labels", labels=labels)
+    if labels.ndim == 0:
+        raise ValueError("smooth_labels: labels must have a class axis, got a scalar")
     num_classes = labels.shape[-1]
     return (1.0 - alpha) * labels + alpha / num_classes
 
@@ -99,14 +139,19 @@ def softmax_cross_entropy(
       >>> print(np.round(np.asarray(optlab.nn.softmax_cross_entropy(logits, labels)), 4))
       [0.2761 2.9518]
     """
-    logits = jnp.asarray(logits)
-    labels = jnp.asarray(labels)
+    fn = "softmax_cross_entropy"
+    logits, labels = _arrays(fn, logits=logits, labels=labels)
+    _check_axis(fn, axis, logits.ndim)
     if jnp.issubdtype(labels.dtype, jnp.integer) and labels.ndim == logits.ndim - 1:
         axis = axis % logits.ndim
-        _check_labels_shape("softmax_cross_entropy", labels, logits, axis)
+        _check_labels_shape(fn, labels, logits, axis, "logits")
         labels = jax.nn.one_hot(labels, logits.shape[axis], axis=axis)
     labels = labels.astype(logits.dtype)
-    _check_fraction("softmax_cross_entropy", "label_smoothing", label_smoothing)
+    _broadcastable(fn, logits=logits, labels=labels)
+    if where is not None:
+        (where,) = _arrays(fn, where=where)
+        _broadcastable(fn, logits=logits, where=where)
+    _check_fraction(fn, "label_smoothing", label_smoothing)
     if label_smoothing:
         labels = jnp.moveaxis(
             smooth_labels(jnp.moveaxis(labels, axis, -1), label_smoothing), -1, axis
@@ -149,8 +194,12 @@ def softmax_cross_entropy_with_integer_labels(
       >>> print(np.round(np.asarray(loss), 4))
       [0.2761 2.9518]
     """
-    logits = jnp.asarray(logits)
-    labels = jnp.asarray(labels)
+    fn = "softmax_cross_entropy_with_integer_labels"
+    logits, labels = _arrays(fn, logits=logits, labels=labels)
+    _check_axis(fn, axis, logits.ndim)
+    if where is not None:
+        (where,) = _arrays(fn, where=where)
+        _broadcastable(fn, logits=logits, where=where)
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(
             f"softmax_cross_entropy_with_integer_labels: labels must be integers, got dtype "
@@ -158,7 +207,7 @@ def softmax_cross_entropy_with_integer_labels(
         )
     _check_fraction("softmax_cross_entropy_with_integer_labels", "label_smoothing", label_smoothing)
     axis = axis % logits.ndim
-    _check_labels_shape("softmax_cross_entropy_with_integer_labels", labels, logits, axis)
+    _check_labels_shape(fn, labels, logits, axis, "logits")
     label_logits = jnp.take_along_axis(logits, jnp.expand_dims(labels, axis), axis=axis)
     label_logits = jnp.squeeze(label_logits, axis)
     log_normalizers = jax.nn.logsumexp(logits, axis=axis, where=where)
@@ -194,8 +243,9 @@ def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
       ...                                              jnp.array([1.0, 0.0])))
       [  0.6931 100.    ]
     """
-    logits = jnp.asarray(logits)
-    labels = jnp.asarray(labels, logits.dtype)
+    logits, labels = _arrays("sigmoid_binary_cross_entropy", logits=logits, labels=labels)
+    _broadcastable("sigmoid_binary_cross_entropy", logits=logits, labels=labels)
+    labels = labels.astype(logits.dtype)
     return -labels * jax.nn.log_sigmoid(logits) - (1.0 - labels) * jax.nn.log_sigmoid(-logits)
 
 
@@ -207,9 +257,9 @@ def squared_error(predictions: Array, targets: Array | None = None) -> Array:
       >>> print(optlab.nn.squared_error(jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0])))
       [1. 4.]
     """
-    predictions = jnp.asarray(predictions)
+    (predictions,) = _arrays("squared_error", predictions=predictions)
     if targets is not None:
-        targets = jnp.asarray(targets)
+        (targets,) = _arrays("squared_error", targets=targets)
         if targets.shape != predictions.shape:  # as optax: no silent (n, 1) - (n,) broadcasting
             raise ValueError(
                 f"squared_error: predictions and targets must have one shape, got "
@@ -229,6 +279,8 @@ def mean_squared_error(predictions: Array, targets: Array, axis: int = -1) -> Ar
       >>> print(optlab.nn.mean_squared_error(jnp.array([[1.0, 3.0]]), jnp.array([[0.0, 1.0]])))
       [2.5]
     """
+    predictions, targets = _arrays("mean_squared_error", predictions=predictions, targets=targets)
+    _check_axis("mean_squared_error", axis, predictions.ndim, "predictions")
     return jnp.mean(squared_error(predictions, targets), axis=axis)
 
 
@@ -266,7 +318,7 @@ def multiclass_svm_loss(scores: Array, labels: Array, margin: float = 1.0) -> Ar
     """
     check_number("multiclass_svm_loss", "margin", margin, allow_array=True)
     check_nonnegative("multiclass_svm_loss", "margin", margin)
-    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    scores, labels = _arrays("multiclass_svm_loss", scores=scores, labels=labels)
     _check_integer_labels("multiclass_svm_loss", labels, scores)
     true = jnp.take_along_axis(scores, labels[..., None], axis=-1)
     hinge = jnp.maximum(0.0, scores - true + margin)
@@ -283,7 +335,7 @@ def multiclass_hinge_loss(scores: Array, labels: Array) -> Array:
       >>> print(optlab.nn.multiclass_hinge_loss(jnp.array([[3.2, 5.1, -1.7]]), jnp.array([0])))
       [2.9]
     """
-    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    scores, labels = _arrays("multiclass_hinge_loss", scores=scores, labels=labels)
     _check_integer_labels("multiclass_hinge_loss", labels, scores)
     one_hot = jax.nn.one_hot(labels, scores.shape[-1], dtype=scores.dtype)
     return jnp.max(scores + 1.0 - one_hot, axis=-1) - jnp.sum(scores * one_hot, axis=-1)

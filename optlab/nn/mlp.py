@@ -67,15 +67,15 @@ from optlab.nn.spec import NotDescribable, json_spec, json_value
 Array = jax.Array
 
 
-def _check_spec(fn: str, kind: str, spec: Any) -> None:
+def _check_spec(fn: str, kind: str, spec: Any, argument: str) -> None:
     if callable(spec) and not isinstance(spec, str | tuple):
         return
     if kind == "activation":
-        parse_activation(spec, fn)
+        parse_activation(spec, fn, argument)
     elif kind == "norm":
         parse_norm(spec, fn)
     else:
-        parse_initializer(spec, fn)
+        parse_initializer(spec, fn, argument=argument)
 
 
 def _per_block(fn: str, name: str, value: Any, n: int, check: Any) -> list:
@@ -253,13 +253,13 @@ class MLP(Stochastic):
             check_integer("MLP", "hidden width", width, 1)
         if out_features is not None:
             check_integer("MLP", "out_features", out_features, 1)
-        for kind, spec in [
-            ("activation", activation),
-            ("initializer", kernel_init),
-            ("initializer", bias_init),
-            ("norm", norm),
+        for kind, spec, argument in [
+            ("activation", activation, "activation"),
+            ("initializer", kernel_init, "kernel_init"),
+            ("initializer", bias_init, "bias_init"),
+            ("norm", norm, "norm"),
         ]:
-            _check_spec("MLP", kind, spec)
+            _check_spec("MLP", kind, spec, argument)
         check_choice("MLP", "norm_position", norm_position, ("pre_activation", "post_activation"))
         rates = _per_block("MLP", "dropout", dropout, len(hidden), check_rate)
         residuals = _per_block("MLP", "residual", residual, len(hidden), check_bool)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from optlab.core.validation import check_bool, check_integer
+from optlab.core.validation import check_array, check_bool, check_integer
 from optlab.nn.layers import as_rngs, calls_with_mode, check_train, split_key
 from optlab.nn.mlp import MLP, describe
 
@@ -220,7 +220,7 @@ def average_predictions(outputs: Array, *, logits: bool = True) -> Array:
       [[0.4 0.6]]
     """
     check_bool("average_predictions", "logits", logits)
-    outputs = jnp.asarray(outputs)
+    outputs = jnp.asarray(check_array("average_predictions", "outputs", outputs))
     if outputs.ndim < 2:
         raise ValueError(
             f"average_predictions: outputs must be stacked member outputs (num_members, ..., "
@@ -245,7 +245,7 @@ def majority_vote(outputs: Array) -> Array:
       >>> print(optlab.nn.majority_vote(scores))
       [1]
     """
-    outputs = jnp.asarray(outputs)
+    outputs = jnp.asarray(check_array("majority_vote", "outputs", outputs))
     if outputs.ndim < 2:
         raise ValueError(
             f"majority_vote: outputs must be stacked member scores (num_members, ..., "

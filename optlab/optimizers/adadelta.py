@@ -12,6 +12,7 @@ from optlab.core.combine import chain
 from optlab.core.numerics import gate, tree_zeros_like, update_moment
 from optlab.core.validation import (
     check_in_range,
+    check_mask_spec,
     check_nonnegative,
     check_not_schedule,
     check_positive,
@@ -148,7 +149,8 @@ def adadelta(
     fn = "adadelta"
     check_nonnegative(fn, "learning_rate", learning_rate, schedule=True, none=True)
     _check_adadelta_args(fn, rho, eps)
-    check_nonnegative(fn, "weight_decay", weight_decay)
+    check_nonnegative(fn, "weight_decay", weight_decay, schedule=True)
+    check_mask_spec(fn, "weight_decay_mask", weight_decay_mask)
     return chain(
         add_decayed_weights(weight_decay, mask=weight_decay_mask),
         scale_by_adadelta(rho=rho, eps=eps),

@@ -27,8 +27,11 @@ from optlab.core.numerics import (
     zero_count,
 )
 from optlab.core.validation import (
+    check_bool,
+    check_dtype,
     check_in_range,
     check_learning_rate,
+    check_mask_spec,
     check_nonnegative,
     check_not_schedule,
     check_positive,
@@ -38,7 +41,16 @@ from optlab.transforms.regularization import add_decayed_weights
 from optlab.transforms.scale import scale_by_learning_rate
 
 
-def _check_adam_args(fn: str, b1: Any, b2: Any, eps: Any, eps_root: Any = 0.0) -> None:
+def _check_adam_args(
+    fn: str, b1: Any, b2: Any, eps: Any, eps_root: Any = 0.0, **options: Any
+) -> None:
+    """The shared rules; ``options`` are dtypes (``*_dtype``, a floating dtype or ``None``)
+    and flags (``nesterov``, ``bias_correction_*``: True or False)."""
+    for name, value in options.items():
+        if name.endswith("_dtype"):
+            check_dtype(fn, name, value, kind="inexact")
+        else:
+            check_bool(fn, name, value)
     for name, value in (("b1", b1), ("b2", b2), ("eps", eps), ("eps_root", eps_root)):
         check_not_schedule(fn, name, value)
     check_in_range(fn, "b1", b1, 0.0, 1.0)
@@ -133,7 +145,9 @@ def scale_by_adam(
       <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>`_, 2016.
     """
     fn = "scale_by_adam"
-    _check_adam_args(fn, b1, b2, eps, eps_root)
+    _check_adam_args(
+        fn, b1, b2, eps, eps_root, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov
+    )
     mu_dtype = canonicalize_dtype(mu_dtype)
     nu_dtype = canonicalize_dtype(nu_dtype)
 
@@ -241,7 +255,16 @@ def scale_by_amsgrad(
       <https://openreview.net/forum?id=ryQu7f-RZ>`_, 2018.
     """
     fn = "scale_by_amsgrad"
-    _check_adam_args(fn, b1, b2, eps, eps_root)
+    _check_adam_args(
+        fn,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype=mu_dtype,
+        bias_correction_mu=bias_correction_mu,
+        bias_correction_nu=bias_correction_nu,
+    )
     mu_dtype = canonicalize_dtype(mu_dtype)
 
     def init_fn(params):
@@ -398,7 +421,9 @@ def adam(
     """
     fn = "adam"
     check_learning_rate(fn, learning_rate)
-    _check_adam_args(fn, b1, b2, eps, eps_root)
+    _check_adam_args(
+        fn, b1, b2, eps, eps_root, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov
+    )
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
@@ -461,10 +486,13 @@ def adamw(
       Loshchilov and Hutter, `Decoupled Weight Decay Regularization
       <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
-    fn = "nadamw" if nesterov else "adamw"
+    fn = "nadamw" if nesterov is True else "adamw"
     check_learning_rate(fn, learning_rate)
-    _check_adam_args(fn, b1, b2, eps, eps_root)
-    check_nonnegative(fn, "weight_decay", weight_decay)
+    _check_adam_args(
+        fn, b1, b2, eps, eps_root, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov
+    )
+    check_nonnegative(fn, "weight_decay", weight_decay, schedule=True)
+    check_mask_spec(fn, "mask", mask)
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         add_decayed_weights(weight_decay, mask),
@@ -515,7 +543,7 @@ def nadam(
       <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>`_, 2016.
     """
     check_learning_rate("nadam", learning_rate)
-    _check_adam_args("nadam", b1, b2, eps, eps_root)
+    _check_adam_args("nadam", b1, b2, eps, eps_root, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True, nu_dtype=nu_dtype)
 
 
@@ -630,7 +658,7 @@ def amsgrad(
     """
     fn = "amsgrad"
     check_learning_rate(fn, learning_rate)
-    _check_adam_args(fn, b1, b2, eps, eps_root)
+    _check_adam_args(fn, b1, b2, eps, eps_root, mu_dtype=mu_dtype)
     return chain(
         scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu),
         scale_by_learning_rate(learning_rate),

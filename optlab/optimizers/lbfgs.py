@@ -24,7 +24,13 @@ from optlab.core.numerics import (
     tree_zeros_like,
     zero_count,
 )
-from optlab.core.validation import check_int_at_least, check_learning_rate, check_same_structure
+from optlab.core.validation import (
+    check_bool,
+    check_int_at_least,
+    check_learning_rate,
+    check_transformation,
+    check_updates,
+)
 from optlab.optimizers.linesearch import _scalar_dtype, scale_by_zoom_linesearch
 from optlab.transforms.scale import scale, scale_by_learning_rate
 
@@ -129,6 +135,7 @@ def scale_by_lbfgs(
       https://doi.org/10.1007/BF01589116
     """
     check_int_at_least("scale_by_lbfgs", "memory_size", memory_size, 1)
+    check_bool("scale_by_lbfgs", "scale_init_precond", scale_init_precond)
 
     def init_fn(params):
         dt = _scalar_dtype(params)
@@ -156,7 +163,7 @@ def scale_by_lbfgs(
                 "pairs; call tx.update(grad, state, params, value=value, grad=grad, "
                 "value_fn=f) (optlab.minimize does this for you)"
             )
-        check_same_structure("scale_by_lbfgs", updates, state.prev_updates)
+        check_updates("scale_by_lbfgs", updates, state.prev_updates, params)
         dt = state.weights_memory.dtype
         s = jax.tree.map(lambda p, q: (p - q).astype(q.dtype), params, state.prev_params)
         y = jax.tree.map(lambda g, h: (g - h).astype(h.dtype), updates, state.prev_updates)
@@ -240,6 +247,10 @@ def lbfgs(
       Liu & Nocedal, *On the limited memory BFGS method for large scale optimization*, 1989,
       https://doi.org/10.1007/BF01589116
     """
+    check_int_at_least("lbfgs", "memory_size", memory_size, 1)
+    check_bool("lbfgs", "scale_init_precond", scale_init_precond)
+    if linesearch is not None:
+        check_transformation("lbfgs", "linesearch", linesearch)
     if learning_rate is None:
         base_scaling = scale(-1.0)
     else:

@@ -32,6 +32,7 @@ from optlab.core.numerics import (
     tree_zeros_like,
 )
 from optlab.core.validation import (
+    check_bool,
     check_in_range,
     check_int_at_least,
     check_nonnegative,
@@ -318,6 +319,7 @@ def scale_by_zoom_linesearch(
     """
     fn = "scale_by_zoom_linesearch"
     check_int_at_least(fn, "max_linesearch_steps", max_linesearch_steps, 1)
+    check_bool(fn, "verbose", verbose)
     if max_learning_rate is not None:
         check_positive(fn, "max_learning_rate", max_learning_rate)
     check_nonnegative(fn, "tol", tol)
@@ -643,6 +645,8 @@ def scale_by_backtracking_linesearch(
     """
     fn = "scale_by_backtracking_linesearch"
     check_int_at_least(fn, "max_backtracking_steps", max_backtracking_steps, 1)
+    check_bool(fn, "store_grad", store_grad)
+    check_bool(fn, "verbose", verbose)
     # slope_rtol = 0 (plain decrease, as optax accepts) is allowed; 1 would ask for the full
     # linear decrease, which no step of a convex function reaches.
     check_in_range(fn, "slope_rtol", slope_rtol, 0.0, 1.0)
@@ -787,17 +791,17 @@ def value_and_grad_from_state(
 
     def value_and_grad(params, *args, state, **kwargs):
         values, grads = find(state, "value"), find(state, "grad")
-        if not values or not grads or grads[0][1] is None:
-            raise ValueError(
-                "value_and_grad_from_state: the state holds no value and gradient of a line "
-                "search; use scale_by_zoom_linesearch, or scale_by_backtracking_linesearch with "
-                "store_grad=True (lbfgs() has one)"
-            )
         if len(values) > 1 or len(grads) > 1:
             raise KeyError(
                 f"value_and_grad_from_state: the state holds {len(values)} values and "
                 f"{len(grads)} gradients ({', '.join(p for p, _ in values + grads)}); keep one "
                 f"line search per chain"
+            )
+        if not values or not grads or grads[0][1] is None:
+            raise ValueError(
+                "value_and_grad_from_state: the state holds no value and gradient of a line "
+                "search; use scale_by_zoom_linesearch, or scale_by_backtracking_linesearch with "
+                "store_grad=True (lbfgs() has one)"
             )
         value, grad = values[0][1], grads[0][1]
 

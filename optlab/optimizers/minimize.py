@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from optlab.core.base import GradientTransformation, OptState, Params, apply_updates
 from optlab.core.combine import with_extra_args_support
 from optlab.core.numerics import global_norm, tree_all_finite
-from optlab.core.validation import check_int_at_least, check_positive
+from optlab.core.validation import check_bool, check_callable, check_int_at_least, check_positive
 from optlab.optimizers.lbfgs import lbfgs
 from optlab.optimizers.linesearch import (
     ScaleByBacktrackingLinesearchState,
@@ -272,6 +272,8 @@ def minimize(
       https://doi.org/10.1007/978-0-387-40065-5
     """
     fn = "minimize"
+    check_callable(fn, "fun", fun, what="a function fun(params, *args) -> scalar")
+    check_bool(fn, "has_aux", has_aux)
     if isinstance(method, str):
         if method not in _METHODS:
             raise ValueError(
@@ -282,16 +284,16 @@ def minimize(
     elif hasattr(method, "init") and hasattr(method, "update"):
         tx = method
     else:
-        raise ValueError(
+        raise TypeError(
             f"{fn}: method must be one of {sorted(_METHODS)} or a gradient transformation "
-            f"(with init and update), got {type(method).__name__}"
+            f"(with init and update), got method={method!r:.60} ({type(method).__name__})"
         )
     check_positive(fn, "tol", tol)
     check_int_at_least(fn, "max_steps", max_steps, 1)
-    if not callable(fun):
-        raise ValueError(f"{fn}: fun must be callable, got {type(fun).__name__}")
     if not isinstance(args, tuple):
-        raise ValueError(f"{fn}: args must be a tuple, got {type(args).__name__}")
+        raise TypeError(
+            f"{fn}: args must be a tuple, got args={args!r:.60} ({type(args).__name__})"
+        )
     leaves = jax.tree.leaves(x0)
     if not leaves:
         raise ValueError(f"{fn}: x0 has no array leaves")

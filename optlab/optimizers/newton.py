@@ -27,11 +27,13 @@ from optlab.core.numerics import (
     zero_count,
 )
 from optlab.core.validation import (
+    check_bool,
     check_int_at_least,
     check_learning_rate,
     check_nonnegative,
     check_positive,
-    check_same_structure,
+    check_transformation,
+    check_updates,
 )
 from optlab.optimizers.linesearch import (
     _scalar_dtype,
@@ -126,7 +128,7 @@ def scale_by_bfgs(scale_init_precond: bool = True) -> GradientTransformation:
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         _require_params("scale_by_bfgs", params)
-        check_same_structure("scale_by_bfgs", updates, state.prev_updates)
+        check_updates("scale_by_bfgs", updates, state.prev_updates, params)
         h = state.inv_hessian
         dt = h.dtype
         g, unravel = ravel_pytree(updates)
@@ -201,6 +203,9 @@ def bfgs(
       Nocedal & Wright, *Numerical Optimization*, 2nd ed., 2006, chapter 6,
       https://doi.org/10.1007/978-0-387-40065-5
     """
+    check_bool("bfgs", "scale_init_precond", scale_init_precond)
+    if linesearch is not None:
+        check_transformation("bfgs", "linesearch", linesearch)
     if learning_rate is None:
         base_scaling = scale(-1.0)
     else:
@@ -419,6 +424,8 @@ def newton(
       Nocedal & Wright, *Numerical Optimization*, 2nd ed., 2006, chapters 3 and 7,
       https://doi.org/10.1007/978-0-387-40065-5
     """
+    if linesearch is not None:
+        check_transformation("newton", "linesearch", linesearch)
     if learning_rate is None:
         base_scaling = scale(-1.0)
     else:

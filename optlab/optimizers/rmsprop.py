@@ -32,6 +32,7 @@ from optlab.core.numerics import (
     zero_count,
 )
 from optlab.core.validation import (
+    check_bool,
     check_in_range,
     check_learning_rate,
     check_nonnegative,
@@ -47,10 +48,19 @@ def _abs_sq(x: jax.Array) -> jax.Array:
     return jnp.real(x * jnp.conj(x)) if jnp.iscomplexobj(x) else x * x
 
 
-def _check_rms_args(fn: str, decay: Any, eps: Any, initial_scale: Any) -> None:
+def _check_rms_args(
+    fn: str, decay: Any, eps: Any, initial_scale: Any, *, centered: bool = False, **flags: Any
+) -> None:
+    for name, value in flags.items():
+        check_bool(fn, name, value)
     for name, value in (("decay", decay), ("eps", eps), ("initial_scale", initial_scale)):
         check_not_schedule(fn, name, value)
-    check_in_range(fn, "decay", decay, 0.0, 1.0)
+    if centered:
+        # decay = 0 makes the centered variance g^2 - g^2 = 0, so every step is g / sqrt(eps):
+        # a loss of 10 reached 1e28 in five steps. Refused.
+        check_in_range(fn, "decay", decay, 0.0, 1.0, low_closed=False)
+    else:
+        check_in_range(fn, "decay", decay, 0.0, 1.0)
     check_positive(fn, "eps", eps)
     check_nonnegative(fn, "initial_scale", initial_scale)
 
@@ -125,7 +135,9 @@ def scale_by_rms(
       <https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf>`_, 2012.
     """
     fn = "scale_by_rms"
-    _check_rms_args(fn, decay, eps, initial_scale)
+    _check_rms_args(
+        fn, decay, eps, initial_scale, eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction
+    )
 
     def init_fn(params):
         return ScaleByRmsState(count=zero_count(), nu=tree_full_like(params, initial_scale))
@@ -198,7 +210,15 @@ def scale_by_stddev(
       <https://arxiv.org/abs/1308.0850>`_, 2013.
     """
     fn = "scale_by_stddev"
-    _check_rms_args(fn, decay, eps, initial_scale)
+    _check_rms_args(
+        fn,
+        decay,
+        eps,
+        initial_scale,
+        centered=True,
+        eps_in_sqrt=eps_in_sqrt,
+        bias_correction=bias_correction,
+    )
 
     def init_fn(params):
         return ScaleByRStdDevState(
@@ -287,7 +307,17 @@ def rmsprop(
     """
     fn = "rmsprop"
     check_learning_rate(fn, learning_rate)
-    _check_rms_args(fn, decay, eps, initial_scale)
+    check_bool(fn, "centered", centered)
+    _check_rms_args(
+        fn,
+        decay,
+        eps,
+        initial_scale,
+        centered=centered,
+        eps_in_sqrt=eps_in_sqrt,
+        nesterov=nesterov,
+        bias_correction=bias_correction,
+    )
     if momentum is not None:
         check_not_schedule(fn, "momentum", momentum)
         check_in_range(fn, "momentum", momentum, 0.0, 1.0)

@@ -21,6 +21,8 @@ from optlab.core.base import (
 from optlab.core.combine import chain
 from optlab.core.numerics import canonicalize_dtype, gate, tree_cast_like, tree_zeros_like
 from optlab.core.validation import (
+    check_bool,
+    check_dtype,
     check_in_range,
     check_learning_rate,
     check_not_schedule,
@@ -54,7 +56,8 @@ def trace(
     :func:`sgd`'s docstring maps the seeds' other ways of writing momentum onto it.
 
     Args:
-      decay: :math:`\mu`, in ``[0, 1)`` (a number or a jax array).
+      decay: :math:`\mu`, in ``[0, 1]`` (1: a running sum of the updates); a number or a jax
+        array.
       nesterov: use the Nesterov (look-ahead) form.
       accumulator_dtype: dtype of the stored trace; ``None`` keeps the parameters' dtype.
 
@@ -80,7 +83,10 @@ def trace(
     """
     fn = "trace"
     check_not_schedule(fn, "decay", decay)
-    check_in_range(fn, "decay", decay, 0.0, 1.0)
+    # decay = 1 (a plain running sum of the updates) is accepted, as in optax.
+    check_in_range(fn, "decay", decay, 0.0, 1.0, high_closed=True)
+    check_bool(fn, "nesterov", nesterov)
+    check_dtype(fn, "accumulator_dtype", accumulator_dtype, kind="inexact")
     accumulator_dtype = canonicalize_dtype(accumulator_dtype)
 
     def init_fn(params):
@@ -188,6 +194,8 @@ def sgd(
     """
     fn = "sgd"
     check_learning_rate(fn, learning_rate)
+    check_bool(fn, "nesterov", nesterov)
+    check_dtype(fn, "accumulator_dtype", accumulator_dtype, kind="inexact")
     if momentum is not None:
         check_not_schedule(fn, "momentum", momentum)
         check_in_range(fn, "momentum", momentum, 0.0, 1.0)

@@ -173,7 +173,18 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any]]) -> Schedule:
       <https://arxiv.org/abs/1608.03983>`_, 2017.
     """
     fn = "sgdr_schedule"
+    if isinstance(cosine_kwargs, Mapping | str) or not isinstance(cosine_kwargs, Iterable):
+        raise TypeError(
+            f"{fn}: cosine_kwargs must be a list of dicts of warmup_cosine_decay_schedule "
+            f"arguments, one per cycle, got cosine_kwargs={cosine_kwargs!r:.60}"
+        )
     cycles = list(cosine_kwargs)
+    for i, kwargs in enumerate(cycles):
+        if not isinstance(kwargs, Mapping):
+            raise TypeError(
+                f"{fn}: cosine_kwargs[{i}] must be a dict of warmup_cosine_decay_schedule "
+                f"arguments, got {kwargs!r:.60}"
+            )
     if not cycles:
         raise ValueError(f"{fn}: cosine_kwargs must hold at least one cycle, got []")
     schedules, boundaries, step = [], [], 0

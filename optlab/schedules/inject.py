@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -20,10 +21,11 @@ import numpy as np
 from optlab.core.base import GradientTransformation, OptState, gated_update, register_gated
 from optlab.core.combine import with_extra_args_support
 from optlab.core.numerics import gate, safe_increment, zero_count
+from optlab.core.validation import check_callable, check_dtype
 
 
 class InjectHyperparamsState(NamedTuple):
-    """State of a transformation made by :func:`inject_hyperparams`.
+    """State of a transformation made by :func:`inject_hyperparams` (optax's fields).
 
     Attributes:
       count: number of updates applied.
@@ -31,12 +33,27 @@ class InjectHyperparamsState(NamedTuple):
         is stored here and used by every following update until overwritten (see
         :func:`set_hyperparams`); a schedule's entry is the value the last update used (before
         any update, its value at step 0) and is recomputed from the schedule at each update.
+      hyperparams_states: ``{name: state}`` of each stateful schedule (an object with
+        ``init()``, ``update(state, **extra_args)`` and ``__call__(state, **extra_args)``, as
+        optax's ``StatefulSchedule``); empty when there is none.
       inner_state: the state of the wrapped transformation.
     """
 
     count: jax.Array
     hyperparams: dict[str, jax.Array]
+    hyperparams_states: dict[str, Any]
     inner_state: OptState
+
+
+def is_stateful_schedule(value: Any) -> bool:
+    """Whether ``value`` is a stateful schedule: callable, with ``init()`` and
+    ``update(state, **extra_args)`` (optax's ``StatefulSchedule`` protocol)."""
+    return (
+        callable(value)
+        and callable(getattr(value, "init", None))
+        and callable(getattr(value, "update", None))
+        and not isinstance(value, type)
+    )
 
 
 def _is_numeric(value: Any) -> bool:
@@ -87,6 +104,11 @@ def inject_hyperparams(
     provided the factory does its arithmetic on hyperparameters in ``jax.numpy`` (a Python
     ``1.0 - b1`` on a float is computed in float64, on an injected scalar in float32).
 
+    A stateful schedule (optax's ``StatefulSchedule``: an object with ``init()``,
+    ``update(state, **extra_args)`` and ``__call__(state, **extra_args)``) given for a
+    hyperparameter keeps its state in ``state.hyperparams_states`` and sees the extra
+    arguments of ``update`` (``value=``, ...).
+
     The arguments are checked eagerly, as the factory itself checks them.
 
     Args:
@@ -108,6 +130,25 @@ def inject_hyperparams(
       >>> print(u, ol.get(state, "learning_rate"))
       [-0.5 -0.5] 0.5
     """
+    check_callable(
+        "inject_hyperparams",
+        "inner_factory",
+        inner_factory,
+        what="a factory returning a transformation (ol.adam, not ol.adam(1e-3))",
+    )
+    if isinstance(inner_factory, tuple) and hasattr(inner_factory, "update"):
+        raise TypeError(
+            "inject_hyperparams: inner_factory must be a factory returning a transformation "
+            "(ol.adam, not ol.adam(1e-3)), got a transformation"
+        )
+    if not isinstance(static_args, str) and not (
+        isinstance(static_args, Iterable) and all(isinstance(a, str) for a in static_args)
+    ):
+        raise TypeError(
+            f"inject_hyperparams: static_args must be a name or names of arguments, got "
+            f"static_args={static_args!r:.60}"
+        )
+    check_dtype("inject_hyperparams", "hyperparam_dtype", hyperparam_dtype)
     static = {static_args} if isinstance(static_args, str) else set(static_args)
     signature = inspect.signature(inner_factory)
     name = getattr(inner_factory, "__name__", repr(inner_factory))
@@ -125,14 +166,16 @@ def inject_hyperparams(
             raise TypeError(f"inject_hyperparams({name}): {err}") from err
         bound.apply_defaults()
         kinds = {n: p.kind for n, p in signature.parameters.items()}
-        schedules, numbers = {}, {}
+        schedules, stateful, numbers = {}, {}, {}
         for arg, value in bound.arguments.items():
             if arg in static or kinds[arg] in (
                 inspect.Parameter.VAR_POSITIONAL,
                 inspect.Parameter.VAR_KEYWORD,
             ):
                 continue
-            if callable(value) and not (arg == "mask" or arg.endswith("_mask")):
+            if is_stateful_schedule(value):
+                stateful[arg] = value
+            elif callable(value) and not (arg == "mask" or arg.endswith("_mask")):
                 schedules[arg] = value
             elif _is_numeric(value):
                 numbers[arg] = value
@@ -141,6 +184,8 @@ def inject_hyperparams(
         check = inspect.BoundArguments(signature, bound.arguments.copy())
         for arg, schedule in schedules.items():
             check.arguments[arg] = schedule(zero_count())
+        for arg, schedule in stateful.items():
+            check.arguments[arg] = schedule(schedule.init())
         inner_factory(*check.args, **check.kwargs)
 
         def build(hyperparams):
@@ -149,35 +194,56 @@ def inject_hyperparams(
                 call.arguments[arg] = value
             return inner_factory(*call.args, **call.kwargs)
 
-        def current(hyperparams, count):
+        def current(hyperparams, count, schedule_states, extra_args):
             values = dict(hyperparams)
             for arg, schedule in schedules.items():
                 values[arg] = _store(schedule(count), hyperparam_dtype)
+            for arg, schedule in stateful.items():
+                values[arg] = _store(schedule(schedule_states[arg], **extra_args), hyperparam_dtype)
             return values
 
         def init_fn(params):
             count = zero_count()
             stored = {arg: _store(v, hyperparam_dtype) for arg, v in numbers.items()}
-            hyperparams = current(stored, count)
+            schedule_states = {arg: f.init() for arg, f in stateful.items()}
+            hyperparams = current(stored, count, schedule_states, {})
             return InjectHyperparamsState(
-                count=count, hyperparams=hyperparams, inner_state=build(hyperparams).init(params)
+                count=count,
+                hyperparams=hyperparams,
+                hyperparams_states=schedule_states,
+                inner_state=build(hyperparams).init(params),
             )
 
+        def step(state, extra_args):
+            """The hyperparameters of this update and the schedules' next states."""
+            hyperparams = current(
+                state.hyperparams, state.count, state.hyperparams_states, extra_args
+            )
+            schedule_states = {
+                arg: f.update(state.hyperparams_states[arg], **extra_args)
+                for arg, f in stateful.items()
+            }
+            return hyperparams, schedule_states
+
         def update_fn(updates, state, params=None, **extra_args):
-            hyperparams = current(state.hyperparams, state.count)
+            hyperparams, schedule_states = step(state, extra_args)
             update = with_extra_args_support(build(hyperparams)).update
             updates, inner_state = update(updates, state.inner_state, params, **extra_args)
             return updates, InjectHyperparamsState(
                 count=safe_increment(state.count),
                 hyperparams=hyperparams,
+                hyperparams_states=schedule_states,
                 inner_state=inner_state,
             )
 
         def gated(state):
             # Gated (apply_if_finite's fused guard) when the transformation built from the
             # current hyperparameters can be: the scalars here are selected, the inner state
-            # is gated by the inner transformation itself.
-            hyperparams = current(state.hyperparams, state.count)
+            # is gated by the inner transformation itself. Stateful schedules may read extra
+            # arguments, so that case runs under lax.cond instead.
+            if stateful:
+                return None
+            hyperparams, _ = step(state, {})
             inner = with_extra_args_support(build(hyperparams))
             inner_gated = gated_update(inner, state.inner_state)
             if inner_gated is None:
@@ -190,6 +256,7 @@ def inject_hyperparams(
                 return updates, InjectHyperparamsState(
                     count=gate(keep, safe_increment(state.count), state.count),
                     hyperparams=gate(keep, hyperparams, state.hyperparams),
+                    hyperparams_states={},
                     inner_state=inner_state,
                 )
 
@@ -198,6 +265,36 @@ def inject_hyperparams(
         return register_gated(GradientTransformation(init_fn, update_fn), gated)
 
     return wrapped
+
+
+def inject_stateful_hyperparams(
+    inner_factory: Callable[..., GradientTransformation],
+    static_args: str | Iterable[str] = (),
+    hyperparam_dtype: Any = None,
+) -> Callable[..., GradientTransformation]:
+    """optax's deprecated name of :func:`inject_hyperparams`, which takes stateful schedules.
+
+    A stateful schedule (optax's ``StatefulSchedule``: ``init() -> state``, ``update(state,
+    **extra_args) -> state`` and ``__call__(state, **extra_args) -> value``, e.g. a value
+    driven by the loss passed as ``update(..., value=loss)``) keeps its state in
+    ``state.hyperparams_states``. Kept so that code written for optax runs unchanged; like
+    optax's, it warns with a ``DeprecationWarning``.
+
+    Args:
+      inner_factory: a function returning a ``GradientTransformation``.
+      static_args: names of arguments never to treat as hyperparameters.
+      hyperparam_dtype: if given, floating hyperparameters are stored in this dtype.
+
+    Returns:
+      What :func:`inject_hyperparams` returns.
+    """
+    warnings.warn(
+        "inject_stateful_hyperparams is deprecated, use inject_hyperparams instead "
+        "(it takes stateful schedules)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return inject_hyperparams(inner_factory, static_args, hyperparam_dtype)
 
 
 def _is_namedtuple(x: Any) -> bool:

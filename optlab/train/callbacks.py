@@ -94,9 +94,18 @@ def _finite(tree: Any) -> jax.Array:
     return tree_all_finite(floats)
 
 
+def _check_state(fn: str, state: Any) -> None:
+    if not isinstance(state, TrainState):
+        raise TypeError(
+            f"{fn}: state must be an optlab.TrainState (run.state in a callback), got "
+            f"state={state!r:.60} ({type(state).__name__})"
+        )
+
+
 def state_is_finite(state: TrainState) -> bool:
     """Whether every floating array of the state (parameters, model and optimizer state) is
     finite."""
+    _check_state("state_is_finite", state)
     return bool(_finite((state.params, state.model_state, state.opt_state)))
 
 
@@ -304,6 +313,7 @@ def injected_learning_rate(state: TrainState) -> bool:
 
     Checked by setting a probe value and running one update with zero gradients, eagerly.
     """
+    _check_state("injected_learning_rate", state)
     lr = readable_learning_rate(state.opt_state)
     if lr is None:
         return False

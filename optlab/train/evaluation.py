@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from optlab.core.validation import check_int_range
+from optlab.core.validation import check_array, check_int_range
 from optlab.data.batching import Batches, batches
 from optlab.nn.apply import functional
 from optlab.train.state import TrainState
@@ -149,6 +149,8 @@ def evaluate(
     x, y = as_arrays(fn, data, "data", split="test")
     if isinstance(metrics, str) and metrics == "auto":
         metrics = default_metrics(y)
+    elif isinstance(metrics, str):  # one name
+        metrics = (metrics,)
     size = resolve_batch_size(fn, "batch_size", batch_size, int(x.shape[0]))
     state = _inference_state(fn, model)
     try:
@@ -187,7 +189,7 @@ def predict(model: nnx.Module, x: Any, *, batch_size: int | None = None) -> jax.
       (5, 2) True
     """
     fn = "predict"
-    x = np.asarray(x)
+    x = np.asarray(check_array(fn, "x", x))
     if x.ndim == 0 or x.shape[0] == 0:
         raise ValueError(f"{fn}: x must have at least one row, got x.shape={x.shape}")
     if np.issubdtype(x.dtype, np.floating) and x.dtype != np.float32:
@@ -196,5 +198,11 @@ def predict(model: nnx.Module, x: Any, *, batch_size: int | None = None) -> jax.
     size = resolve_batch_size(fn, "batch_size", batch_size, n)
     state = _inference_state(fn, model)
     stacked = batches(jnp.asarray(x), None, size, 0, drop_remainder=False, shuffle=False)
-    out = _predict(state.apply, state.params, state.model_state, stacked.x)
+    try:
+        out = _predict(state.apply, state.params, state.model_state, stacked.x)
+    except (TypeError, ValueError) as err:  # raised while tracing: rows of the wrong width
+        raise ValueError(
+            f"{fn}: the model cannot take x of shape {x.shape} (rows of shape {x.shape[1:]}): "
+            f"{str(err).splitlines()[0]}"
+        ) from None
     return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:])[:n], out)

@@ -14,7 +14,6 @@ continues exactly as an uninterrupted one.
 from __future__ import annotations
 
 import collections
-import functools
 import math
 import os
 import time
@@ -97,17 +96,26 @@ def epoch_keys(data_key: jax.Array, epoch: Any) -> tuple[jax.Array, jax.Array]:
     return keys[0], keys[1]
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("step_fn", "batch_size", "drop_remainder", "augment"),
-    donate_argnames=("state",),
-)
-def _fit_epoch(
-    step_fn, state, x, y, data_key, epoch, metric, *, batch_size, drop_remainder, augment
+def fit_epoch(
+    step_fn, state, x, y, data_key, epoch, metric=None, *, batch_size, drop_remainder, augment
 ):
+    """One epoch of :func:`fit`, not compiled: the function ``fit`` compiles (and
+    ``optlab.tune`` vmaps over the members of a sweep, so a member runs fit's computation).
+
+    The order and augmentation keys come from :func:`epoch_keys` of ``(data_key, epoch)``;
+    :func:`optlab.data.batches` permutes and stacks the rows and the train step is scanned
+    over them. Returns ``(state, logs)`` as :func:`optlab.train.step.scan_epoch`.
+    """
     order_key, augment_key = epoch_keys(data_key, epoch)
     stacked = batches(x, y, batch_size, order_key, drop_remainder=drop_remainder, shuffle=True)
     return scan_epoch(step_fn, state, stacked, metric, augment, augment_key)
+
+
+_fit_epoch = jax.jit(
+    fit_epoch,
+    static_argnames=("step_fn", "batch_size", "drop_remainder", "augment"),
+    donate_argnames=("state",),
+)
 
 
 def nonfinite_rows(*arrays: Any) -> np.ndarray:
@@ -329,8 +337,8 @@ def fit(
     )
     initial_epoch = restore_run(run, resume_from) if resume_from is not None else 0
     if mesh is not None:
-        step_fn, run.state, (x, y) = place_fit(
-            step_fn, run.state, (x, y), mesh, shard_optimizer_state
+        step_fn, eval_fn, run.state, (x, y) = place_fit(
+            step_fn, eval_fn, run.state, (x, y), mesh, shard_optimizer_state, in_order
         )
     data_key = jax.random.key(run.seed)
     val_batches = None

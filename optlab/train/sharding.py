@@ -29,7 +29,7 @@ XLA then reduce-scatters the gradients, updates each shard and all-gathers the p
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -37,8 +37,10 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from optlab.data.batching import Batches
+from optlab.train.callbacks import ModelCheckpoint
 
 DATA_AXIS = "data"
+POP_AXIS = "pop"
 
 
 def check_mesh(fn: str, mesh: Any, axis: str = DATA_AXIS) -> None:
@@ -228,6 +230,25 @@ class DataParallelStep:
         return _constrain(state, shardings), logs
 
 
+@dataclasses.dataclass(frozen=True)
+class DataParallelEval:
+    """An evaluation step whose batch rows are split over the mesh's ``axis`` when their
+    number is a multiple of its size (else the batch is evaluated replicated); hashable."""
+
+    eval_fn: Callable[..., Any]
+    mesh: Mesh
+    axis: str = DATA_AXIS
+
+    def __call__(self, state: Any, batch: Any) -> Any:
+        rows = jax.tree.leaves(batch)[0].shape[0]
+        if rows % data_size(self.mesh, self.axis) == 0 and isinstance(
+            batch, Batches | tuple | list | dict
+        ):
+            sharding = batch_sharding(self.mesh, axis=self.axis)
+            batch = jax.tree.map(lambda a: _constrain(a, sharding), batch)
+        return self.eval_fn(state, batch)
+
+
 def data_parallel(
     step_fn: Callable[..., Any],
     mesh: Mesh,
@@ -284,6 +305,50 @@ def data_parallel(
     return DataParallelStep(step_fn, auto_mesh(mesh), shard_optimizer_state, axis)
 
 
+def population_sharding(tree: Any, mesh: Mesh, *, axis: str = POP_AXIS) -> Any:
+    """The sharding of a population (every leaf stacked over members on axis 0): members
+    split over the mesh's ``axis``, the other axes replicated."""
+    sharding = NamedSharding(auto_mesh(mesh), PartitionSpec(axis))
+    return jax.tree.map(lambda _: sharding, tree)
+
+
+def shard_population(tree: Any, mesh: Mesh, *, axis: str = POP_AXIS) -> Any:
+    r"""Places a population on the mesh, its members split over ``axis`` (default ``pop``).
+
+    A sweep runs :math:`P` members (configurations, seeds) as one program, ``jax.vmap`` over
+    a leading member axis of the states (and of any per-member inputs). Placed with this
+    function, each of the :math:`k` devices of ``axis`` holds :math:`P/k` members, and the
+    vmapped program runs on them with no communication between members. On a mesh
+    ``("pop", "data")`` vmap a :func:`data_parallel` step with ``spmd_axis_name="pop"``:
+    members over ``pop``, each member's batch rows over ``data``.
+
+    Args:
+      tree: a pytree whose leaves are stacked over members on axis 0 (e.g. a vmapped
+        :class:`~optlab.train.state.TrainState`).
+      mesh: a ``jax.sharding.Mesh`` with an axis named ``axis``.
+      axis: the mesh axis the members are split over.
+
+    Returns:
+      The placed tree.
+
+    Raises:
+      ValueError: the number of members is not a multiple of the ``axis`` size.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from optlab.train.sharding import shard_population
+      >>> mesh = jax.make_mesh((1,), ("pop",))
+      >>> members = shard_population({"lr": jnp.array([0.1, 0.2])}, mesh)
+      >>> print(members["lr"].sharding.spec)
+      P('pop',)
+    """
+    check_mesh("shard_population", mesh, axis)
+    members = jax.tree.leaves(tree)[0].shape[0]
+    check_batch_size("shard_population", "the number of members", members, mesh, axis)
+    return put(tree, population_sharding(tree, mesh, axis=axis))
+
+
 def check_fit_options(fn: str, mesh: Any, shard_optimizer_state: Any, batch_size: int) -> None:
     """Checks ``fit``'s ``mesh``, ``shard_optimizer_state`` and the batch size against the
     mesh (``mesh=None`` accepts anything but ``shard_optimizer_state=True``)."""
@@ -301,10 +366,30 @@ def check_fit_options(fn: str, mesh: Any, shard_optimizer_state: Any, batch_size
 
 
 def place_fit(
-    step_fn: Callable, state: Any, arrays: Any, mesh: Mesh, shard_optimizer_state: bool
-) -> tuple[DataParallelStep, Any, Any]:
-    """``fit``'s inputs on the mesh: the data-parallel step, the placed state and the
-    training arrays replicated (each epoch's permutation then stacks the batches on the
-    devices, and each step's rows are split over the ``data`` axis)."""
+    step_fn: Callable,
+    eval_fn: Callable,
+    state: Any,
+    arrays: Any,
+    mesh: Mesh,
+    shard_optimizer_state: bool,
+    callbacks: Sequence[Any] = (),
+) -> tuple[DataParallelStep, DataParallelEval, Any, Any]:
+    """``fit``'s inputs on the mesh: the data-parallel train and evaluation steps, the
+    placed state and the training arrays replicated (each epoch's permutation then stacks the
+    batches on the devices, and each step's rows are split over the ``data`` axis).
+
+    Raises:
+      ValueError: a ``ModelCheckpoint`` among the callbacks of a job of several processes
+        (each process would write the same folders: not supported).
+    """
+    if jax.process_count() > 1:
+        for cb in callbacks:
+            if isinstance(cb, ModelCheckpoint):
+                raise ValueError(
+                    f"fit: ModelCheckpoint is not supported in a job of {jax.process_count()} "
+                    "processes yet (every process would write the same checkpoint folders); "
+                    "train without it, or on one process with several devices"
+                )
     step = data_parallel(step_fn, mesh, shard_optimizer_state=shard_optimizer_state)
-    return step, put(state, step.state_sharding(state)), replicate(arrays, mesh)
+    evaluate = DataParallelEval(eval_fn, step.mesh)
+    return step, evaluate, put(state, step.state_sharding(state)), replicate(arrays, mesh)

@@ -117,14 +117,17 @@ def resolve_metrics(fn: str, metrics: Sequence[str | MetricFn] | None) -> dict[s
         if isinstance(m, str):
             if m not in _BUILTIN_METRICS:
                 raise ValueError(
-                    f"{fn}: unknown metric {m!r}; known names: {', '.join(_BUILTIN_METRICS)} "
+                    f"{fn}: unknown metric {m!r} in metrics; known names: "
+                    f"{', '.join(_BUILTIN_METRICS)} "
                     "(or pass a function f(predictions, targets))"
                 )
             out["accuracy" if m == "acc" else m] = _BUILTIN_METRICS[m]
         elif callable(m):
             out[getattr(m, "__name__", f"metric_{len(out)}")] = m
         else:
-            raise TypeError(f"{fn}: a metric must be a name or a function, got {m!r}")
+            raise TypeError(
+                f"{fn}: metrics must hold metric names or functions, got {m!r} in metrics"
+            )
     return out
 
 
@@ -533,6 +536,22 @@ def train_epoch(
       >>> print(int(state.step), float(logs["learning_rate"]), int(logs["skipped_steps"]))
       5 0.1 0
     """
+    if not callable(step_fn):
+        raise TypeError(
+            f"train_epoch: step_fn must be a train step (make_train_step(loss)), got "
+            f"step_fn={step_fn!r:.60} ({type(step_fn).__name__})"
+        )
+    if not isinstance(state, TrainState):
+        raise TypeError(
+            f"train_epoch: state must be an optlab.TrainState (TrainState.create(model, tx)), "
+            f"got state={state!r:.60} ({type(state).__name__})"
+        )
+    x, _, _ = split_batch("train_epoch: batches", batches)
+    if any(jnp.ndim(leaf) < 2 for leaf in jax.tree.leaves(x)):
+        raise ValueError(
+            "train_epoch: batches must be stacked to (num_batches, batch_size, ...) "
+            "(optlab.data.batches makes them)"
+        )
     return scan_epoch(step_fn, state, batches, metric)
 
 

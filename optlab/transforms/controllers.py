@@ -27,7 +27,7 @@ from optlab.core.numerics import (
     tree_zeros_like,
     zero_count,
 )
-from optlab.core.validation import check_in_range, check_nonnegative
+from optlab.core.validation import check_bool, check_in_range, check_nonnegative, check_number
 from optlab.schedules._common import check_choice, check_steps
 
 
@@ -294,6 +294,8 @@ def bold_driver(
     check_in_range(fn, "increase", increase, 1.0, float("inf"))
     check_in_range(fn, "decrease", decrease, 0.0, 1.0, low_closed=False)
     check_nonnegative(fn, "min_scale", min_scale)
+    check_bool(fn, "reject", reject)
+    check_number(fn, "max_scale", max_scale, allow_array=True)
     if isinstance(max_scale, float | int) and not max_scale > 0:
         raise ValueError(f"{fn}: max_scale must be > 0, got max_scale={max_scale!r}")
     _check_common(fn, "min", monitor)
@@ -417,6 +419,7 @@ def early_stopping(
     fn = "early_stopping"
     check_steps(fn, "patience", patience, 0)
     check_nonnegative(fn, "min_delta", min_delta)
+    check_bool(fn, "freeze", freeze)
     _check_common(fn, mode, monitor)
 
     def init_fn(params):

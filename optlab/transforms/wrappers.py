@@ -286,7 +286,7 @@ class MultiSteps:
             none=True,
             what="a function (updates, gradient_step, params) -> (skip, skip_state)",
         )
-        check_dtype("MultiSteps", "accumulator_dtype", accumulator_dtype)
+        check_dtype("MultiSteps", "accumulator_dtype", accumulator_dtype, kind="inexact")
         self._opt = opt
         self._opt_update = with_extra_args_support(opt).update
         self._every_k_schedule = every_k_schedule

@@ -115,7 +115,7 @@ def test_a_gz_name_on_plain_bytes(tmp_path):
         pytest.param(
             lambda: od.write_idx("/tmp/a-idx1-ubyte", np.zeros(3, np.int64)),
             ValueError,
-            "IDX has no element type for dtype int64",
+            "array has dtype int64, which IDX has no element type for",
             id="int64",
         ),
     ],

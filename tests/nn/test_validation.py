@@ -66,7 +66,12 @@ CASES = [
     ("Dense-init-int", lambda: onn.Dense(2, 2, kernel_init=3, rngs=0), TypeError, "initializer"),
     # Activations by name
     ("act-typo", lambda: onn.Activation("rleu"), ValueError, "did you mean 'relu'"),
-    ("act-int", lambda: onn.Activation(3), TypeError, "Activation: activation must be a name"),
+    (
+        "act-int",
+        lambda: onn.Activation(3),
+        TypeError,
+        "Activation: spec must be an activation name",
+    ),
     (
         "leaky-nan",
         lambda: onn.get_activation("leaky_relu", negative_slope=NAN),
@@ -93,7 +98,7 @@ CASES = [
     ("init-stddev-neg", lambda: onn.get_initializer("normal", stddev=-1.0), ValueError, ">= 0"),
     ("init-stddev-str", lambda: onn.get_initializer("normal", stddev="1"), TypeError, "stddev"),
     ("init-value-inf", lambda: onn.get_initializer("constant", value=INF), ValueError, "value"),
-    ("init-int", lambda: onn.get_initializer(5), TypeError, "get_initializer: initializer must"),
+    ("init-int", lambda: onn.get_initializer(5), TypeError, "get_initializer: spec must be an"),
     ("init-fan-in", lambda: onn.get_initializer("torch_default", fan_in=2.5), TypeError, "fan_in"),
     # MLP
     ("MLP-hidden-int", lambda: onn.MLP(3, 64, 2, rngs=0), TypeError, "MLP: hidden must be a tuple"),

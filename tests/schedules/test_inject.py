@@ -1,5 +1,7 @@
 """inject_hyperparams, set_hyperparams and reading values with optlab.get."""
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -272,3 +274,61 @@ def test_every_registered_optimizer_can_be_wrapped():
             spec.kwargs()["learning_rate"]
         ), name
         assert int(ol.get(state, "count")) == len(grads), name
+
+
+class LossDrivenSchedule:
+    """optax's StatefulSchedule protocol: the value is the running mean of the losses seen."""
+
+    def init(self):
+        return {"total": jnp.zeros([]), "n": jnp.zeros([])}
+
+    def update(self, state, *, value, **extra_args):
+        del extra_args
+        return {"total": state["total"] + value, "n": state["n"] + 1.0}
+
+    def __call__(self, state, **extra_args):
+        del extra_args
+        return state["total"] / jnp.maximum(state["n"], 1.0)
+
+
+@pytest.mark.parametrize("wrap", ["inject_hyperparams", "inject_stateful_hyperparams"])
+def test_stateful_schedules_match_optax(wrap):
+    params = {"w": jnp.asarray([1.0, -2.0])}
+    grads = {"w": jnp.asarray([0.5, 0.25])}
+    losses = [3.0, 1.0, 2.0]
+
+    def run(lib):
+        with (
+            pytest.warns(DeprecationWarning)
+            if wrap != "inject_hyperparams"
+            else contextlib.nullcontext()
+        ):
+            tx = getattr(lib, wrap)(lib.scale)(step_size=LossDrivenSchedule())
+        state = tx.init(params)
+        out = []
+        for loss in losses:
+            u, state = jax.jit(tx.update)(grads, state, params, value=jnp.asarray(loss))
+            out.append((np.asarray(u["w"]), float(state.hyperparams["step_size"])))
+        return out, state
+
+    ours, state = run(ol)
+    theirs, ref_state = run(optax)
+    for (u, step), (ref_u, ref_step) in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(u, ref_u)
+        assert step == ref_step
+    assert state._fields == ref_state._fields
+    assert float(state.hyperparams_states["step_size"]["total"]) == sum(losses)
+    # the value used at step t is the mean of the losses before it: 0 (none), 3, 2
+    assert [step for _, step in ours] == [0.0, 3.0, 2.0]
+
+
+def test_hyperparam_dtype_stores_the_dtype_asked_for():
+    params = jnp.ones(3, jnp.bfloat16)
+    tx = ol.inject_hyperparams(ol.adam, hyperparam_dtype=jnp.bfloat16)(learning_rate=0.1)
+    state = tx.init(params)
+    assert state.hyperparams["learning_rate"].dtype == jnp.bfloat16
+    assert state.hyperparams["b2"].dtype == jnp.bfloat16
+    ref = optax.inject_hyperparams(optax.adam, hyperparam_dtype=jnp.bfloat16)(learning_rate=0.1)
+    u, _ = tx.update(params, state, params)
+    ref_u, _ = ref.update(params, ref.init(params), params)
+    np.testing.assert_array_equal(np.asarray(u, np.float32), np.asarray(ref_u, np.float32))

@@ -2,8 +2,9 @@
 
 The environment names the job (``OPTLAB_COORDINATOR``, ``OPTLAB_NUM_PROCESSES``,
 ``OPTLAB_PROCESS_ID``); each process simulates 2 CPU devices, so the mesh spans 4 devices on
-2 processes. Both train the same fit data-parallel; process 0 writes the parameters and
-BatchNorm statistics to ``OUT`` (an ``.npz``) for the test to compare with one process.
+2 processes. Both train the same fit data-parallel (with validation); process 0 writes the
+validation losses, the parameters and BatchNorm statistics to ``OUT`` (an ``.npz``) for the
+test to compare with one process.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ def run(mesh=None):
         epochs=2,
         batch_size=16,
         seed=3,
+        validation_split=0.25,
         progress=False,
         mesh=mesh,
     )
-    return history, [
-        np.asarray(a) for a in jax.tree.leaves(nnx.state(model, nnx.Param, nnx.BatchStat))
-    ]
+    arrays = jax.tree.leaves(nnx.state(model, nnx.Param, nnx.BatchStat))
+    return history, [np.asarray(history["val_loss"]), *(np.asarray(a) for a in arrays)]
 
 
 def main(out: str) -> None:
@@ -50,9 +51,23 @@ def main(out: str) -> None:
     config = distributed.initialize(initialization_timeout=120)
     assert config.sources["process_id"] == "OPTLAB_PROCESS_ID", config
     assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
-    _, leaves = run(jax.make_mesh((4,), ("data",)))
+    mesh = jax.make_mesh((4,), ("data",))
+    _, leaves = run(mesh)
+    try:  # refused before anything is written (every process would write the same folders)
+        ol.fit(
+            Tiny(),
+            ol.sgd(0.1),
+            DATA,
+            loss=xent,
+            mesh=mesh,
+            progress=False,
+            callbacks=[ol.callbacks.ModelCheckpoint(os.path.dirname(out) + "/ckpt")],
+        )
+        refusal = ""
+    except ValueError as err:
+        refusal = str(err)
     if jax.process_index() == 0:
-        np.savez(out, *leaves)
+        np.savez(out, *leaves, refusal=refusal)
     distributed.shutdown()
 
 

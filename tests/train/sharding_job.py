@@ -26,7 +26,13 @@ import numpy as np
 from flax import nnx
 
 import optlab as ol
-from optlab.train.sharding import data_parallel, shard_batches, shard_state
+from optlab.train.sharding import (
+    data_parallel,
+    shard_batches,
+    shard_population,
+    shard_state,
+)
+from optlab.train.step import scan_epoch
 from tests.train.models import Tiny, blobs, xent
 
 EPOCHS = 4
@@ -48,13 +54,14 @@ def model_arrays(model) -> list[np.ndarray]:
 
 def run(mesh=None, *, epochs=EPOCHS, zero=False, **kw):
     model = Tiny(dropout=0.25, batchnorm=True, seed=1)
-    history, _ = ol.fit(
+    history, model = ol.fit(
         model,
         make_tx(),
         DATA,
         loss=xent,
         epochs=epochs,
         batch_size=BATCH,
+        validation_split=0.25,  # 24 rows: evaluated split over 4 and 8 devices
         seed=5,
         progress=False,
         mesh=mesh,
@@ -81,14 +88,18 @@ def main(out_dir: str) -> None:
     history, model = run(None)
     keep("one", model)
     facts["loss/one"] = history["loss"]
-    for n in (4, 8):
-        history, model = run(jax.make_mesh((n,), ("data",)))
-        keep(f"data{n}", model)
-        facts[f"loss/data{n}"] = history["loss"]
-        facts[f"param_specs/data{n}"] = specs(history.state.params)
-        facts[f"opt_specs/data{n}"] = specs(history.state.opt_state)
-    history, model = run(jax.make_mesh((8,), ("data",)), zero=True)
+    facts["val_loss/one"] = history["val_loss"]
+    history, model = run(jax.make_mesh((4,), ("data",)))
+    keep("data4", model)
+    facts["loss/data4"] = history["loss"]
+    facts["val_loss/data4"] = history["val_loss"]
+    facts["param_specs/data4"] = specs(history.state.params)
+    facts["opt_specs/data4"] = specs(history.state.opt_state)
+    history, model = run(jax.make_mesh((8,), ("data",)), zero=True)  # 8 devices, ZeRO-1
     keep("zero8", model)
+    facts["loss/zero8"] = history["loss"]
+    facts["val_loss/zero8"] = history["val_loss"]
+    facts["param_specs/zero8"] = specs(history.state.params)
     facts["opt_specs/zero8"] = specs(history.state.opt_state)
     facts["opt_shapes/zero8"] = [list(a.shape) for a in jax.tree.leaves(history.state.opt_state)]
     facts["opt_shard_shapes/zero8"] = [
@@ -137,9 +148,50 @@ def main(out_dir: str) -> None:
         arrays[f"functional_one/{i}"] = np.asarray(a)
         arrays[f"functional_data4/{i}"] = np.asarray(b)
     one_batch = shard_batches((stacked[0][0], stacked[1][0]), mesh)
-    hlo = jax.jit(dp).lower(state, one_batch).compile().as_text()
-    facts["functional/all_reduce"] = "all-reduce" in hlo
+    compiled = jax.jit(dp).lower(state, one_batch).compile()
+    facts["functional/all_reduce"] = "all-reduce" in compiled.as_text()
+    # Per-device argument bytes of the ZeRO-1 step against the replicated one, and the
+    # optimizer state's bytes, whole and per device (from the arrays themselves).
+    replicated = shard_state(state, mesh)
+    plain_step = jax.jit(data_parallel(step, mesh)).lower(replicated, one_batch).compile()
+    facts["functional/argument_bytes"] = [
+        plain_step.memory_analysis().argument_size_in_bytes,
+        compiled.memory_analysis().argument_size_in_bytes,
+    ]
+    facts["functional/opt_bytes"] = [
+        sum(a.nbytes for a in jax.tree.leaves(state.opt_state)),
+        sum(a.addressable_shards[0].data.nbytes for a in jax.tree.leaves(state.opt_state)),
+    ]
     facts["functional/opt_specs"] = specs(state.opt_state)
+
+    # A population (4 members: seeds) vmapped, members over "pop" (and rows over "data").
+    tx = make_tx()
+    members = [
+        ol.TrainState.create(Tiny(dropout=0.25, batchnorm=True, seed=s), tx, seed=s)
+        for s in range(4)
+    ]
+    population = jax.tree.map(lambda *a: jnp.stack(a), *members)
+    for i, member in enumerate(members):  # each member alone, one device, no vmap
+        alone, _ = ol.train_epoch(step, member, stacked)
+        for j, a in enumerate(jax.tree.leaves(alone.params)):
+            arrays[f"member{i}/{j}"] = np.asarray(a)
+    for name, shape in {"pop4": (4, 1), "pop2data2": (2, 2)}.items():
+        mesh = jax.make_mesh(shape, ("pop", "data"))
+        member_step = data_parallel(step, mesh)
+        epoch = jax.jit(
+            jax.vmap(
+                lambda st, b, f=member_step: scan_epoch(f, st, b)[0],
+                (0, None),
+                0,
+                spmd_axis_name="pop",
+            )
+        )
+        placed = shard_population(population, mesh)
+        trained = epoch(placed, shard_batches(stacked, mesh, stacked=True))
+        facts[f"{name}/specs"] = sorted(set(specs(trained.params)))
+        for i in range(4):
+            for j, a in enumerate(jax.tree.leaves(trained.params)):
+                arrays[f"{name}_member{i}/{j}"] = np.asarray(a[i])
 
     np.savez(out / "runs.npz", **arrays)
     (out / "facts.json").write_text(json.dumps(facts))

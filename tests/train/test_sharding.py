@@ -52,20 +52,24 @@ def _assert_close(a, b):
         np.testing.assert_allclose(x, y, rtol=0, atol=TOL)
 
 
-@pytest.mark.parametrize("devices", [4, 8])
-def test_data_parallel_fit_equals_one_device(job, devices):
+@pytest.mark.parametrize("run", ["data4", "zero8"])
+def test_data_parallel_fit_equals_one_device(job, run):
+    """4 devices, and 8 devices with the optimizer state sharded (ZeRO-1), against one."""
     runs, facts = job
     assert facts["devices"] == 8
-    _assert_close(runs[f"data{devices}"], runs["one"])
-    np.testing.assert_allclose(facts[f"loss/data{devices}"], facts["loss/one"], rtol=0, atol=TOL)
-    # parameters and optimizer state replicated without ZeRO
-    assert set(facts[f"param_specs/data{devices}"]) == {"P()"}
-    assert set(facts[f"opt_specs/data{devices}"]) == {"P()"}
+    _assert_close(runs[run], runs["one"])
+    for key in ("loss", "val_loss"):  # validation rows are split over the devices too
+        np.testing.assert_allclose(facts[f"{key}/{run}"], facts[f"{key}/one"], rtol=0, atol=TOL)
+    assert set(facts[f"param_specs/{run}"]) == {"P()"}  # parameters replicated
 
 
-def test_zero1_equals_one_device_and_splits_the_optimizer_state(job):
-    runs, facts = job
-    _assert_close(runs["zero8"], runs["one"])
+def test_without_zero_the_optimizer_state_is_replicated(job):
+    _, facts = job
+    assert set(facts["opt_specs/data4"]) == {"P()"}
+
+
+def test_zero1_splits_the_optimizer_state(job):
+    _, facts = job
     shapes, shards = facts["opt_shapes/zero8"], facts["opt_shard_shapes/zero8"]
     split = 0
     for shape, shard, spec in zip(shapes, shards, facts["opt_specs/zero8"], strict=True):
@@ -102,6 +106,23 @@ def test_functional_data_parallel_step(job):
     _assert_close(runs["functional_data4"], runs["functional_one"])
     assert facts["functional/all_reduce"]  # XLA inserted the gradient reduction
     assert "P('data',)" in facts["functional/opt_specs"]
+    # ZeRO-1 cuts a device's share of the step's inputs by the optimizer state it no longer
+    # holds whole: the compiled step's own accounting against the arrays' shard sizes.
+    plain, zero = facts["functional/argument_bytes"]
+    whole, per_device = facts["functional/opt_bytes"]
+    assert per_device < whole
+    assert plain - zero == whole - per_device
+
+
+@pytest.mark.parametrize("run", ["pop4", "pop2data2"])
+def test_sharded_population_equals_each_member_alone(job, run):
+    """A vmapped population of 4 members (seeds) with members over ``pop`` (and rows over
+    ``data``) against each member trained alone on one device."""
+    runs, facts = job
+    assert facts[f"{run}/specs"] == ["P('pop',)"]  # members split, nothing else
+    for i in range(4):
+        _assert_close(runs[f"{run}_member{i}"], runs[f"member{i}"])
+    assert not np.allclose(runs["member0"][0], runs["member1"][0])  # the members differ
 
 
 def _fit(**kw):

@@ -1,0 +1,76 @@
+"""The optimizer benchmark suite (optlab.train.suite; ``optlab bench`` runs the same).
+
+    .venv/bin/python benchmarks/suite.py [--quick] [--output benchmarks/results/suite]
+    .venv/bin/python benchmarks/suite.py --derive-targets   # rewrites benchmarks/targets.json
+
+The report (report.md, suite.json, profiles.png, sensitivity.png) goes to --output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workloads", default=None)
+    parser.add_argument("--optimizers", default=None)
+    parser.add_argument("--output", default=str(HERE / "results" / "suite"))
+    parser.add_argument("--derive-targets", action="store_true")
+    args = parser.parse_args()
+    import jax
+
+    from optlab.train import suite
+    from optlab.train.suite_report import write_report
+
+    split = lambda s: [n.strip() for n in s.split(",")] if s else None
+    if args.derive_targets:
+        path = HERE / "targets.json"
+        old = json.loads(path.read_text())["workloads"] if path.is_file() else {}
+        for name in split(args.workloads) or list(suite.WORKLOADS):
+            try:
+                old[name] = suite.derive_targets(name, seed=args.seed)
+            except (OSError, ValueError) as err:  # Fashion-MNIST not installed
+                print(f"{name}: skipped ({err})")
+                continue
+            record = {
+                "format": "optlab.bench.targets/1",
+                "note": "validation accuracy targets (AlgoPerf's method, see 'derived'); "
+                "measured on a shared 2-core CPU machine",
+                "versions": {"jax": jax.__version__, "python": platform.python_version()},
+                "workloads": old,
+            }
+            path.write_text(json.dumps(record, indent=1) + "\n")  # after each workload
+            print(f"wrote {path}")
+        return 0
+    targets = suite.load_targets(HERE / "targets.json")
+    results = suite.run_suite(
+        quick=args.quick,
+        seed=args.seed,
+        workloads=split(args.workloads),
+        optimizers=split(args.optimizers),
+        targets=targets,
+        log=lambda line: print(line, flush=True),
+    )
+    results["environment"] = {
+        "jax": jax.__version__,
+        "device": str(jax.devices()[0]),
+        "cpu_count": os.cpu_count(),
+        "note": "measured on a shared 2-core machine under load",
+    }
+    written = write_report(results, args.output)
+    print("wrote", ", ".join(map(str, written)), f"({results['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

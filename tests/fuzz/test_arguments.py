@@ -1,0 +1,220 @@
+"""Every public callable, called with invalid values one argument at a time (issue 11).
+
+The callables come from the package (``optlab.__all__``, ``optlab.nn``, ``optlab.data``,
+``optlab.callbacks``: see :mod:`tests.fuzz.public`), so a new public name is fuzzed without
+editing this file. For each, hypothesis picks an argument and a hostile value (a string,
+``None``, a list, a bool, NaN, an infinity, a negative or zero number, a fraction for an
+integer, a wrong-shape array, an arbitrary object, or a number or text it generates); the only
+acceptable outcomes are a ``TypeError``/``ValueError`` naming the argument, or a success that
+stays finite when used (a transformation: ``init`` and 3 updates on a small tree; a schedule:
+its values; a model: a forward pass; an array: its values). Examples are derandomized, so CI
+draws the same calls every run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fuzz import public
+
+CALLABLES = sorted(public.public_callables())
+
+# Holes the suite found that are still open, each with its reason. They are all in modules the
+# optax-compatibility work (issue 17, branch h/lib) was editing when the suite landed, so they
+# were left to it: remove an entry when its fix lands (the fuzz test then covers the argument).
+DTYPE = "a non-dtype raises numpy's own TypeError, not naming the argument (needs check_dtype)"
+FLAG = "a non-bool is accepted; an array then fails at the update (needs check_bool)"
+CHOICE = "an array compared with `in (...)` raises numpy's ambiguous-truth error (check_choice)"
+ARRAY = "a non-scalar array is accepted and gives NaN or fails later (needs check_scalar)"
+LINESEARCH = "chain() reports 'transforms[2]', not linesearch (needs check_transformation)"
+RAW = "a wrong type reaches jax/Python and fails there, not naming the argument"
+# Closed by the lib branch's checks (h/lib, issue 17; verified by running this suite on a merge of
+# h/fuzz and h/lib): delete this dict once h/lib is in main.
+CLOSED_ON_H_LIB: dict[tuple[str, str], str] = {
+    ("ol.adam", "mu_dtype"): DTYPE,
+    ("ol.adam", "nesterov"): FLAG,
+    ("ol.adam", "nu_dtype"): DTYPE,
+    ("ol.adamw", "mu_dtype"): DTYPE,
+    ("ol.adamw", "nesterov"): FLAG,
+    ("ol.adamw", "nu_dtype"): DTYPE,
+    ("ol.amsgrad", "bias_correction_mu"): FLAG,
+    ("ol.amsgrad", "bias_correction_nu"): FLAG,
+    ("ol.amsgrad", "mu_dtype"): DTYPE,
+    ("ol.bfgs", "linesearch"): LINESEARCH,
+    ("ol.bfgs", "scale_init_precond"): FLAG,
+    ("ol.bold_driver", "reject"): FLAG,
+    ("ol.early_stopping", "freeze"): FLAG,
+    ("ol.inject_hyperparams", "inner_factory"): RAW,
+    ("ol.inject_hyperparams", "static_args"): RAW,
+    ("ol.lbfgs", "linesearch"): LINESEARCH,
+    ("ol.lbfgs", "scale_init_precond"): FLAG,
+    ("ol.minimize", "has_aux"): FLAG,
+    ("ol.nadam", "mu_dtype"): DTYPE,
+    ("ol.nadam", "nu_dtype"): DTYPE,
+    ("ol.nadamw", "mu_dtype"): DTYPE,
+    ("ol.nadamw", "nu_dtype"): DTYPE,
+    ("ol.named_chain", "transforms"): RAW,
+    ("ol.newton", "linesearch"): LINESEARCH,
+    ("ol.rmsprop", "bias_correction"): FLAG,
+    ("ol.rmsprop", "centered"): FLAG,
+    ("ol.rmsprop", "eps_in_sqrt"): FLAG,
+    ("ol.rmsprop", "nesterov"): FLAG,
+    ("ol.scale_by_adam", "mu_dtype"): DTYPE,
+    ("ol.scale_by_adam", "nesterov"): FLAG,
+    ("ol.scale_by_adam", "nu_dtype"): DTYPE,
+    ("ol.scale_by_amsgrad", "bias_correction_mu"): FLAG,
+    ("ol.scale_by_amsgrad", "bias_correction_nu"): FLAG,
+    ("ol.scale_by_amsgrad", "mu_dtype"): DTYPE,
+    ("ol.scale_by_backtracking_linesearch", "store_grad"): FLAG,
+    ("ol.scale_by_lbfgs", "scale_init_precond"): FLAG,
+    ("ol.scale_by_rms", "bias_correction"): FLAG,
+    ("ol.scale_by_rms", "eps_in_sqrt"): FLAG,
+    ("ol.scale_by_stddev", "eps_in_sqrt"): FLAG,
+    ("ol.sgd", "nesterov"): FLAG,
+    ("ol.sgdr_schedule", "cosine_kwargs"): RAW,
+    ("ol.trace", "accumulator_dtype"): DTYPE,
+    ("ol.trace", "nesterov"): FLAG,
+}
+KNOWN_HOLES: dict[tuple[str, str], str] = {
+    ("ol.bold_driver", "max_scale"): RAW,
+    ("ol.cosine_decay_schedule", "decay_steps"): ARRAY,
+    ("ol.cosine_onecycle_schedule", "transition_steps"): ARRAY,
+    ("ol.cyclic_schedule", "mode"): CHOICE,
+    ("ol.cyclic_schedule", "step_size_up"): ARRAY,
+    ("ol.early_stopping", "mode"): CHOICE,
+    ("ol.early_stopping", "patience"): ARRAY,
+    ("ol.epochs_to_steps", "epochs"): ARRAY,
+    ("ol.get", "name"): RAW,
+    ("ol.get", "state"): RAW,
+    ("ol.global_norm", "tree"): RAW,
+    ("ol.inverse_time_decay", "transition_steps"): ARRAY,
+    ("ol.join_schedules", "boundaries"): RAW,
+    ("ol.join_schedules", "schedules"): RAW,
+    ("ol.linear_onecycle_schedule", "transition_steps"): ARRAY,
+    ("ol.linear_schedule", "transition_steps"): ARRAY,
+    ("ol.minimize", "x0"): RAW,
+    ("ol.newton", "solver"): CHOICE,
+    ("ol.piecewise_interpolate_schedule", "interpolate_type"): CHOICE,
+    ("ol.polynomial_schedule", "transition_steps"): ARRAY,
+    ("ol.project_box", "lower"): ARRAY,
+    ("ol.project_box", "upper"): ARRAY,
+    ("ol.reduce_on_plateau", "accumulation_size"): ARRAY,
+    ("ol.reduce_on_plateau", "cooldown"): ARRAY,
+    ("ol.reduce_on_plateau", "mode"): CHOICE,
+    ("ol.reduce_on_plateau", "patience"): ARRAY,
+    ("ol.scale_by_bfgs", "scale_init_precond"): FLAG,
+    ("ol.scale_by_newton", "solver"): CHOICE,
+    ("ol.scale_by_stddev", "bias_correction"): FLAG,
+    ("ol.scale_by_zoom_linesearch", "initial_guess_strategy"): CHOICE,
+    ("ol.set_hyperparams", "state"): RAW,
+    ("ol.skip_large_updates", "max_squared_norm"): RAW,
+    ("ol.skip_large_updates", "updates"): RAW,
+    ("ol.skip_not_finite", "updates"): RAW,
+    ("ol.unitwise_norm", "axis"): RAW,
+    ("ol.unitwise_norm", "x"): RAW,
+    ("ol.warmup_stable_decay_schedule", "decay_type"): CHOICE,
+    **CLOSED_ON_H_LIB,
+}
+
+# Callables whose one valid call costs seconds (training, compiled loops): fewer examples.
+HEAVY = {
+    "ol.fit": 2,
+    "ol.evaluate": 2,
+    "ol.predict": 2,
+    "ol.train_epoch": 2,
+    "ol.minimize": 2,
+    "ol.bfgs": 2,
+    "ol.lbfgs": 2,
+    "ol.newton": 2,
+    "ol.MultiSteps": 2,
+    "data.mnist1d": 2,
+    "ol.save_model": 2,
+    "ol.load_model": 2,
+    "nn.fold_batchnorm": 2,
+    "ol.scale_by_lbfgs": 2,
+    "ol.scale_by_bfgs": 2,
+    "ol.scale_by_newton": 2,
+    "ol.scale_by_zoom_linesearch": 2,
+    "ol.scale_by_backtracking_linesearch": 2,
+    "ol.add_noise": 3,
+    "data.mixup": 3,
+    "nn.Ensemble": 2,
+}
+EXAMPLES = 5
+
+FUZZ = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def hostile_values(parameter, valid) -> st.SearchStrategy:
+    """The issue's list for this parameter, and numbers and text hypothesis generates (bounded,
+    so a valid draw never asks for a huge dataset or a long run)."""
+    generated = st.one_of(
+        st.floats(min_value=-1e3, max_value=1e3) | st.sampled_from([math.nan, math.inf]),
+        st.integers(min_value=-3, max_value=40),
+        st.text(max_size=3),
+        st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), max_size=3),
+        st.sampled_from([np.zeros((0,), np.float32), np.full((3, 2), np.nan), np.ones((4,))]),
+    )
+    if parameter.kind is parameter.VAR_POSITIONAL:  # one hostile positional argument
+        generated = generated.map(lambda value: (value,))
+    listed = [value for _, value in public.invalid_values(parameter, valid)]
+    return st.sampled_from(listed) | generated
+
+
+def test_the_public_surface_is_enumerated_from_the_package():
+    groups = {key.split(".")[0] for key in CALLABLES}
+    assert groups == {"ol", "nn", "data", "callbacks"}
+    assert {"ol.adam", "nn.MLP", "data.load", "callbacks.EarlyStopping", "ol.fit"} <= set(CALLABLES)
+    assert not set(public.RECORDS) & set(CALLABLES)
+
+
+@pytest.mark.parametrize("key", CALLABLES)
+def test_every_callable_has_a_valid_call_that_stays_finite(key):
+    """The baseline each hostile call varies: valid, and fine when used (so a failure below is
+    the hostile value's doing)."""
+    result = public.call(key, public.valid_arguments(key))
+    with jax.disable_jit():  # as in public.judge: eager updates cost less than compiling
+        assert public.exercise(key, result) is None
+
+
+# The callables with an argument to fuzz (ol.identity() has none; its valid call is tested).
+FUZZED = [
+    key for key in CALLABLES if any((key, p.name) not in KNOWN_HOLES for p in public.fuzzable(key))
+]
+
+
+@pytest.mark.parametrize("key", FUZZED)
+def test_invalid_arguments_are_refused_by_name_or_harmless(key):
+    valid = public.valid_arguments(key)
+    parameters = [p for p in public.fuzzable(key) if (key, p.name) not in KNOWN_HOLES]
+
+    @settings(FUZZ, max_examples=HEAVY.get(key, EXAMPLES))
+    @given(st.data())
+    def check(data):
+        parameter = data.draw(st.sampled_from(parameters), label="argument")
+        value = data.draw(
+            hostile_values(parameter, valid.get(parameter.name, parameter.default)),
+            label="value",
+        )
+        problem = public.judge(key, parameter.name, value)
+        assert problem is None, problem
+
+    check()
+
+
+@pytest.mark.parametrize("hole", sorted(KNOWN_HOLES), ids="-".join)
+def test_known_holes_name_real_arguments(hole):
+    """A stale entry (a renamed callable or argument) would silently leave nothing out."""
+    key, name = hole
+    assert name in [p.name for p in public.fuzzable(key)]
