@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optlab.data.batching import Batches
+from optlab.train import sharding
 from optlab.train.callbacks import EarlyStopping
 from optlab.train.fit import fit_epoch
 from optlab.train.history import History
@@ -293,7 +294,9 @@ class Population:
         chunk_size: int | None = None,
         early_stopping: EarlyStopping | None = None,
         max_consecutive_nonfinite: int = 10,
+        mesh: Any = None,
     ):
+        self.mesh = mesh
         self.states = states
         self.keys = data_keys
         size = int(data_keys.shape[0])
@@ -334,6 +337,10 @@ class Population:
     def _dispatch(self, states, keys, active, index):
         x, y, val = self._data(index)
         epoch = jnp.asarray(self.epoch + 1, jnp.int32)
+        if self.mesh is not None:
+            states, keys, active, x, y, val = place_members(
+                self.mesh, (states, keys, jnp.asarray(active)), (x, y, val), self.member_data
+            )
         return population_epoch(states, keys, jnp.asarray(active), epoch, x, y, val, **self._static)
 
     def step(self) -> None:
@@ -410,6 +417,19 @@ class Population:
     def final_states(self) -> Any:
         """The stacked states of the current positions (``ids``)."""
         return self.states
+
+
+def place_members(mesh: Any, members: Any, data: Any, member_data: bool) -> tuple:
+    """A dispatch's inputs on the mesh: the members (and per-member data) split over its
+    ``pop`` axis when their number is a multiple of its size, replicated otherwise (e.g. after
+    a compaction), the shared data replicated. Members never communicate."""
+    if int(jax.tree.leaves(members)[0].shape[0]) % sharding.data_size(mesh, "pop") == 0:
+        place = functools.partial(sharding.shard_population, mesh=mesh)
+    else:
+        place = functools.partial(sharding.replicate, mesh=mesh)
+    members = place(members)
+    data = place(data) if member_data else sharding.replicate(data, mesh)
+    return (*members, *data)
 
 
 def chunk_size_for(budget: int | None, per_member: int, population: int) -> int:

@@ -71,6 +71,7 @@ from optlab.train.callbacks import EarlyStopping
 from optlab.train.evaluation import as_arrays, default_metrics, eval_batches, resolve_batch_size
 from optlab.train.fit import nonfinite_rows
 from optlab.train.history import default_mode
+from optlab.train.sharding import POP_AXIS, check_mesh
 from optlab.train.state import TrainState
 from optlab.train.step import check_loss
 from optlab.tune.population import (
@@ -348,6 +349,7 @@ def sweep(
     skip_nonfinite: bool = True,
     max_consecutive_nonfinite: int = 10,
     warn: bool = True,
+    mesh: Any = None,
 ) -> SweepResult:
     """Trains every configuration with every seed, one compiled program per shape group.
 
@@ -382,6 +384,10 @@ def sweep(
         :func:`optlab.fit`.
       warn: emit the Playbook's checks as :class:`TuningWarning` (they are always in
         ``result.warnings``).
+      mesh: a ``jax.sharding.Mesh`` with an axis ``pop`` (``jax.make_mesh((n,), ("pop",))``):
+        each dispatch's members are split over its devices (no communication between them;
+        a dispatch whose member count is not a multiple of ``n`` runs replicated), with the
+        same per-member results. None: the default device.
 
     Returns:
       A :class:`~optlab.tune.results.SweepResult`: ``members`` (history, best epoch and value,
@@ -401,6 +407,8 @@ def sweep(
     """
     fn = "sweep"
     start = time.perf_counter()
+    if mesh is not None:
+        check_mesh(fn, mesh, POP_AXIS)
     check_callable(fn, "model_fn", model_fn)
     check_callable(fn, "tx_fn", tx_fn)
     check_int_range(fn, "epochs", epochs, 1)
@@ -491,6 +499,7 @@ def sweep(
             chunk_size=chunk,
             early_stopping=early_stopping,
             max_consecutive_nonfinite=max_consecutive_nonfinite,
+            mesh=mesh,
         )
         populations.append((pop, members))
 
