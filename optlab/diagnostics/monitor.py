@@ -56,6 +56,9 @@ from optlab.nn.apply import functional
 from optlab.train.history import natural_key
 from optlab.train.step import split_batch, weighted_mean
 
+# The histograms count the values of the batch's first rows only (real rows: the mask still
+# weighs them): a fixed subsample, so their cost does not grow with the batch.
+HISTOGRAM_ROWS = 32
 _VALUE_STATS = ("mean", "std", "dead", "saturated")
 _PARAM_STATS = ("grad_norm", "grad_rms", "param_norm", "update_ratio", "effective_lr")
 
@@ -109,7 +112,9 @@ class Monitor:
     Args:
       every: compute the statistics on every ``every``-th step (by the global step count, so
         a resumed run samples the same steps); the others skip them.
-      histograms: also count the 32-bin histograms.
+      histograms: also count the 32-bin histograms, on the first 32 rows of each batch
+        (``HISTOGRAM_ROWS``; the mask still weighs them: a subsample of the batch, so that
+        their cost does not grow with the batch size; the moments use every real row).
 
     Examples:
       >>> import optlab as ol
@@ -141,8 +146,9 @@ class Monitor:
         return None if self.every == 1 else state.step % self.every == 0
 
     def forward(self, apply: Any, params: Any, model_state: Any, x: Any, *, rng: Any, mask: Any):
-        """The training-mode forward pass, returning each recorded layer's statistics too
-        (reduced here, on the batch's real rows: only fixed-size values leave the pass)."""
+        """The training-mode forward pass, returning each recorded layer's statistics (reduced
+        here, on the batch's real rows: only fixed-size values leave the pass) and the
+        parameters' squared norms too."""
         out, new_state, captured = apply.capture(params, model_state, x, train=True, rng=rng)
         layers = layers_of(apply.merge(params, model_state))
         outputs = layer_outputs(layers, captured)
@@ -154,9 +160,15 @@ class Monitor:
                 role=layer.role,
                 kind=layer.kind,
                 histogram=self.histograms,
+                histogram_rows=HISTOGRAM_ROWS,
             )
             stats[layer.name] = s
-        return out, new_state, stats
+        # The parameters' squared norms, taken here, where the forward pass reads them: passed
+        # on to update_stats (an operand of the update's branch), they are read before the
+        # update writes the parameters in place. Read later (in measure, or beside the update),
+        # the old parameters were copied on every step.
+        param_sq = squared_norms(jax.lax.stop_gradient(params))
+        return out, new_state, {"layers": stats, "param_sq": param_sq}
 
     def _when_sampled(self, state: Any, fn: Callable[[], Any]) -> Any:
         """``fn()`` on a sampled step, zeros shaped like it on the others (a ``lax.cond``)."""
@@ -170,7 +182,10 @@ class Monitor:
         :math:`\Delta\theta = c\,u`, ``c`` the state's ``lr_scale``), computed beside the
         update (see ``optlab.diagnostics.statistics.parameter_stats``) on the sampled steps
         only."""
-        return self._when_sampled(state, lambda: {"step_sq": squared_norms(updates)})
+        return self._when_sampled(
+            state,
+            lambda: {"step_sq": squared_norms(updates), "param_sq": captured["param_sq"]},
+        )
 
     def measure(
         self,
@@ -201,7 +216,7 @@ class Monitor:
             )
             values["input_mean", ""], values["input_std", ""] = x["mean"], x["std"]
             for layer in layers:
-                s = captured.get(layer.name)
+                s = captured["layers"].get(layer.name)
                 if s is None:  # not called in this pass
                     hists.append(jnp.zeros(BINS, jnp.float32))
                     continue
@@ -209,10 +224,10 @@ class Monitor:
                     values[f"{layer.role}_{stat}", layer.name] = s[stat]
                 if self.histograms:
                     hists.append(s["hist"])
-            # The gradients' and parameters' norms are taken here, where XLA shares the
-            # gradients' with the step's own gradient norm.
+            # The gradients' norms are taken here, where XLA shares them with the step's own
+            # gradient norm.
             param_stats = norm_stats(
-                squared_norms(state.params),
+                update_stats["param_sq"],
                 squared_norms(grads),
                 update_stats["step_sq"],
                 state.lr_scale,

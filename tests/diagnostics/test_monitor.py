@@ -283,3 +283,16 @@ def test_resumed_run_holds_the_whole_record(tmp_path, data):
     assert resumed.diagnostics.epoch == [1, 2, 3]
     for key in straight.diagnostics.keys():
         np.testing.assert_array_equal(resumed.diagnostics[key], straight.diagnostics[key])
+
+
+def test_histogram_rows_subsample():
+    """The monitor's histograms count the first rows only (HISTOGRAM_ROWS), weighted by the
+    mask; the moments use every real row."""
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(6, 5)).astype(np.float32)
+    mask = np.array([1, 0, 1, 1, 1, 1], np.float32)
+    s = value_stats(v, mask, role="preactivation", kind="linear", histogram_rows=3)
+    expected, _ = np.histogram(np.clip(v[[0, 2]], -4, 4), bins=np.linspace(-4, 4, 33))
+    np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
+    np.testing.assert_allclose(float(s["mean"]), v[mask > 0].mean(dtype=np.float64), rtol=1e-5)
+    assert ol.diagnostics.monitor.HISTOGRAM_ROWS == 32
