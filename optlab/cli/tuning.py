@@ -112,8 +112,18 @@ def add_commands(
     model_options(lr_find)
     _add_optimizer_options(lr_find, lr=False)
     g = lr_find.add_argument_group("range test")
-    g.add_argument("--min-lr", type=number("--min-lr", positive=True), default=1e-7)
-    g.add_argument("--max-lr", type=number("--max-lr", positive=True), default=10.0)
+    g.add_argument(
+        "--min-lr",
+        type=number("--min-lr", positive=True),
+        default=1e-7,
+        help="the ramp's first learning rate (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-lr",
+        type=number("--max-lr", positive=True),
+        default=10.0,
+        help="the ramp's last learning rate (default: %(default)s)",
+    )
     g.add_argument(
         "--num-steps",
         type=number("--num-steps", minimum=5, integer=True, maximum=100_000),
@@ -177,7 +187,12 @@ def add_commands(
         default=1,
         help="seeds per configuration (default: 1)",
     )
-    g.add_argument("--sampler", choices=SAMPLERS, default="quasi_random")
+    g.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default="quasi_random",
+        help="how trials are drawn from the ranges (default: %(default)s)",
+    )
     g.add_argument(
         "--halving",
         type=number("--halving", minimum=2, integer=True, maximum=1000),
@@ -203,7 +218,7 @@ def add_compare_tune(compare: argparse.ArgumentParser) -> None:
         metavar="N",
         help="before comparing, tune each optimizer's learning rate with N quasi-random "
         f"trials in [default/{TUNE_RANGE:g}, default*{TUNE_RANGE:g}] (one vmapped program "
-        f"each; ranked on {TUNE_SPLIT:.0%} of the training rows)",
+        f"each; ranked on {TUNE_SPLIT:.0%}%% of the training rows)",
     )
 
 

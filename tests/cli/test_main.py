@@ -241,7 +241,17 @@ def test_a_regression_run_reports_no_accuracy(tmp_path, capsys):
 def test_help_documents_every_option():
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subparsers.choices) == {"train", "compare", "evaluate", "predict", "bench"}
+    assert set(subparsers.choices) == {
+        "train",
+        "compare",
+        "evaluate",
+        "predict",
+        "diagnose",
+        "lr-find",
+        "check",
+        "sweep",
+        "bench",
+    }
     for name, sub in subparsers.choices.items():
         for action in sub._actions:
             if action.dest != "help":
