@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -173,47 +174,52 @@ class Recipe:
 # no option is given. Chosen on a validation split with benchmarks/recipes.py (the README's
 # "Recommended recipes" gives the candidates and the measured test accuracies);
 # optlab/cli/commands.py holds a jax-free copy (tests/cli/test_bench_recipes.py checks both agree).
-RECOMMENDED: Mapping[str, Mapping[str, Any]] = {
-    # The MNIST-1D paper's MLP (40-100-100-10, the second layer residual, PyTorch's init) and
-    # batch of 100, trained 150 epochs (6000 steps); SGD with momentum 0.9 and a cosine decay
-    # from 0.2 replaces its constant Adam 1e-2 (65.0% -> 68.8% on the test split).
-    "mnist1d": {
-        "hidden": (100, 100),
-        "residual": (False, True),
-        "init": "torch_default",
-        "optimizer": "momentum",
-        "lr": 0.2,
-        "schedule": "cosine",
-        "epochs": 150,
-        "batch_size": 100,
-    },
-    "digits": {
-        "hidden": (256, 256),
-        "dropout": 0.2,
-        "optimizer": "adam",
-        "lr": 3e-3,
-        "schedule": "cosine",
-        "epochs": 60,
-        "batch_size": 32,
-    },
-    "fashion_mnist": {
-        "hidden": (512, 256),
-        "dropout": 0.2,
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "schedule": "cosine",
-        "epochs": 30,
-        "batch_size": 128,
-    },
-}
-"""The recommended recipe of each bundled dataset, as :class:`Recipe` fields."""
+RECOMMENDED: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
+    {
+        # The MNIST-1D paper's MLP (40-100-100-10, the second layer residual, PyTorch's init) and
+        # batch of 100, trained 150 epochs (6000 steps); SGD with momentum 0.9 and a cosine decay
+        # from 0.2 replaces its constant Adam 1e-2 (65.0% -> 68.8% on the test split).
+        "mnist1d": {
+            "hidden": (100, 100),
+            "residual": (False, True),
+            "init": "torch_default",
+            "optimizer": "momentum",
+            "lr": 0.2,
+            "schedule": "cosine",
+            "epochs": 150,
+            "batch_size": 100,
+        },
+        "digits": {
+            "hidden": (256, 256),
+            "dropout": 0.2,
+            "optimizer": "adam",
+            "lr": 3e-3,
+            "schedule": "cosine",
+            "epochs": 60,
+            "batch_size": 32,
+        },
+        "fashion_mnist": {
+            "hidden": (512, 256),
+            "dropout": 0.2,
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "schedule": "cosine",
+            "epochs": 30,
+            "batch_size": 128,
+        },
+    }
+)
+"""The recommended recipe of each bundled dataset, as :class:`Recipe` fields (read-only)."""
 
 # Fields that belong to another one: given the key, the recommended values of these are dropped.
-TIED = {
-    "optimizer": ("lr", "momentum", "opt", "weight_decay"),
-    "schedule": ("schedule_opt",),
-    "hidden": ("residual",),
-}
+TIED: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
+    {
+        "optimizer": ("lr", "momentum", "opt", "weight_decay"),
+        "schedule": ("schedule_opt",),
+        "hidden": ("residual",),
+    }
+)
+"""Given one of these fields, the recommended values of the fields it names are dropped."""
 
 
 def recommended_fields(dataset: str, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -246,9 +252,11 @@ def recommended_fields(dataset: str, given: Mapping[str, Any]) -> dict[str, Any]
 
 
 def recommended(dataset: str = "digits", **overrides: Any) -> Recipe:
-    """The recommended :class:`Recipe` of a bundled dataset (:data:`RECOMMENDED`), with
-    ``overrides`` (:func:`recommended_fields` drops the values tied to them); a dataset
-    without one gets :class:`Recipe`'s defaults.
+    """The recommended :class:`Recipe` of a bundled dataset, with ``overrides`` applied.
+
+    The recipe comes from ``RECOMMENDED``; ``recommended_fields`` drops the values tied to an
+    override (another optimizer drops the recipe's learning rate). A dataset without one gets
+    :class:`Recipe`'s defaults.
 
     Examples:
       >>> r = recommended("mnist1d")

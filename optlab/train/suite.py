@@ -190,8 +190,9 @@ def default_point(name: str) -> dict[str, float]:
 
 @functools.cache
 def tx_fn(name: str) -> Callable[..., Any]:
-    """``(**point) -> transformation`` of the optimizer ``name`` (cached: one object per
-    name, so compiled programs are reused)."""
+    """The factory ``make(**point) -> transformation`` of the optimizer ``name``.
+
+    Cached: one factory per name, so compiled programs are reused."""
     spec = optimizer_spec(name)
 
     def make(**point: Any) -> Any:

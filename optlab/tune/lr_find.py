@@ -110,7 +110,7 @@ class LRFindResult:
 
     @property
     def suggestion(self) -> float:
-        """The learning rate to take: the verified one, else ``valley``."""
+        """The verified learning rate when there is one, else the ``valley`` suggestion."""
         return self.verified if self.verified is not None else self.suggestions["valley"]
 
     def plot(self, ax: Any = None):

@@ -188,8 +188,8 @@ class SweepResult:
 
     @property
     def scores(self) -> list[float]:
-        """Per configuration: the mean over seeds of the members' best metric (NaN when a seed
-        has no finite value)."""
+        """The mean over seeds of the members' best metric, one per configuration (NaN when a
+        seed has no finite value)."""
         by: dict[int, list[float]] = {}
         for m in self.members:
             by.setdefault(m.config_index, []).append(m.best_value)

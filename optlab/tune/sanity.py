@@ -10,21 +10,21 @@ backpropagation (example :math:`i`'s loss must not depend on example :math:`j`'s
 
 :func:`sanity_checks` runs them all and returns a table of verdicts:
 
-=============================  ===============================================================
-``initial_loss``               :math:`|L_0 - \log C| \le 0.1 \log C` (training mode, untrained)
-``l2_raises_loss``             :math:`L_0 + \tfrac{\lambda}{2}\sum_{W} \|W\|^2 > L_0` (weight
-                               matrices; all-zero weights fail it)
-``overfit_small_sample``       20 examples, full batch, ``overfit_steps`` steps of ``tx``: the
-                               mean loss of the last 10 steps :math:`\le 0.05\,L_0`
-``input_independent_baseline`` trained ``baseline_epochs`` on real and on zeroed inputs (one
-                               vmapped program): held-out loss real / zeroed :math:`\le 0.95`
-``per_example_independence``   evaluation mode, for the model's outputs :math:`f_i` by the
-                               inputs and the losses :math:`\ell_i` by the outputs:
-                               :math:`\max_{i \ne j} |\partial f_i / \partial x_j| \le
-                               10^{-6} \max_i |\partial f_i / \partial x_i|` (and likewise)
-``no_nan_first_steps``         the first ``nan_steps`` steps of ``tx`` on the data (unguarded)
-                               give finite losses and parameters
-=============================  ===============================================================
+===============================  ===============================================================
+``initial_loss``                 :math:`|L_0 - \log C| \le 0.1 \log C` (training mode, untrained)
+``l2_raises_loss``               :math:`L_0 + \tfrac{\lambda}{2}\sum_{W} \|W\|^2 > L_0` (weight
+                                 matrices; all-zero weights fail it)
+``overfit_small_sample``         20 examples, full batch, ``overfit_steps`` steps of ``tx``: the
+                                 mean loss of the last 10 steps :math:`\le 0.05\,L_0`
+``input_independent_baseline``   trained ``baseline_epochs`` on real and on zeroed inputs (one
+                                 vmapped program): held-out loss real / zeroed :math:`\le 0.95`
+``per_example_independence``     evaluation mode, for the model's outputs :math:`f_i` by the
+                                 inputs and the losses :math:`\ell_i` by the outputs:
+                                 :math:`\max_{i \ne j} |\partial f_i / \partial x_j| \le
+                                 10^{-6} \max_i |\partial f_i / \partial x_i|` (and likewise)
+``no_nan_first_steps``           the first ``nan_steps`` steps of ``tx`` on the data (unguarded)
+                                 give finite losses and parameters
+===============================  ===============================================================
 
 Everything runs on copies: the model and ``tx`` are unchanged.
 

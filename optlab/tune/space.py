@@ -19,7 +19,7 @@ A learning rate sampled on a log scale puts as many points in :math:`[10^{-4}, 1
 
 Samplers: :func:`grid` (every combination of ``num`` values per hyperparameter),
 :func:`random` (independent uniform coordinates) and :func:`quasi_random` (a scrambled Halton
-or Sobol sequence from :mod:`scipy.stats.qmc`, the Tuning Playbook's default: it covers the
+or Sobol sequence from ``scipy.stats.qmc``, the Tuning Playbook's default: it covers the
 cube more evenly than random points, and like them, and unlike a grid, tries a new value of
 every hyperparameter at every point). :func:`coarse_to_fine` runs rounds of a search,
 shrinking the space around the best points after each round (CS231n, "Choosing
