@@ -184,7 +184,10 @@ def scale_by_stddev(
         u_t = \frac{g_t}{\sqrt{\hat s_t - \hat m_t^2 + \epsilon}}
 
     (or :math:`\epsilon` outside the root), with the hats dividing by :math:`1-\beta^t` when
-    ``bias_correction`` is on, :math:`m_0 = 0` and :math:`s_0` = ``initial_scale``.
+    ``bias_correction`` is on, :math:`m_0 = 0` and :math:`s_0` = ``initial_scale``. The
+    variance estimate :math:`\hat s_t - \hat m_t^2` is clamped at 0: it is 0 at the first
+    bias-corrected step, and rounding can make it negative, which would give NaN (optax does
+    not clamp).
 
     Args:
       decay: :math:`\beta` in ``[0, 1)``.
@@ -235,7 +238,7 @@ def scale_by_stddev(
         count = gate(keep, safe_increment(state.count), state.count)
         c = _inverse_bias(decay, count, bias_correction)
         new_updates = jax.tree.map(
-            lambda g, m, n: _scaled(g, n * c - _abs_sq(m * c), eps, eps_in_sqrt),
+            lambda g, m, n: _scaled(g, jnp.maximum(n * c - _abs_sq(m * c), 0.0), eps, eps_in_sqrt),
             updates,
             mu,
             nu,

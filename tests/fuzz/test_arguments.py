@@ -41,10 +41,6 @@ KNOWN_HOLES: dict[tuple[str, str], str] = {
     ("ol.project_box", "lower"): "a bound array of the wrong shape fails at the update",
     ("ol.project_box", "upper"): "a bound array of the wrong shape fails at the update",
     ("ol.scale_by_bfgs", "scale_init_precond"): FLAG,
-    ("ol.scale_by_stddev", "bias_correction"): (
-        "bias_correction=True itself gives NaN at the first update on the test quadratic (the "
-        "bias-corrected n - m^2 rounds below 0; optax's order of operations stays finite)"
-    ),
     ("ol.set_hyperparams", "state"): "a non-state raises KeyError, not TypeError",
     ("ol.skip_large_updates", "max_squared_norm"): RAW,
     ("ol.skip_large_updates", "updates"): RAW,

@@ -172,3 +172,20 @@ def test_initial_scale_one_damps_the_first_steps():
 def test_bad_input(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
+
+
+def test_stddev_clamps_a_variance_that_rounding_makes_negative():
+    """At the first bias-corrected step s_hat - m_hat^2 is 0 in exact arithmetic; in float32 it
+    rounds to a few ulps of g^2 either side of 0 (negative: NaN before the clamp). The step is
+    g / sqrt(max(v, 0) + eps), with v the same float32 arithmetic done in NumPy."""
+    g = np.array([3.7e2, -1.3e3, 7.1e1, 2.9e4, 5.3e3, -8.9e2, 1.7e4, 6.1e2], np.float32)
+    beta, eps = np.float32(0.9), 1e-8
+    tx = ol.scale_by_stddev(float(beta), eps=eps, bias_correction=True)
+    u, _ = tx.update(jnp.asarray(g), tx.init(jnp.zeros(g.size)))
+    one = np.float32(1)
+    m, n = (one - beta) * g, (one - beta) * (g * g)
+    c = one / (one - beta)
+    v = n * c - (m * c) * (m * c)
+    assert np.any(v < 0), v  # the case the clamp exists for
+    want = g.astype(np.float64) / np.sqrt(np.maximum(v, 0).astype(np.float64) + eps)
+    np.testing.assert_allclose(np.asarray(u), want, rtol=1e-3)
