@@ -113,6 +113,7 @@ def scale_by_bfgs(scale_init_precond: bool = True) -> GradientTransformation:
       Nocedal & Wright, *Numerical Optimization*, 2nd ed., 2006, Algorithm 6.1,
       https://doi.org/10.1007/978-0-387-40065-5
     """
+    check_bool("scale_by_bfgs", "scale_init_precond", scale_init_precond)
 
     def init_fn(params):
         dt = _scalar_dtype(params)

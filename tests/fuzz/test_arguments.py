@@ -28,7 +28,6 @@ CALLABLES = sorted(public.public_callables())
 # Holes the suite found that are still open, each with its reason (all in core, schedules and
 # transforms, which the optax-compatibility work of issue 17 owns): remove an entry when its fix
 # lands, and the fuzz test covers the argument again.
-FLAG = "a non-bool is accepted; an array then fails at the update (needs check_bool)"
 RAW = "a wrong type reaches jax/Python and fails there, not naming the argument"
 KNOWN_HOLES: dict[tuple[str, str], str] = {
     ("ol.bold_driver", "max_scale"): RAW,
@@ -40,7 +39,6 @@ KNOWN_HOLES: dict[tuple[str, str], str] = {
     ("ol.minimize", "x0"): RAW,
     ("ol.project_box", "lower"): "a bound array of the wrong shape fails at the update",
     ("ol.project_box", "upper"): "a bound array of the wrong shape fails at the update",
-    ("ol.scale_by_bfgs", "scale_init_precond"): FLAG,
     ("ol.set_hyperparams", "state"): "a non-state raises KeyError, not TypeError",
     ("ol.skip_large_updates", "max_squared_norm"): RAW,
     ("ol.skip_large_updates", "updates"): RAW,
