@@ -400,13 +400,8 @@ def _fit_and_save(
                 model,
                 opt.tx,
                 data.train,
-                loss=data.task.loss,
-                metrics=data.task.metrics,
-                epochs=config.epochs,
-                batch_size=opt.batch_size,
-                validation_data=data.validation,
+                **recipes.fit_arguments(config, data, opt),
                 callbacks=callbacks,
-                seed=config.seed,
                 progress=progress,
                 resume_from=(out / "checkpoints") if resumed else None,
                 diagnostics=_monitor() if diagnostics else None,
@@ -548,7 +543,7 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def _compare(runs_fields: dict[str, dict[str, Any]], out: Path, *, progress: bool) -> int:
-    from optlab.train import report
+    from optlab.train import recipes, report
     from optlab.train.fit import fit
     from optlab.train.progress import ProgressCallback
 
@@ -573,13 +568,8 @@ def _compare(runs_fields: dict[str, dict[str, Any]], out: Path, *, progress: boo
             model,
             opt.tx,
             data.train,
-            loss=data.task.loss,
-            metrics=data.task.metrics,
-            epochs=config.epochs,
-            batch_size=opt.batch_size,
-            validation_data=data.validation,
+            **recipes.fit_arguments(config, data, opt),
             callbacks=callbacks,
-            seed=config.seed,
             progress=False,
         )
         elapsed = time.perf_counter() - start

@@ -8,9 +8,8 @@ The ``optlab`` command is a parser over these functions, and a notebook can call
     data = recipes.load_data(config)
     model = recipes.build_model(config, data)
     opt = recipes.build_optimizer(config, data)
-    history, model = ol.fit(model, opt.tx, data.train, loss=data.task.loss,
-                            metrics=data.task.metrics, validation_data=data.validation,
-                            epochs=config.epochs, batch_size=opt.batch_size,
+    history, model = ol.fit(model, opt.tx, data.train,
+                            **recipes.fit_arguments(config, data, opt),
                             callbacks=recipes.build_callbacks(config))
 
 Everything is chosen by name from :mod:`optlab.optimizers.registry` (optimizers, with what
@@ -603,6 +602,19 @@ def final_learning_rate(config: Recipe, steps_per_epoch: int) -> float | None:
     if not callable(sched):
         return sched
     return float(sched(config.horizon * steps_per_epoch - 1))
+
+
+def fit_arguments(config: Recipe, data: RunData, opt: Optimizer) -> dict[str, Any]:
+    """The keyword arguments of :func:`optlab.fit` that the run's configuration fixes: the
+    task's loss and metrics, the validation data, epochs, batch size and seed."""
+    return dict(
+        loss=data.task.loss,
+        metrics=data.task.metrics,
+        validation_data=data.validation,
+        epochs=config.epochs,
+        batch_size=opt.batch_size,
+        seed=config.seed,
+    )
 
 
 def build_callbacks(
