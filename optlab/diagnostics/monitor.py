@@ -46,11 +46,13 @@ from optlab.diagnostics.statistics import (
     histogram_edges,
     layer_outputs,
     layers_of,
-    norm_stats,
+    moments,
+    norm_vectors,
     parameter_stats,
     sizes,
     squared_norms,
     value_stats,
+    value_sums,
 )
 from optlab.nn.apply import functional
 from optlab.train.history import natural_key
@@ -75,13 +77,16 @@ def _num_classes(predictions: jax.Array, targets: Any) -> int:
 def _layout(state: Any) -> tuple[list[Layer], list[tuple[str, str]]]:
     """The static layout of a monitored step: the recorded layers (one histogram row each)
     and the ``(key, row)`` of each entry of the packed vector of means (row ``""``: a value
-    without rows)."""
+    without rows). Grouped by statistic (every layer's mean, then every layer's standard
+    deviation...), so that the packed vector is a concatenation of per-statistic vectors."""
     layers = layers_of(state.model())
-    params = leaf_paths(state.params)
+    acts = [layer for layer in layers if layer.role == ACTIVATION]
     entries: list[tuple[str, str]] = [("input_mean", ""), ("input_std", "")]
-    for layer in layers:
-        stats = _VALUE_STATS if layer.role == ACTIVATION else _VALUE_STATS[:2]
-        entries += [(f"{layer.role}_{stat}", layer.name) for stat in stats]
+    for stat in ("mean", "std"):
+        entries += [(f"{layer.role}_{stat}", layer.name) for layer in layers]
+    for stat in ("dead", "saturated"):
+        entries += [(f"{ACTIVATION}_{stat}", layer.name) for layer in acts]
+    params = leaf_paths(state.params)
     for stat in _PARAM_STATS:
         entries += [(stat, name) for name in params]
     return layers, entries
@@ -154,7 +159,7 @@ class Monitor:
         outputs = layer_outputs(layers, captured)
         stats = {}
         for layer, v in outputs.items():
-            s = value_stats(
+            s = value_sums(
                 jax.lax.stop_gradient(v),
                 mask,
                 role=layer.role,
@@ -208,36 +213,45 @@ class Monitor:
         layers, entries = _layout(state)
 
         def compute() -> dict[str, jax.Array]:
-            values: dict[tuple[str, str], jax.Array] = {}
-            hists = []
             nan = jnp.full((), jnp.nan, jnp.float32)
-            x = value_stats(
+            x = value_sums(
                 jax.tree.leaves(inputs)[0], mask, role="input", kind="input", histogram=False
             )
-            values["input_mean", ""], values["input_std", ""] = x["mean"], x["std"]
-            for layer in layers:
-                s = captured["layers"].get(layer.name)
-                if s is None:  # not called in this pass
-                    hists.append(jnp.zeros(BINS, jnp.float32))
-                    continue
-                for stat in _VALUE_STATS:
-                    values[f"{layer.role}_{stat}", layer.name] = s[stat]
-                if self.histograms:
-                    hists.append(s["hist"])
+            # The input and every layer not called in this pass (NaN) in one row per sum:
+            # the moments are finished for all of them at once.
+            sums = [x] + [
+                captured["layers"].get(layer.name, {"first": nan, "second": nan, "shift": nan})
+                for layer in layers
+            ]
+            mean, std = moments(
+                *(jnp.stack([s[k] for s in sums]) for k in ("first", "second", "shift"))
+            )
+            acts = [captured["layers"].get(layer.name, {}) for layer in layers]
+            acts = [a for a, layer in zip(acts, layers, strict=True) if layer.role == ACTIVATION]
+            names = leaf_paths(state.params)
             # The gradients' norms are taken here, where XLA shares them with the step's own
             # gradient norm.
-            param_stats = norm_stats(
+            vectors = norm_vectors(
                 update_stats["param_sq"],
                 squared_norms(grads),
                 update_stats["step_sq"],
                 state.lr_scale,
                 sizes(state.params),
+                names,
             )
-            for stat, per_param in param_stats.items():
-                for name, value in per_param.items():
-                    values[stat, name] = value
-            packed = jnp.stack([values.get(e, nan) for e in entries])
-            hist = jnp.stack(hists) if self.histograms and hists else jnp.zeros((0, BINS))
+            pieces = [mean[:1], std[:1], mean[1:], std[1:]]
+            for stat in ("dead", "saturated"):
+                pieces.append(jnp.stack([a.get(stat, nan) for a in acts] or [nan])[: len(acts)])
+            pieces += [vectors[stat] for stat in _PARAM_STATS]
+            packed = jnp.concatenate(pieces)
+            assert packed.shape == (len(entries),), (packed.shape, len(entries))
+            if self.histograms and layers:
+                zeros = jnp.zeros(BINS, jnp.float32)
+                hist = jnp.stack(
+                    [captured["layers"].get(layer.name, {}).get("hist", zeros) for layer in layers]
+                )
+            else:
+                hist = jnp.zeros((0, BINS))
             return {"mean": packed, "hist": hist}
 
         parts = self._when_sampled(state, compute)
