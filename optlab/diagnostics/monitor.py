@@ -51,6 +51,7 @@ from optlab.diagnostics.statistics import (
     parameter_stats,
     sizes,
     squared_norms,
+    stacked_histograms,
     value_stats,
     value_sums,
 )
@@ -60,7 +61,7 @@ from optlab.train.step import split_batch, weighted_mean
 
 # The histograms count the values of the batch's first rows only (real rows: the mask still
 # weighs them): a fixed subsample, so their cost does not grow with the batch.
-HISTOGRAM_ROWS = 32
+HISTOGRAM_ROWS = 8
 _VALUE_STATS = ("mean", "std", "dead", "saturated")
 _PARAM_STATS = ("grad_norm", "grad_rms", "param_norm", "update_ratio", "effective_lr")
 
@@ -117,9 +118,10 @@ class Monitor:
     Args:
       every: compute the statistics on every ``every``-th step (by the global step count, so
         a resumed run samples the same steps); the others skip them.
-      histograms: also count the 32-bin histograms, on the first 32 rows of each batch
+      histograms: also count the 32-bin histograms, on the first 8 rows of each batch
         (``HISTOGRAM_ROWS``; the mask still weighs them: a subsample of the batch, so that
-        their cost does not grow with the batch size; the moments use every real row).
+        their cost does not grow with the batch size, summed over the epoch's sampled steps;
+        the moments use every real row). All layers' counts are one scatter-add.
 
     Examples:
       >>> import optlab as ol
@@ -157,23 +159,22 @@ class Monitor:
         out, new_state, captured = apply.capture(params, model_state, x, train=True, rng=rng)
         layers = layers_of(apply.merge(params, model_state))
         outputs = layer_outputs(layers, captured)
-        stats = {}
-        for layer, v in outputs.items():
-            s = value_sums(
-                jax.lax.stop_gradient(v),
-                mask,
-                role=layer.role,
-                kind=layer.kind,
-                histogram=self.histograms,
-                histogram_rows=HISTOGRAM_ROWS,
+        stats = {
+            layer.name: value_sums(
+                jax.lax.stop_gradient(v), mask, role=layer.role, kind=layer.kind, histogram=False
             )
-            stats[layer.name] = s
+            for layer, v in outputs.items()
+        }
+        captured = {"layers": stats}
+        if self.histograms:
+            values = {layer: jax.lax.stop_gradient(v) for layer, v in outputs.items()}
+            captured["hist"] = stacked_histograms(layers, values, mask, HISTOGRAM_ROWS)
         # The parameters' squared norms, taken here, where the forward pass reads them: passed
         # on to update_stats (an operand of the update's branch), they are read before the
         # update writes the parameters in place. Read later (in measure, or beside the update),
         # the old parameters were copied on every step.
-        param_sq = squared_norms(jax.lax.stop_gradient(params))
-        return out, new_state, {"layers": stats, "param_sq": param_sq}
+        captured["param_sq"] = squared_norms(jax.lax.stop_gradient(params))
+        return out, new_state, captured
 
     def _when_sampled(self, state: Any, fn: Callable[[], Any]) -> Any:
         """``fn()`` on a sampled step, zeros shaped like it on the others (a ``lax.cond``)."""
@@ -245,13 +246,7 @@ class Monitor:
             pieces += [vectors[stat] for stat in _PARAM_STATS]
             packed = jnp.concatenate(pieces)
             assert packed.shape == (len(entries),), (packed.shape, len(entries))
-            if self.histograms and layers:
-                zeros = jnp.zeros(BINS, jnp.float32)
-                hist = jnp.stack(
-                    [captured["layers"].get(layer.name, {}).get("hist", zeros) for layer in layers]
-                )
-            else:
-                hist = jnp.zeros((0, BINS))
+            hist = captured["hist"] if self.histograms else jnp.zeros((0, BINS))
             return {"mean": packed, "hist": hist}
 
         parts = self._when_sampled(state, compute)

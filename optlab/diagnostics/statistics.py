@@ -161,7 +161,7 @@ def value_stats(
       histogram: also count the histogram (weights of the rows, per bin).
       bins: the number of bins.
       histogram_rows: count the histogram on the first ``histogram_rows`` rows only (still
-        weighted by the mask); None: every row. The monitor counts 32 rows per step: the
+        weighted by the mask); None: every row. The monitor counts 8 rows per step: the
         histogram is a scatter-add, serial on CPU, and a fixed subsample keeps its cost
         independent of the batch size.
 
@@ -246,10 +246,40 @@ def _histogram(v: jax.Array, wv: jax.Array, low: float, high: float, bins: int) 
     """Weighted counts per bin (values below ``low``, and NaN, in the first bin; above
     ``high`` in the last): one scatter-add, cheaper on CPU than comparing every value with
     every edge."""
+    index, weights = _bin_index(v, wv, low, high, bins)
+    return jnp.zeros(bins, jnp.float32).at[index].add(weights)
+
+
+def _bin_index(
+    v: jax.Array, wv: jax.Array, low: float, high: float, bins: int
+) -> tuple[jax.Array, jax.Array]:
     index = jnp.floor((v - low) * (bins / (high - low)))
     index = jnp.clip(jnp.nan_to_num(index, nan=0.0), 0, bins - 1).astype(jnp.int32)
-    weights = jnp.broadcast_to(wv, v.shape)
-    return jnp.zeros(bins, jnp.float32).at[index.reshape(-1)].add(weights.reshape(-1))
+    return index.reshape(-1), jnp.broadcast_to(wv, v.shape).reshape(-1)
+
+
+def stacked_histograms(
+    layers: list[Layer], outputs: Mapping, mask: jax.Array | None, rows: int, bins: int = BINS
+) -> jax.Array:
+    """The ``(len(layers), bins)`` histograms of :func:`value_stats` (on each output's first
+    ``rows`` rows, weighted by ``mask``) for every layer at once: one scatter-add over the
+    bin indices of all layers (each offset by its row of the matrix), not one per layer.
+    A layer missing from ``outputs`` (not called) gets a row of zeros."""
+    indices, weights = [], []
+    for i, layer in enumerate(layers):
+        if layer not in outputs:
+            continue
+        values = outputs[layer]
+        v = values.reshape(values.shape[0], -1)[:rows].astype(jnp.float32)
+        n = v.shape[0]
+        w = jnp.ones(n, jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)[:n]
+        index, weight = _bin_index(v, w[:, None], *histogram_range(layer.role, layer.kind), bins)
+        indices.append(index + i * bins)
+        weights.append(weight)
+    counts = jnp.zeros(len(layers) * bins, jnp.float32)
+    if indices:
+        counts = counts.at[jnp.concatenate(indices)].add(jnp.concatenate(weights))
+    return counts.reshape(len(layers), bins)
 
 
 def parameter_stats(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optlab as ol
-from optlab.diagnostics.statistics import value_stats
+from optlab.diagnostics.statistics import Layer, stacked_histograms, value_stats
 from optlab.train.history import DiagnosticsRecord, History
 
 LOSS = ol.nn.softmax_cross_entropy_with_integer_labels
@@ -310,4 +310,14 @@ def test_histogram_rows_subsample():
     expected, _ = np.histogram(np.clip(v[[0, 2]], -4, 4), bins=np.linspace(-4, 4, 33))
     np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
     np.testing.assert_allclose(float(s["mean"]), v[mask > 0].mean(dtype=np.float64), rtol=1e-5)
-    assert ol.diagnostics.monitor.HISTOGRAM_ROWS == 32
+    assert ol.diagnostics.monitor.HISTOGRAM_ROWS == 8
+    # the monitor's form: every layer's histogram in one scatter, the same counts
+    layers = [
+        Layer((0,), "a", "preactivation", "linear"),
+        Layer((1,), "b", "activation", "relu"),
+        Layer((2,), "c", "activation", "tanh"),  # not called: zeros
+    ]
+    relu = np.maximum(v, 0)
+    both = stacked_histograms(layers, {layers[0]: v, layers[1]: relu}, mask, 3)
+    relu_expected, _ = np.histogram(np.clip(relu[[0, 2]], 0, 4), bins=np.linspace(0, 4, 33))
+    np.testing.assert_array_equal(np.asarray(both), [expected, relu_expected, np.zeros(32)])
