@@ -36,8 +36,7 @@ def run(mesh):
         batch_size=16,
         progress=False,
         mesh=mesh,
-        # every=2: the sampled steps run the monitored pass, the others the plain one
-        diagnostics=ol.diagnostics.Monitor(every=2, histograms=True),
+        diagnostics=ol.diagnostics.Monitor(every=1, histograms=True),
     )
     return history
 
