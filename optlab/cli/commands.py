@@ -160,7 +160,7 @@ def check_run(fields: dict[str, Any], *, recommended: bool = False) -> dict[str,
 # The library side (imports jax)
 
 
-def _enable_compilation_cache(enabled: bool) -> None:
+def enable_compilation_cache(enabled: bool) -> None:
     """JAX's persistent compilation cache under ``$OPTLAB_CACHE_DIR/jax`` (or
     ``~/.cache/optlab/jax``), unless ``$JAX_COMPILATION_CACHE_DIR`` chooses another place."""
     if not enabled:
@@ -229,7 +229,7 @@ def train(args: argparse.Namespace) -> int:
         return _resume(args)
     fields = check_run(given_fields(args), recommended=True)
     out = prepare_output(args.output or "runs/train", overwrite=args.overwrite)
-    _enable_compilation_cache(args.compilation_cache)
+    enable_compilation_cache(args.compilation_cache)
     config = _config(fields)
     return _fit_and_save(
         config, out, resumed=False, progress=not args.no_progress, diagnostics=args.diagnostics
@@ -289,7 +289,7 @@ def _resume(args: argparse.Namespace) -> int:
         more = "" if stopped else f"; pass --epochs N > {done} to train on"
         print(f"optlab: the run in {path} is finished ({why}); nothing to train{more}")
         return 0
-    _enable_compilation_cache(args.compilation_cache)
+    enable_compilation_cache(args.compilation_cache)
     from optlab.train.checkpoint import latest_epoch
     from optlab.train.recipes import Recipe
 
@@ -466,7 +466,7 @@ def compare(args: argparse.Namespace) -> int:
         )
     runs = compare_fields(fields, [s.name for s in specs], args.full_batch_epochs)
     out = prepare_output(args.output or "runs/compare", overwrite=args.overwrite, command="compare")
-    _enable_compilation_cache(args.compilation_cache)
+    enable_compilation_cache(args.compilation_cache)
     if getattr(args, "tune", None):
         from optlab.cli.tuning import tune_learning_rates
 

@@ -271,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         help="train the same MLP with each optimizer; table, PNG and JSON",
         description="Train the same MLP on the same data with each optimizer at its "
-        "registered default hyperparameters (optlab.optimizers.registry); full-batch methods "
+        "registered default hyperparameters (optlab.optimizers.registry); --dataset NAME "
+        "brings NAME's recommended recipe for the options not given (its learning rate only "
+        "to its own optimizer), as optlab train does; full-batch methods "
         "(L-BFGS) take one line-searched step per epoch on every row. Prints a table and "
         "writes compare.png and compare.json to --output.",
     )
