@@ -265,10 +265,13 @@ def _error(err: BaseException) -> UsageError:
     return UsageError(one_line(err))
 
 
-def _load(fields: dict[str, Any]) -> tuple[Any, Any]:
-    """``(recipe, run data)`` of the fields; every refusal a UsageError."""
+def _load(fields: dict[str, Any], *, cache: bool = False) -> tuple[Any, Any]:
+    """``(recipe, run data)`` of the fields; every refusal a UsageError. ``cache``: use JAX's
+    persistent compilation cache from here on, as ``optlab train`` does."""
+    from optlab.cli.commands import enable_compilation_cache
     from optlab.train import recipes
 
+    enable_compilation_cache(cache)
     try:
         config = recipes.Recipe(**fields)
         return config, recipes.load_data(config)
@@ -374,7 +377,7 @@ def lr_find(args: argparse.Namespace) -> int:
     from optlab.train import report
     from optlab.tune.lr_find import lr_find as find
 
-    config, data = _load(fields)
+    config, data = _load(fields, cache=args.compilation_cache)
     tx_fn = _tx_fn(config)
 
     def factory(learning_rate: Any) -> Any:
@@ -436,7 +439,7 @@ def check(args: argparse.Namespace) -> int:
     from optlab.tune.sanity import sanity_checks
 
     fields = _fields(args)
-    config, data = _load(fields)
+    config, data = _load(fields, cache=args.compilation_cache)
     try:
         from optlab.train.recipes import build_optimizer
 
@@ -493,7 +496,7 @@ def sweep(args: argparse.Namespace) -> int:
     from optlab.tune.sweep import HalvingConfig
     from optlab.tune.sweep import sweep as run_sweep
 
-    config, data = _load(fields)
+    config, data = _load(fields, cache=args.compilation_cache)
     if data.validation is None and args.metric.startswith("val_"):
         raise UsageError(f"--metric {args.metric} needs validation data: give --validation-split")
     import warnings

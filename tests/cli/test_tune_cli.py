@@ -81,3 +81,23 @@ def test_lr_find_and_check(tmp_path, capsys):
     failed = [v for v in verdicts if v["verdict"] == "FAIL"]
     assert code == (1 if failed else 0)
     assert all(v["advice"] for v in failed)
+
+
+def test_the_tuning_commands_use_the_compilation_cache(monkeypatch, tmp_path, capsys):
+    """As ``optlab train`` does: the installed command (``compilation_cache=True``) turns JAX's
+    persistent cache on once the arguments are checked, before the data are loaded."""
+    from optlab.cli import commands
+    from optlab.train import recipes
+
+    calls = []
+    monkeypatch.setattr(commands, "enable_compilation_cache", calls.append)
+
+    def stop(config):
+        raise ValueError(f"stopped before loading {config.dataset}")
+
+    monkeypatch.setattr(recipes, "load_data", stop)
+    sweep = ["sweep", "--param", "lr=1e-3:1e-1:log", "--output", str(tmp_path / "sweep")]
+    for argv in (["lr-find", "--output", str(tmp_path / "lr")], ["check"], sweep):
+        assert main([*argv, *SMALL], compilation_cache=True) == 2
+        assert "stopped before loading blobs" in _error(capsys)
+    assert calls == [True, True, True]
