@@ -18,8 +18,14 @@ All of a pair's defaults, sensitivity points and trials (:math:`1 + K + ST` memb
 one vmapped program (:func:`optlab.train.benchmark.train_population`); the final seeds
 (:math:`2F` members, the same count) reuse that compiled program. Targets are validation
 accuracies from ``benchmarks/targets.json`` (AlgoPerf: the median over seeds of the best
-accuracy a large-budget tuning of the baselines reached; :func:`derive_targets`). Every seed
-derives from one ``seed``.
+accuracy a large-budget tuning of the baselines reached within 3/4 of the workload's epoch
+budget; :func:`derive_targets`). Full-batch L-BFGS has nothing to tune: it runs
+``Budget.full_batch_seeds`` seeds. Every seed derives from one ``seed``.
+
+The suite trains with :func:`~optlab.train.benchmark.train_population` rather than
+:func:`optlab.tune.sweep`: measured side by side they cost the same once compiled, but the
+suite needs what a sweep's result does not hold (each trial with its own seed, the test
+accuracy of the final parameters, the per-step cost apart from compilation).
 """
 
 from __future__ import annotations
