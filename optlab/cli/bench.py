@@ -48,7 +48,7 @@ def add_parser(sub: Any, parser_class: Any) -> None:
         type=nonempty("--optimizers"),
         default=None,
         help=f"comma-separated, of {', '.join(BENCH_OPTIMIZERS)} (default: all; --quick: sgd, "
-        "momentum, adam, lbfgs)",
+        "momentum, adam)",
     )
     p.add_argument(
         "--targets",
