@@ -320,13 +320,14 @@ def sanity_checks(
     x, y = as_arrays(fn, data, "data")
     n = int(x.shape[0])
     state = base_state(model, tx, seed)
+    bare = state.replace(tx=None)  # for the programs that do not step: reused for any tx
     key = jax.random.key(seed)
     order = np.asarray(_order(key, n=n))
     checks = []
 
     # 1. initial loss, 2. L2 raises it (training mode, one batch, the same masks)
     rows = order[: min(n, 512)]
-    initial, out = _mean_loss(state, x, y, rows, key, loss=loss)
+    initial, out = _mean_loss(bare, x, y, rows, key, loss=loss)
     initial = float(initial)
     classes = num_classes or _num_classes(np.asarray(y), int(np.shape(out)[-1]))
     expected = (
@@ -371,7 +372,7 @@ def sanity_checks(
     step_fn, eval_fn = engine_steps(loss)
     k = min(overfit_examples, n)
     small = order[:k]
-    start = float(_mean_loss(state, x, y, small, key, loss=loss)[0])
+    start = float(_mean_loss(bare, x, y, small, key, loss=loss)[0])
     final = float(_overfit(step_fn, state, x, y, small, steps=overfit_steps, tail=10))
     ratio = final / start if start > 0 else math.nan
     checks.append(
@@ -394,7 +395,7 @@ def sanity_checks(
     # 5. per-example independence (evaluation mode)
     b = min(8, n)
     if jnp.issubdtype(x.dtype, jnp.floating):
-        mixing, applies = _independence(state, x, y, order[:b], loss)
+        mixing, applies = _independence(bare, x, y, order[:b], loss)
         if applies is False:
             advice = "the loss returns a scalar: return per-example values to run this check"
         elif applies is None:
@@ -478,10 +479,10 @@ def _baseline(fn, state, x, y, validation_data, step_fn, eval_fn, batch_size, se
             )
     size = resolve_batch_size(fn, "batch_size", None, int(xv.shape[0]))
     states, keys, x2, y2, val2 = _baseline_members(
-        state, xt, yt, xv, yv, jax.random.key(seed), size=size
+        state.replace(tx=None), xt, yt, xv, yv, jax.random.key(seed), size=size
     )
     population = Population(
-        states,
+        states.replace(tx=state.tx),
         keys,
         step_fn=step_fn,
         eval_fn=eval_fn,
