@@ -32,6 +32,7 @@ import hashlib
 import inspect
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -166,9 +167,9 @@ def mnist1d(*, cache: bool = True, **args: Any) -> Dataset:
     arrays = None
     if cache and os.path.isfile(path):
         try:
-            with np.load(path) as f:
+            with open(path, "rb") as fh, np.load(fh) as f:  # closed even if np.load fails
                 arrays = {k: f[k] for k in ("x", "y", "x_test", "y_test")}
-        except (OSError, ValueError, KeyError, EOFError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             arrays = None  # a damaged cache file is regenerated below
     if arrays is None:
         import random

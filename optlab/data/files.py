@@ -94,36 +94,43 @@ def _first_unusable(a: np.ndarray) -> tuple[int, ...] | None:
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
+    # np.load(path) leaves the file open when a zip header is followed by a damaged archive:
+    # open it here, so that it is closed on every path.
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        fh = open(path, "rb")  # closed by the with statement below
+    except OSError as err:
         raise _Bad(f"is not a readable .npz archive ({' '.join(str(err).split())})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise _Bad(
-            "holds a single array (a .npy file), not named arrays; save with "
-            "np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
-        )
-    with loaded as f:
-        names = list(f.files)
-        unexpected = sorted(set(names) - set(NPZ_ARRAYS))
-        missing = [k for k in ("x_train", "y_train") if k not in names]
-        if missing or unexpected:
-            what = f"has no array {missing[0]!r}" if missing else f"has unexpected {unexpected}"
+    with fh:
+        try:
+            loaded = np.load(fh, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise _Bad(f"is not a readable .npz archive ({' '.join(str(err).split())})") from None
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise _Bad(
-                f"{what}; the arrays there are {sorted(names)}, expected x_train, y_train "
-                f"and optionally x_test, y_test"
+                "holds a single array (a .npy file), not named arrays; save with "
+                "np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
             )
-        if ("x_test" in names) != ("y_test" in names):
-            raise _Bad(f"has only one of x_test and y_test (arrays: {sorted(names)})")
-        arrays = {}
-        for k in names:
-            try:
-                arrays[k] = f[k]
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        with loaded as f:
+            names = list(f.files)
+            unexpected = sorted(set(names) - set(NPZ_ARRAYS))
+            missing = [k for k in ("x_train", "y_train") if k not in names]
+            if missing or unexpected:
+                what = f"has no array {missing[0]!r}" if missing else f"has unexpected {unexpected}"
                 raise _Bad(
-                    f"array {k!r} cannot be read ({' '.join(str(err).split())}); save "
-                    f"numeric arrays with np.savez"
-                ) from None
+                    f"{what}; the arrays there are {sorted(names)}, expected x_train, y_train "
+                    f"and optionally x_test, y_test"
+                )
+            if ("x_test" in names) != ("y_test" in names):
+                raise _Bad(f"has only one of x_test and y_test (arrays: {sorted(names)})")
+            arrays = {}
+            for k in names:
+                try:
+                    arrays[k] = f[k]
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+                    raise _Bad(
+                        f"array {k!r} cannot be read ({' '.join(str(err).split())}); save "
+                        f"numeric arrays with np.savez"
+                    ) from None
     for k, a in arrays.items():
         if a.dtype.kind not in "biuf":
             raise _Bad(f"array {k!r} has dtype {a.dtype}; expected numbers")

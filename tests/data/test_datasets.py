@@ -1,6 +1,8 @@
 """Datasets load offline with the documented splits and metadata."""
 
+import gc
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -54,6 +56,13 @@ def test_mnist1d_is_generated_offline_cached_and_matches_the_package(tmp_path, m
     np.testing.assert_array_equal(ds.y_test, ref["y_test"])
     again = od.load("mnist1d", num_samples=1000)  # from the cache file
     np.testing.assert_array_equal(again.x_test, ds.x_test)
+    cached[0].write_bytes(b"PK\x03\x04" + b"\x00junk" * 40)  # a damaged cache file
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        regenerated = od.load("mnist1d", num_samples=1000)
+        gc.collect()  # an unclosed file warns when it is collected
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    np.testing.assert_array_equal(regenerated.x_test, ds.x_test)
     with pytest.raises(ValueError, match="unknown option"):
         od.load("mnist1d", num_sample=10)
 

@@ -1,8 +1,10 @@
 """Your own data: .npz and .csv files into a Dataset; every bad file is one named line."""
 
 import csv
+import gc
 import io
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
@@ -457,3 +459,19 @@ def test_a_path_object_and_a_bundled_name_side_by_side(tmp_path, monkeypatch):
     buffer = io.StringIO()  # not a path at all
     with pytest.raises(TypeError, match="name must be"):
         od.load(buffer)
+
+
+def test_a_damaged_zip_is_one_line_and_closes_its_file(tmp_path):
+    """np.load(path) leaves its file open on a zip header followed by junk: load must not."""
+    path = tmp_path / "damaged.npz"
+    path.write_bytes(b"PK\x03\x04" + b"\x00junk" * 40)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(ValueError) as info:
+            od.load(str(path))
+        message = str(info.value)
+        del info  # its traceback would keep a leaked file alive
+        gc.collect()  # an unclosed file warns when it is collected
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert "\n" not in message
+    assert str(path) in message and "is not a readable .npz archive" in message
