@@ -15,14 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+try:  # imported as benchmarks.NAME (tests, python -m)
+    from benchmarks.common import machine, write_json
+except ModuleNotFoundError:  # run as python benchmarks/NAME.py: its folder is sys.path[0]
+    from common import machine, write_json
 
 CHILD = r"""
 import json, sys, time
@@ -89,22 +90,15 @@ def main() -> None:
     summary = {
         "benchmark": "compile_cache",
         "args": args,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        **machine(),
         "compile_ratio_median": statistics.median(ratios),
         "first_epoch_ratio_median": statistics.median(epoch_ratios),
         "runs": pairs,
     }
-    import jax
-
-    summary["jax"] = jax.__version__
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compile_cache.json").write_text(json.dumps(summary, indent=1))
+    path = write_json(summary, "compile_cache.json")
     print(
         f"median: compile time ratio {summary['compile_ratio_median']:.3f}, first-epoch time "
-        f"ratio {summary['first_epoch_ratio_median']:.3f} -> {RESULTS / 'compile_cache.json'}"
+        f"ratio {summary['first_epoch_ratio_median']:.3f} -> {path}"
     )
 
 

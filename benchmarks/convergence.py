@@ -9,7 +9,6 @@ Each optimizer's whole run (all problems, every step) is one compiled ``lax.scan
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import jax
@@ -18,6 +17,11 @@ import numpy as np
 
 import optlab as ol
 from optlab.optimizers.registry import REGISTRY
+
+try:  # imported as benchmarks.NAME (tests, python -m)
+    from benchmarks.common import machine, write_json
+except ModuleNotFoundError:  # run as python benchmarks/NAME.py: its folder is sys.path[0]
+    from common import machine, write_json
 
 
 def rosenbrock(x: jax.Array) -> jax.Array:
@@ -106,8 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:<17}" + "".join(f"{c:>30}" for c in cells))
     print(f"({time.perf_counter() - start:.1f} s, one compiled scan per optimizer)")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"steps": args.steps, "tol": args.tol, "results": results}, fh, indent=2)
+        record = {"steps": args.steps, "tol": args.tol, "results": results}
+        write_json({**record, "environment": machine()}, args.json)
     return results
 
 

@@ -23,7 +23,6 @@ separately and the run is repeated. Prints a table and writes JSON to
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -37,6 +36,11 @@ import numpy as np
 import optax
 
 import optlab as ol
+
+try:  # imported as benchmarks.NAME (tests, python -m)
+    from benchmarks.common import machine, write_json
+except ModuleNotFoundError:  # run as python benchmarks/NAME.py: its folder is sys.path[0]
+    from common import machine, write_json
 
 L2 = 1e-4
 
@@ -249,8 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{lbfgs_mb / lbfgs_full:.3g}"
     )
     out = {
-        "versions": {"jax": jax.__version__, "flax": flax.__version__},
-        "device": jax.devices()[0].device_kind,
+        "environment": machine(),
         "passes": args.passes,
         "f_star": f_star,
         "batch": args.batch,
@@ -258,9 +261,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": rows,
     }
     if args.json:
-        os.makedirs(os.path.dirname(args.json), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
+        write_json(out, args.json)
     return out
 
 

@@ -25,18 +25,20 @@ Validation data: a stratified 20% of each training split. JSON to
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import time
 import warnings
 
-import jax
 import numpy as np
 
 import optlab as ol
 from optlab.tune.lr_find import candidates
+
+try:  # imported as benchmarks.NAME (tests, python -m)
+    from benchmarks.common import machine, write_json
+except ModuleNotFoundError:  # run as python benchmarks/NAME.py: its folder is sys.path[0]
+    from common import machine, write_json
 
 OPTIMIZERS = {
     "sgd": lambda lr: ol.sgd(lr),
@@ -175,15 +177,9 @@ def main() -> None:
         "rows": rows,
         "within_3x": [hits, total],
         "seconds": time.perf_counter() - start,
-        "jax": jax.__version__,
-        "device": str(jax.devices()[0]),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        **machine(),
     }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(record, f, indent=1)
+    write_json(record, args.output)
 
 
 if __name__ == "__main__":

@@ -18,17 +18,18 @@ Writes ``benchmarks/results/nn_build.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
-from pathlib import Path
 
-import flax
 import flax.nnx as nnx
 import jax
 
 import optlab as ol
+
+try:  # imported as benchmarks.NAME (tests, python -m)
+    from benchmarks.common import machine, write_json
+except ModuleNotFoundError:  # run as python benchmarks/NAME.py: its folder is sys.path[0]
+    from common import machine, write_json
 
 
 def _build(variant: str, widths: tuple[int, int]) -> float:
@@ -71,17 +72,10 @@ def main() -> None:
         "eager_jax_s": summary(times["eager_jax"]),
         "speedup_median": statistics.median(times["eager_jax"])
         / statistics.median(times["optlab"]),
-        "versions": {
-            "jax": jax.__version__,
-            "flax": flax.__version__,
-            "python": platform.python_version(),
-        },
-        "device": str(jax.devices()[0]),
+        "environment": machine(),
         "repeats": args.repeats,
     }
-    out = Path(__file__).parent / "results" / "nn_build.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = write_json(results, "nn_build.json")
     print(f"first MLP of the process: {first:.3f} s")
     for name in times:
         s = results[f"{name}_s"]

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
+
+try:  # imported as benchmarks.suite (tests, python -m)
+    from benchmarks.common import machine, write_json
+except ModuleNotFoundError:  # run as python benchmarks/suite.py: its folder is sys.path[0]
+    from common import machine, write_json
 
 HERE = Path(__file__).resolve().parent
 
@@ -30,8 +33,6 @@ def main() -> int:
         "--rerender", action="store_true", help="rewrite the report from --output's suite.json"
     )
     args = parser.parse_args()
-    import jax
-
     from optlab.train import suite
     from optlab.train.suite_report import write_report
 
@@ -51,14 +52,13 @@ def main() -> int:
                 print(f"{name}: skipped ({err})")
                 continue
             record = {
-                "format": "optlab.bench.targets/1",
-                "note": "validation accuracy targets (AlgoPerf's method, see 'derived'); "
-                "measured on a shared 2-core CPU machine",
-                "versions": {"jax": jax.__version__, "python": platform.python_version()},
+                "format": "optlab.bench.targets/2",
+                "note": "validation accuracy targets, each with its 'rule' and 'budget' "
+                "(optlab.train.suite.derive_targets)",
+                "environment": machine(),
                 "workloads": old,
             }
-            path.write_text(json.dumps(record, indent=1) + "\n")  # after each workload
-            print(f"wrote {path}")
+            print(f"wrote {write_json(record, path)}")  # after each workload
         return 0
     targets = suite.load_targets(HERE / "targets.json")
     results = suite.run_suite(
@@ -69,12 +69,7 @@ def main() -> int:
         targets=targets,
         log=lambda line: print(line, flush=True),
     )
-    results["environment"] = {
-        "jax": jax.__version__,
-        "device": str(jax.devices()[0]),
-        "cpu_count": os.cpu_count(),
-        "note": "measured on a shared 2-core machine under load",
-    }
+    results["environment"] = machine()
     written = write_report(results, args.output)
     print("wrote", ", ".join(map(str, written)), f"({results['seconds']:.0f} s)")
     return 0

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
-import platform
 import statistics
 import time
 import warnings
@@ -37,6 +35,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 import optlab as ol
+
+try:  # imported as benchmarks.NAME (tests, python -m)
+    from benchmarks.common import machine, write_json
+except ModuleNotFoundError:  # run as python benchmarks/NAME.py: its folder is sys.path[0]
+    from common import machine, write_json
 
 LOSS = ol.nn.softmax_cross_entropy_with_integer_labels
 SPACE = ol.tune.Space(
@@ -215,15 +218,9 @@ def main() -> None:
         "settings": vars(args),
         "rows": rows,
         "halving": halving,
-        "jax": jax.__version__,
-        "device": str(jax.devices()[0]),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        **machine(),
     }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(record, f, indent=1)
+    write_json(record, args.output)
     print(f"load average {os.getloadavg()}: the machine is shared; read the ratios", flush=True)
 
 

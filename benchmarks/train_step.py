@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import platform
 import statistics
@@ -40,13 +39,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import flax
 import flax.nnx as nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import optlab as ol
+
+try:  # imported as benchmarks.NAME (tests, python -m)
+    from benchmarks.common import machine, write_json
+except ModuleNotFoundError:  # run as python benchmarks/NAME.py: its folder is sys.path[0]
+    from common import machine, write_json
 
 BATCH = 128
 LR = 1e-3
@@ -370,16 +373,7 @@ def main() -> None:
     except ImportError:
         torch_version = None
 
-    info = {
-        "jax": jax.__version__,
-        "flax": flax.__version__,
-        "torch": torch_version,
-        "device": str(jax.devices()[0]),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "batch": BATCH,
-    }
+    info = {**machine(), "torch": torch_version, "platform": platform.platform(), "batch": BATCH}
     print(" ".join(f"{k}={v}" for k, v in info.items()))
     peak = matmul_peak(repeats)
     print(f"matmul peak (float32, best of 512/1024/2048): {peak:.1f} GFLOP/s")
@@ -509,9 +503,7 @@ def main() -> None:
         f"{tta['model_build_seconds']:.2f} s more)"
     )
     results["time_to_accuracy"] = tta
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    out = write_json(results, Path(args.output))
     print(f"wrote {out}")
 
 

@@ -20,8 +20,6 @@ To add a case (e.g. a chain), append a ``Case`` to ``CASES``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
 import time
@@ -35,6 +33,11 @@ import jax.numpy as jnp
 import optax
 
 import optlab as ol
+
+try:  # imported as benchmarks.NAME (tests, python -m)
+    from benchmarks.common import machine, write_json
+except ModuleNotFoundError:  # run as python benchmarks/NAME.py: its folder is sys.path[0]
+    from common import machine, write_json
 
 try:  # optional: torch.optim side by side (pip install -e '.[bench]')
     import torch
@@ -306,12 +309,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.torch_threads)
 
     env = {
-        "jax": jax.__version__,
+        **machine(),
         "optax": optax.__version__,
         "torch": torch.__version__ if torch is not None else None,
-        "device": str(jax.devices()[0]),
         "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "repeats": repeats,
     }
@@ -414,8 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         / "results"
         / ("update_throughput-quick.json" if args.quick else "update_throughput.json")
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str))
+    out = write_json(results, out)
     print(f"\nwrote {out}")
     return results
 

@@ -67,8 +67,10 @@ autodoc_type_aliases = {
 # Modules documented beside the root's re-exports (optlab.__all__ and its subpackages).
 optlab_api_extra_namespaces = (
     "optlab.optimizers.registry",
+    "optlab.optimizers.recommended",
     "optlab.schedules.registry",
     "optlab.train.recipes",
+    "optlab.train.run_data",
     "optlab.train.report",
     "optlab.train.sharding",
     "optlab.train.distributed",

@@ -27,6 +27,7 @@ from optlab.cli.options import (
     one_line,
 )
 from optlab.cli.rundir import prepare_output, read_json, read_run_config
+from optlab.optimizers.recommended import recommended_fields
 from optlab.optimizers.registry import optimizer_spec
 from optlab.schedules.registry import schedule_spec
 
@@ -57,43 +58,6 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "early_stopping": None,
     "checkpoint_every": 1,
-}
-# optlab.train.recipes.RECOMMENDED and TIED, without jax; tests/cli/test_bench_recipes.py checks
-# they agree. The recipe of --dataset fills the options not given (explicit ones win).
-RECOMMENDED: dict[str, dict[str, Any]] = {
-    "mnist1d": {
-        "hidden": (100, 100),
-        "residual": (False, True),
-        "init": "torch_default",
-        "optimizer": "momentum",
-        "lr": 0.2,
-        "schedule": "cosine",
-        "epochs": 150,
-        "batch_size": 100,
-    },
-    "digits": {
-        "hidden": (256, 256),
-        "dropout": 0.2,
-        "optimizer": "adam",
-        "lr": 3e-3,
-        "schedule": "cosine",
-        "epochs": 60,
-        "batch_size": 32,
-    },
-    "fashion_mnist": {
-        "hidden": (512, 256),
-        "dropout": 0.2,
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "schedule": "cosine",
-        "epochs": 30,
-        "batch_size": 128,
-    },
-}
-TIED = {
-    "optimizer": ("lr", "momentum", "opt", "weight_decay"),
-    "schedule": ("schedule_opt",),
-    "hidden": ("residual",),
 }
 # Options that do not change what a resumed run computes.
 RESUMABLE = ("epochs", "checkpoint_every")
@@ -165,26 +129,10 @@ def given_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
-def recommended_fields(dataset: str, given: dict[str, Any]) -> dict[str, Any]:
-    """``optlab.train.recipes.recommended_fields`` without jax: the recommended fields of
-    ``dataset`` left in force by the options ``given``."""
-    out = dict(RECOMMENDED.get(str(dataset), {}))
-    for key, tied in TIED.items():
-        if key in given and given[key] != out.get(key):
-            for name in tied:
-                out.pop(name, None)
-    if "optimizer" in given and optimizer_spec(given["optimizer"]).full_batch:
-        for name in ("batch_size", "schedule", "schedule_opt", "warmup_epochs"):
-            out.pop(name, None)
-    for key in given:
-        out.pop(key, None)
-    return out
-
-
 def check_run(fields: dict[str, Any], *, recommended: bool = False) -> dict[str, Any]:
     """All the fields of a run (defaults filled in: with ``recommended``, first the recipe of
-    the dataset given); refuses the options its optimizer or schedule does not use, before jax is
-    imported."""
+    the dataset given, :data:`optlab.optimizers.recommended.RECOMMENDED`); refuses the options
+    its optimizer or schedule does not use, before jax is imported."""
     # Only a dataset named with --dataset brings its recipe: plain `optlab train` stays the
     # quick 20-epoch digits MLP of DEFAULTS.
     base = (
@@ -212,7 +160,7 @@ def check_run(fields: dict[str, Any], *, recommended: bool = False) -> dict[str,
 # The library side (imports jax)
 
 
-def _enable_compilation_cache(enabled: bool) -> None:
+def enable_compilation_cache(enabled: bool) -> None:
     """JAX's persistent compilation cache under ``$OPTLAB_CACHE_DIR/jax`` (or
     ``~/.cache/optlab/jax``), unless ``$JAX_COMPILATION_CACHE_DIR`` chooses another place."""
     if not enabled:
@@ -281,7 +229,7 @@ def train(args: argparse.Namespace) -> int:
         return _resume(args)
     fields = check_run(given_fields(args), recommended=True)
     out = prepare_output(args.output or "runs/train", overwrite=args.overwrite)
-    _enable_compilation_cache(args.compilation_cache)
+    enable_compilation_cache(args.compilation_cache)
     config = _config(fields)
     return _fit_and_save(
         config, out, resumed=False, progress=not args.no_progress, diagnostics=args.diagnostics
@@ -341,7 +289,7 @@ def _resume(args: argparse.Namespace) -> int:
         more = "" if stopped else f"; pass --epochs N > {done} to train on"
         print(f"optlab: the run in {path} is finished ({why}); nothing to train{more}")
         return 0
-    _enable_compilation_cache(args.compilation_cache)
+    enable_compilation_cache(args.compilation_cache)
     from optlab.train.checkpoint import latest_epoch
     from optlab.train.recipes import Recipe
 
@@ -502,7 +450,6 @@ def compare(args: argparse.Namespace) -> int:
     if dupes:
         raise UsageError(f"--optimizers names {', '.join(dupes)} more than once")
     fields = given_fields(args)
-    base = {**DEFAULTS, **fields}
     mini = [s for s in specs if not s.full_batch]
     if not mini and any(k in fields for k in ("schedule", "schedule_opt", "warmup_epochs")):
         raise UsageError(
@@ -517,29 +464,44 @@ def compare(args: argparse.Namespace) -> int:
         raise UsageError(
             "--full-batch-epochs applies to full-batch optimizers (lbfgs); --optimizers lists none"
         )
-    runs = {}
-    for spec in specs:
-        if spec.full_batch:
-            epochs = args.full_batch_epochs or base["epochs"]
-            run_fields = {
-                **base,
-                "optimizer": spec.name,
-                "epochs": epochs,
-                "batch_size": None,
-                "schedule": "constant",
-                "schedule_opt": {},
-                "warmup_epochs": 0,
-            }
-        else:
-            run_fields = {**base, "optimizer": spec.name}
-        runs[spec.name] = check_run(run_fields)
+    runs = compare_fields(fields, [s.name for s in specs], args.full_batch_epochs)
     out = prepare_output(args.output or "runs/compare", overwrite=args.overwrite, command="compare")
-    _enable_compilation_cache(args.compilation_cache)
+    enable_compilation_cache(args.compilation_cache)
     if getattr(args, "tune", None):
         from optlab.cli.tuning import tune_learning_rates
 
         runs = {n: check_run(f) for n, f in tune_learning_rates(runs, args.tune).items()}
     return _compare(runs, out, progress=not args.no_progress)
+
+
+def compare_fields(
+    fields: dict[str, Any], names: list[str], full_batch_epochs: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """The checked fields of each optimizer's run of ``optlab compare``.
+
+    As ``optlab train``, a dataset named with ``--dataset`` brings its recommended recipe
+    (:data:`optlab.optimizers.recommended.RECOMMENDED`) for every option not given: the
+    architecture, epochs, batch size and schedule are shared by all the runs, and the recipe's
+    learning rate (and options) go to its own optimizer only (the others keep their registry
+    defaults: ``--tune N`` tunes each). A full-batch method runs ``full_batch_epochs`` (default:
+    the epochs) line-searched steps on every row, without a schedule.
+    """
+    runs = {}
+    for name in names:
+        spec = optimizer_spec(name)
+        chosen = {**fields, "optimizer": spec.name}
+        recipe = recommended_fields(fields["dataset"], chosen) if "dataset" in fields else {}
+        run_fields = {**DEFAULTS, **recipe, **chosen}
+        if spec.full_batch:
+            run_fields.update(
+                epochs=full_batch_epochs or run_fields["epochs"],
+                batch_size=None,
+                schedule="constant",
+                schedule_opt={},
+                warmup_epochs=0,
+            )
+        runs[spec.name] = check_run(run_fields)
+    return runs
 
 
 def _compare(runs_fields: dict[str, dict[str, Any]], out: Path, *, progress: bool) -> int:

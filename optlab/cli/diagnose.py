@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,9 @@ def load_history(run: str) -> Any:
     stats = run_dir / STATISTICS
     if stats.is_file():
         try:
-            history.diagnostics = DiagnosticsRecord.load_npz(stats)
-        except (ValueError, OSError, KeyError) as err:
+            with stats.open("rb") as f:  # np.load leaves its own handle open on a bad zip
+                history.diagnostics = DiagnosticsRecord.load_npz(f)
+        except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
             raise UsageError(f"{stats}: damaged: {one_line(err)}") from None
     return history
 

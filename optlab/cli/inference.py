@@ -87,7 +87,7 @@ def _split(ds: Any, split: str) -> tuple[Any, Any]:
 
 
 def _check_rows(run: str, record: dict[str, Any], x: Any, y: Any) -> Any:
-    from optlab.train.recipes import task_for
+    from optlab.train.run_data import task_for
 
     if x.shape[1] != record.get("num_features"):
         raise UsageError(
@@ -120,11 +120,11 @@ def predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {args.output!r} exists; pass --overwrite to replace it")
     if not target.parent.is_dir() if str(target.parent) else False:
         raise UsageError(f"--output {args.output!r}: no directory {str(target.parent)!r}")
-    from optlab.train import recipes, report
+    from optlab.train import report, run_data
     from optlab.train.evaluation import predict as predict_model
 
     try:
-        x = recipes.read_inputs(source)
+        x = run_data.read_inputs(source)
     except ValueError as err:
         raise value_error(err) from None
     if x.shape[1] != record.get("num_features"):

@@ -21,6 +21,9 @@ from typing import NoReturn
 from optlab.cli import diagnose, tuning
 from optlab.cli.options import (
     UsageError,
+    add_batch_size,
+    add_optimizer_options,
+    add_seed,
     hidden_sizes,
     keyword,
     nonempty,
@@ -168,12 +171,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, output: str) -> None:
         help=f"number of epochs (default: {DEFAULT_EPOCHS}; with --resume: the total to "
         "reach, default the run's own)",
     )
-    g.add_argument(
-        "--batch-size",
-        type=number("--batch-size", minimum=1, integer=True, maximum=2**31 - 1),
-        default=None,
-        help="rows per step (default: 32; full-batch methods use every row)",
-    )
+    add_batch_size(g, "rows per step (default: 32; full-batch methods use every row)")
     g.add_argument(
         "--validation-split",
         type=number("--validation-split", minimum=0.0, below=1.0),
@@ -181,12 +179,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, output: str) -> None:
         help="hold out this fraction of the training rows (stratified) for validation; 0 "
         "(default) validates on the dataset's test split",
     )
-    g.add_argument(
-        "--seed",
-        type=number("--seed", minimum=0, integer=True, maximum=2**32 - 1),
-        default=None,
-        help="seed of the initial weights, the data order and the split (default: 0)",
-    )
+    add_seed(g, "seed of the initial weights, the data order and the split (default: 0)")
     g.add_argument(
         "--output",
         type=nonempty("--output"),
@@ -227,35 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_options(train, defaults=False)
     _add_model_options(train)
-    g = train.add_argument_group("optimizer")
-    g.add_argument(
-        "--optimizer",
-        type=nonempty("--optimizer"),
-        default=None,
-        help="optimizer name (sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, "
-        "adamw, nadam, lbfgs, ...; default: adam)",
-    )
-    g.add_argument(
-        "--lr",
-        type=number("--lr", minimum=0.0),
-        default=None,
-        help="peak learning rate (default: the optimizer's registered default)",
-    )
-    g.add_argument(
-        "--momentum",
-        type=number("--momentum", minimum=0.0, below=1.0),
-        default=None,
-        help="momentum, for the optimizers that take one (sgd, momentum, nesterov, rmsprop)",
-    )
-    g.add_argument(
-        "--opt",
-        action="append",
-        default=None,
-        type=keyword("--opt"),
-        metavar="NAME=VALUE",
-        help="any other keyword of the optimizer's factory, e.g. --opt b1=0.95 --opt eps=1e-7 "
-        "(repeatable; numbers or true/false)",
-    )
+    g = add_optimizer_options(train)
     _add_schedule_options(g)
     g.add_argument(
         "--clip-norm",
@@ -306,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         help="train the same MLP with each optimizer; table, PNG and JSON",
         description="Train the same MLP on the same data with each optimizer at its "
-        "registered default hyperparameters (optlab.optimizers.registry); full-batch methods "
+        "registered default hyperparameters (optlab.optimizers.registry); --dataset NAME "
+        "brings NAME's recommended recipe for the options not given (its learning rate only "
+        "to its own optimizer), as optlab train does; full-batch methods "
         "(L-BFGS) take one line-searched step per epoch on every row. Prints a table and "
         "writes compare.png and compare.json to --output.",
     )
@@ -346,12 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="evaluate on this split of --dataset instead (train or test)",
     )
-    evaluate.add_argument(
-        "--batch-size",
-        type=number("--batch-size", minimum=1, integer=True, maximum=2**31 - 1),
-        default=None,
-        help="rows per evaluation batch (default: all at once)",
-    )
+    add_batch_size(evaluate, "rows per evaluation batch (default: all at once)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
     predict = sub.add_parser(
@@ -378,12 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write the predictions (refused if it exists, unless --overwrite)",
     )
     predict.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
-    predict.add_argument(
-        "--batch-size",
-        type=number("--batch-size", minimum=1, integer=True, maximum=2**31 - 1),
-        default=None,
-        help="rows per prediction batch (default: all at once)",
-    )
+    add_batch_size(predict, "rows per prediction batch (default: all at once)")
     diagnose.add_parser(sub)
     tuning.add_commands(
         sub,

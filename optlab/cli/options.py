@@ -249,3 +249,69 @@ def check_dataset_options(args: argparse.Namespace) -> str:
         if not d.is_dir():
             raise UsageError(f"--data-dir {args.data_dir!r}: not a directory")
     return name
+
+
+# ---------------------------------------------------------------------------------------------
+# Option groups shared by the commands
+
+MAX_SEED = 2**32 - 1
+MAX_ROWS = 2**31 - 1
+
+
+def add_optimizer_options(
+    parser: argparse.ArgumentParser, *, lr: bool = True
+) -> argparse._ArgumentGroup:
+    """Adds the ``optimizer`` group (``--optimizer``, ``--lr`` unless ``lr=False``,
+    ``--momentum``, ``--opt``) to ``parser`` and returns it, for a command's own options."""
+    g = parser.add_argument_group("optimizer")
+    g.add_argument(
+        "--optimizer",
+        type=nonempty("--optimizer"),
+        default=None,
+        help="optimizer name (sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, "
+        "adamw, nadam, lbfgs, ...; default: adam)",
+    )
+    if lr:
+        g.add_argument(
+            "--lr",
+            type=number("--lr", minimum=0.0),
+            default=None,
+            help="learning rate (with a schedule: its peak; default: the optimizer's "
+            "registered default)",
+        )
+    g.add_argument(
+        "--momentum",
+        type=number("--momentum", minimum=0.0, below=1.0),
+        default=None,
+        help="momentum, for the optimizers that take one (sgd, momentum, nesterov, rmsprop)",
+    )
+    g.add_argument(
+        "--opt",
+        action="append",
+        default=None,
+        type=keyword("--opt"),
+        metavar="NAME=VALUE",
+        help="any other keyword of the optimizer's factory, e.g. --opt b1=0.95 --opt eps=1e-7 "
+        "(repeatable; numbers or true/false)",
+    )
+    return g
+
+
+def add_batch_size(group: Any, help: str) -> None:
+    """Adds ``--batch-size`` (an integer in [1, 2**31 - 1]) to ``group``."""
+    group.add_argument(
+        "--batch-size",
+        type=number("--batch-size", minimum=1, integer=True, maximum=MAX_ROWS),
+        default=None,
+        help=help,
+    )
+
+
+def add_seed(group: Any, help: str) -> None:
+    """Adds ``--seed`` (an integer in [0, 2**32 - 1]) to ``group``."""
+    group.add_argument(
+        "--seed",
+        type=number("--seed", minimum=0, integer=True, maximum=MAX_SEED),
+        default=None,
+        help=help,
+    )

@@ -15,7 +15,15 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from optlab.cli.options import UsageError, keyword, nonempty, number, one_line
+from optlab.cli.options import (
+    UsageError,
+    add_batch_size,
+    add_optimizer_options,
+    add_seed,
+    nonempty,
+    number,
+    one_line,
+)
 from optlab.cli.rundir import prepare_output
 from optlab.optimizers.registry import optimizer_spec
 
@@ -24,41 +32,12 @@ SAMPLERS = ("quasi_random", "random", "grid")
 TUNE_RANGE = 30.0
 # sweep and compare --tune tune on held-out training rows, never on the test split
 TUNE_SPLIT = 0.2
+BATCH_HELP = "rows per step (default: 32)"
+SEED_HELP = "seed of the initial weights and the data order (default: 0)"
 
 
 # ---------------------------------------------------------------------------------------------
 # Parsers (registered by optlab.cli.main)
-
-
-def _add_optimizer_options(p: argparse.ArgumentParser, *, lr: bool = True) -> None:
-    g = p.add_argument_group("optimizer")
-    g.add_argument(
-        "--optimizer",
-        type=nonempty("--optimizer"),
-        default=None,
-        help="optimizer name (sgd, momentum, nesterov, adagrad, rmsprop, adam, ...; default: adam)",
-    )
-    if lr:
-        g.add_argument(
-            "--lr",
-            type=number("--lr", minimum=0.0),
-            default=None,
-            help="learning rate (default: the optimizer's registered default)",
-        )
-    g.add_argument(
-        "--momentum",
-        type=number("--momentum", minimum=0.0, below=1.0),
-        default=None,
-        help="momentum, for the optimizers that take one",
-    )
-    g.add_argument(
-        "--opt",
-        action="append",
-        default=None,
-        type=keyword("--opt"),
-        metavar="NAME=VALUE",
-        help="any other keyword of the optimizer's factory (repeatable)",
-    )
 
 
 def _output(p: argparse.ArgumentParser, default: str) -> None:
@@ -70,24 +49,6 @@ def _output(p: argparse.ArgumentParser, default: str) -> None:
         help=f"output directory; refused if it already holds results (default: {default})",
     )
     p.add_argument("--overwrite", action="store_true", help="replace the results in --output")
-
-
-def _seed(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--seed",
-        type=number("--seed", minimum=0, integer=True, maximum=2**31 - 1),
-        default=None,
-        help="seed of the initial weights and the data order (default: 0)",
-    )
-
-
-def _batch_size(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--batch-size",
-        type=number("--batch-size", minimum=1, integer=True, maximum=2**31 - 1),
-        default=None,
-        help="rows per step (default: 32)",
-    )
 
 
 def add_commands(
@@ -110,7 +71,7 @@ def add_commands(
     )
     data_options(lr_find, defaults=False)
     model_options(lr_find)
-    _add_optimizer_options(lr_find, lr=False)
+    add_optimizer_options(lr_find, lr=False)
     g = lr_find.add_argument_group("range test")
     g.add_argument(
         "--min-lr",
@@ -131,8 +92,8 @@ def add_commands(
         help="steps of the ramp (default: %(default)s)",
     )
     g.add_argument("--verify", action="store_true", help="train around each suggestion")
-    _batch_size(g)
-    _seed(g)
+    add_batch_size(g, BATCH_HELP)
+    add_seed(g, SEED_HELP)
     _output(lr_find, "runs/lr-find")
 
     check = sub.add_parser(
@@ -145,10 +106,10 @@ def add_commands(
     )
     data_options(check, defaults=False)
     model_options(check)
-    _add_optimizer_options(check)
+    add_optimizer_options(check)
     g = check.add_argument_group("checks")
-    _batch_size(g)
-    _seed(g)
+    add_batch_size(g, BATCH_HELP)
+    add_seed(g, SEED_HELP)
     g.add_argument("--json", action="store_true", help="print the verdicts as JSON")
 
     sweep = sub.add_parser(
@@ -163,7 +124,7 @@ def add_commands(
     )
     data_options(sweep, defaults=False)
     model_options(sweep)
-    _add_optimizer_options(sweep)
+    add_optimizer_options(sweep)
     g = sweep.add_argument_group("search")
     g.add_argument(
         "--param",
@@ -304,10 +265,13 @@ def _error(err: BaseException) -> UsageError:
     return UsageError(one_line(err))
 
 
-def _load(fields: dict[str, Any]) -> tuple[Any, Any]:
-    """``(recipe, run data)`` of the fields; every refusal a UsageError."""
+def _load(fields: dict[str, Any], *, cache: bool = False) -> tuple[Any, Any]:
+    """``(recipe, run data)`` of the fields; every refusal a UsageError. ``cache``: use JAX's
+    persistent compilation cache from here on, as ``optlab train`` does."""
+    from optlab.cli.commands import enable_compilation_cache
     from optlab.train import recipes
 
+    enable_compilation_cache(cache)
     try:
         config = recipes.Recipe(**fields)
         return config, recipes.load_data(config)
@@ -413,7 +377,7 @@ def lr_find(args: argparse.Namespace) -> int:
     from optlab.train import report
     from optlab.tune.lr_find import lr_find as find
 
-    config, data = _load(fields)
+    config, data = _load(fields, cache=args.compilation_cache)
     tx_fn = _tx_fn(config)
 
     def factory(learning_rate: Any) -> Any:
@@ -475,7 +439,7 @@ def check(args: argparse.Namespace) -> int:
     from optlab.tune.sanity import sanity_checks
 
     fields = _fields(args)
-    config, data = _load(fields)
+    config, data = _load(fields, cache=args.compilation_cache)
     try:
         from optlab.train.recipes import build_optimizer
 
@@ -532,7 +496,7 @@ def sweep(args: argparse.Namespace) -> int:
     from optlab.tune.sweep import HalvingConfig
     from optlab.tune.sweep import sweep as run_sweep
 
-    config, data = _load(fields)
+    config, data = _load(fields, cache=args.compilation_cache)
     if data.validation is None and args.metric.startswith("val_"):
         raise UsageError(f"--metric {args.metric} needs validation data: give --validation-split")
     import warnings

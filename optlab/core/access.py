@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from optlab.core.base import OptState
+from optlab.core.validation import check_state, check_str
 
 
 def _is_namedtuple(x: Any) -> bool:
@@ -141,6 +142,8 @@ def get(state: OptState, name: str) -> Any:
       The value stored there (usually a scalar array).
 
     Raises:
+      TypeError: ``state`` is not a state (a NamedTuple, tuple or dict) or ``name`` not a
+        string.
       KeyError: the name is absent (the message lists the names that are there) or ambiguous.
 
     Examples:
@@ -152,6 +155,8 @@ def get(state: OptState, name: str) -> Any:
       >>> print(ol.get(state, "count"))
       1
     """
+    check_state("get", "state", state)
+    check_str("get", "name", name)
     wanted = tuple(part for part in name.split("/") if part)
     if not wanted:
         raise KeyError("get: name must be a non-empty field name or path, got ''")

@@ -221,6 +221,9 @@ def global_norm(tree: PyTree) -> jax.Array:
       >>> print(global_norm({"a": jnp.array([3.0]), "b": jnp.array([4.0])}))
       5.0
     """
+    from optlab.core.validation import check_numeric_tree  # validation imports this module
+
+    check_numeric_tree("global_norm", "tree", tree)
     return jnp.sqrt(tree_sum_of_squares(tree))
 
 

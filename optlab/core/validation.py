@@ -586,11 +586,12 @@ def check_array(
                 f"{fn}: {name} must be an array of {accepts} numbers, got "
                 f"{name}={describe_value(value)} ({err})"
             ) from None
-    kind = (
-        np.dtype(array.dtype).kind
-        if not jax.dtypes.issubdtype(array.dtype, jax.dtypes.prng_key)
-        else "key"
-    )
+    if jax.dtypes.issubdtype(array.dtype, jax.dtypes.prng_key):
+        kind = "key"
+    elif jnp.issubdtype(array.dtype, jnp.floating):  # bfloat16's NumPy kind is 'V'
+        kind = "f"
+    else:
+        kind = np.dtype(array.dtype).kind
     if kind not in kinds:
         raise TypeError(
             f"{fn}: {name} must be an array of {accepts} numbers, got dtype {array.dtype} "
@@ -622,3 +623,60 @@ def check_key(fn: str, name: str, value: Any) -> None:
         f"{fn}: {name} must be one jax.random key (jax.random.key(seed) or "
         f"jax.random.PRNGKey(seed)), got {got}"
     )
+
+
+# --- Containers and trees (issue 11's fuzz holes: wrong types reaching jax) -------------------
+
+
+def check_state(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` unless ``value`` can be an optimizer state: what ``tx.init``
+    returns is a NamedTuple, a tuple (``chain``) or a dict (``named_chain``) of them; a list
+    (of numbers, say) is not one."""
+    if not isinstance(value, tuple | dict):
+        raise TypeError(
+            f"{fn}: {name} must be an optimizer state (what tx.init(params) returns: a "
+            f"NamedTuple, or a tuple or dict of them), got {_got(name, value)}"
+        )
+
+
+def check_sequence(fn: str, name: str, value: Any) -> list[Any]:
+    """Returns ``list(value)``; raises ``TypeError`` unless ``value`` is a list, a tuple (any
+    non-text sequence) or a 1-D array."""
+    if isinstance(value, np.ndarray | jax.Array) and value.ndim == 1:
+        return list(value)
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise TypeError(f"{fn}: {name} must be a list or a tuple, got {_got(name, value)}")
+    return list(value)
+
+
+def check_numeric_tree(fn: str, name: str, tree: Any) -> None:
+    """Raises ``TypeError`` naming the path of the first leaf of ``tree`` that is not a number
+    or a numeric array (jax, possibly traced, or NumPy; ``bool`` excluded). Leaf types are
+    static, so under ``jit`` this runs once, at trace time."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if isinstance(leaf, np.ndarray | jax.Array | np.generic):
+            ok = jnp.issubdtype(leaf.dtype, jnp.number)  # bfloat16 too; not bool, not keys
+        else:
+            ok = isinstance(leaf, numbers.Number) and not isinstance(leaf, bool)
+        if not ok:
+            where = f" at {jax.tree_util.keystr(path)}" if path else ""
+            raise TypeError(
+                f"{fn}: {name} must be an array or a tree of numeric arrays, got "
+                f"{describe_value(leaf)}{where}"
+            )
+
+
+def check_broadcasts_to(fn: str, name: str, value: Any, target: Any, *, what: str) -> None:
+    """Raises ``ValueError`` unless ``value`` broadcasts to ``target``'s shape without changing
+    it (a bound applied to a parameter must not reshape it); ``what`` names ``target``."""
+    shape, target_shape = jnp.shape(value), jnp.shape(target)
+    try:
+        ok = np.broadcast_shapes(shape, target_shape) == target_shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{fn}: {name} has shape {shape}, which does not broadcast to {what} of shape "
+            f"{target_shape}; give one number, an array that broadcasts, or a tree like the "
+            f"parameters"
+        )

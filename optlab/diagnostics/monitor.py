@@ -46,11 +46,14 @@ from optlab.diagnostics.statistics import (
     histogram_edges,
     layer_outputs,
     layers_of,
-    norm_stats,
+    moments,
+    norm_vectors,
     parameter_stats,
     sizes,
     squared_norms,
+    stacked_histograms,
     value_stats,
+    value_sums,
 )
 from optlab.nn.apply import functional
 from optlab.train.history import natural_key
@@ -58,7 +61,7 @@ from optlab.train.step import split_batch, weighted_mean
 
 # The histograms count the values of the batch's first rows only (real rows: the mask still
 # weighs them): a fixed subsample, so their cost does not grow with the batch.
-HISTOGRAM_ROWS = 32
+HISTOGRAM_ROWS = 8
 _VALUE_STATS = ("mean", "std", "dead", "saturated")
 _PARAM_STATS = ("grad_norm", "grad_rms", "param_norm", "update_ratio", "effective_lr")
 
@@ -75,13 +78,16 @@ def _num_classes(predictions: jax.Array, targets: Any) -> int:
 def _layout(state: Any) -> tuple[list[Layer], list[tuple[str, str]]]:
     """The static layout of a monitored step: the recorded layers (one histogram row each)
     and the ``(key, row)`` of each entry of the packed vector of means (row ``""``: a value
-    without rows)."""
+    without rows). Grouped by statistic (every layer's mean, then every layer's standard
+    deviation...), so that the packed vector is a concatenation of per-statistic vectors."""
     layers = layers_of(state.model())
-    params = leaf_paths(state.params)
+    acts = [layer for layer in layers if layer.role == ACTIVATION]
     entries: list[tuple[str, str]] = [("input_mean", ""), ("input_std", "")]
-    for layer in layers:
-        stats = _VALUE_STATS if layer.role == ACTIVATION else _VALUE_STATS[:2]
-        entries += [(f"{layer.role}_{stat}", layer.name) for stat in stats]
+    for stat in ("mean", "std"):
+        entries += [(f"{layer.role}_{stat}", layer.name) for layer in layers]
+    for stat in ("dead", "saturated"):
+        entries += [(f"{ACTIVATION}_{stat}", layer.name) for layer in acts]
+    params = leaf_paths(state.params)
     for stat in _PARAM_STATS:
         entries += [(stat, name) for name in params]
     return layers, entries
@@ -112,9 +118,10 @@ class Monitor:
     Args:
       every: compute the statistics on every ``every``-th step (by the global step count, so
         a resumed run samples the same steps); the others skip them.
-      histograms: also count the 32-bin histograms, on the first 32 rows of each batch
+      histograms: also count the 32-bin histograms, on the first 8 rows of each batch
         (``HISTOGRAM_ROWS``; the mask still weighs them: a subsample of the batch, so that
-        their cost does not grow with the batch size; the moments use every real row).
+        their cost does not grow with the batch size, summed over the epoch's sampled steps;
+        the moments use every real row). All layers' counts are one scatter-add.
 
     Examples:
       >>> import optlab as ol
@@ -152,23 +159,22 @@ class Monitor:
         out, new_state, captured = apply.capture(params, model_state, x, train=True, rng=rng)
         layers = layers_of(apply.merge(params, model_state))
         outputs = layer_outputs(layers, captured)
-        stats = {}
-        for layer, v in outputs.items():
-            s = value_stats(
-                jax.lax.stop_gradient(v),
-                mask,
-                role=layer.role,
-                kind=layer.kind,
-                histogram=self.histograms,
-                histogram_rows=HISTOGRAM_ROWS,
+        stats = {
+            layer.name: value_sums(
+                jax.lax.stop_gradient(v), mask, role=layer.role, kind=layer.kind, histogram=False
             )
-            stats[layer.name] = s
+            for layer, v in outputs.items()
+        }
+        captured = {"layers": stats}
+        if self.histograms:
+            values = {layer: jax.lax.stop_gradient(v) for layer, v in outputs.items()}
+            captured["hist"] = stacked_histograms(layers, values, mask, HISTOGRAM_ROWS)
         # The parameters' squared norms, taken here, where the forward pass reads them: passed
         # on to update_stats (an operand of the update's branch), they are read before the
         # update writes the parameters in place. Read later (in measure, or beside the update),
         # the old parameters were copied on every step.
-        param_sq = squared_norms(jax.lax.stop_gradient(params))
-        return out, new_state, {"layers": stats, "param_sq": param_sq}
+        captured["param_sq"] = squared_norms(jax.lax.stop_gradient(params))
+        return out, new_state, captured
 
     def _when_sampled(self, state: Any, fn: Callable[[], Any]) -> Any:
         """``fn()`` on a sampled step, zeros shaped like it on the others (a ``lax.cond``)."""
@@ -208,36 +214,39 @@ class Monitor:
         layers, entries = _layout(state)
 
         def compute() -> dict[str, jax.Array]:
-            values: dict[tuple[str, str], jax.Array] = {}
-            hists = []
             nan = jnp.full((), jnp.nan, jnp.float32)
-            x = value_stats(
+            x = value_sums(
                 jax.tree.leaves(inputs)[0], mask, role="input", kind="input", histogram=False
             )
-            values["input_mean", ""], values["input_std", ""] = x["mean"], x["std"]
-            for layer in layers:
-                s = captured["layers"].get(layer.name)
-                if s is None:  # not called in this pass
-                    hists.append(jnp.zeros(BINS, jnp.float32))
-                    continue
-                for stat in _VALUE_STATS:
-                    values[f"{layer.role}_{stat}", layer.name] = s[stat]
-                if self.histograms:
-                    hists.append(s["hist"])
+            # The input and every layer not called in this pass (NaN) in one row per sum:
+            # the moments are finished for all of them at once.
+            sums = [x] + [
+                captured["layers"].get(layer.name, {"first": nan, "second": nan, "shift": nan})
+                for layer in layers
+            ]
+            mean, std = moments(
+                *(jnp.stack([s[k] for s in sums]) for k in ("first", "second", "shift"))
+            )
+            acts = [captured["layers"].get(layer.name, {}) for layer in layers]
+            acts = [a for a, layer in zip(acts, layers, strict=True) if layer.role == ACTIVATION]
+            names = leaf_paths(state.params)
             # The gradients' norms are taken here, where XLA shares them with the step's own
             # gradient norm.
-            param_stats = norm_stats(
+            vectors = norm_vectors(
                 update_stats["param_sq"],
                 squared_norms(grads),
                 update_stats["step_sq"],
                 state.lr_scale,
                 sizes(state.params),
+                names,
             )
-            for stat, per_param in param_stats.items():
-                for name, value in per_param.items():
-                    values[stat, name] = value
-            packed = jnp.stack([values.get(e, nan) for e in entries])
-            hist = jnp.stack(hists) if self.histograms and hists else jnp.zeros((0, BINS))
+            pieces = [mean[:1], std[:1], mean[1:], std[1:]]
+            for stat in ("dead", "saturated"):
+                pieces.append(jnp.stack([a.get(stat, nan) for a in acts] or [nan])[: len(acts)])
+            pieces += [vectors[stat] for stat in _PARAM_STATS]
+            packed = jnp.concatenate(pieces)
+            assert packed.shape == (len(entries),), (packed.shape, len(entries))
+            hist = captured["hist"] if self.histograms else jnp.zeros((0, BINS))
             return {"mean": packed, "hist": hist}
 
         parts = self._when_sampled(state, compute)

@@ -74,16 +74,20 @@ def plot_diagnostics(history: History, findings: list[Finding] | None = None) ->
 
     findings = diagnose(history) if findings is None else list(findings)
     record = history.diagnostics
-    fig = Figure(figsize=(13.0, 9.0), layout="constrained")
+    # Fixed margins, not layout="constrained": the constrained solver took half of the
+    # figure's drawing time for its 11 axes.
+    fig = Figure(figsize=(13.0, 9.0))
     heat = record is not None and "activation_hist" in record and record.rows("activation_hist")
-    grid = fig.add_gridspec(3 if heat else 2, 3)
+    grid = fig.add_gridspec(
+        3 if heat else 2, 3, left=0.06, right=0.98, bottom=0.06, top=0.95, hspace=0.35, wspace=0.22
+    )
     row = 0
     if heat:
         rows = record.rows("activation_hist")
         # at most MAX_HEATMAPS layers, evenly spaced, the first and the last included
         shown = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), MAX_HEATMAPS)).round())
         names = [rows[int(i)] for i in shown]
-        sub = grid[0, :].subgridspec(1, len(names))
+        sub = grid[0, :].subgridspec(1, len(names), wspace=0.3)
         hist = np.asarray(record["activation_hist"], np.float64)
         edges = np.asarray(record["activation_edges"], np.float64)
         epochs = np.asarray(record.epoch, np.float64)

@@ -161,7 +161,7 @@ def value_stats(
       histogram: also count the histogram (weights of the rows, per bin).
       bins: the number of bins.
       histogram_rows: count the histogram on the first ``histogram_rows`` rows only (still
-        weighted by the mask); None: every row. The monitor counts 32 rows per step: the
+        weighted by the mask); None: every row. The monitor counts 8 rows per step: the
         histogram is a scatter-add, serial on CPU, and a fixed subsample keeps its cost
         independent of the batch size.
 
@@ -176,6 +176,39 @@ def value_stats(
       >>> print(float(s["mean"]), float(s["dead"]), float(s["hist"].sum()))
       1.0 0.5 4.0
     """
+    sums = value_sums(
+        values,
+        mask,
+        role=role,
+        kind=kind,
+        histogram=histogram,
+        bins=bins,
+        histogram_rows=histogram_rows,
+    )
+    mean, std = moments(sums["first"], sums["second"], sums["shift"])
+    stats = {"mean": mean, "std": std, "dead": sums["dead"], "saturated": sums["saturated"]}
+    if histogram:
+        stats["hist"] = sums["hist"]
+    return stats
+
+
+def value_sums(
+    values: jax.Array,
+    mask: jax.Array | None,
+    *,
+    role: str,
+    kind: str,
+    histogram: bool = True,
+    bins: int = BINS,
+    histogram_rows: int | None = None,
+) -> dict[str, jax.Array]:
+    """The reductions behind :func:`value_stats` (same arguments), before the moments are
+    finished: ``first`` and ``second``, the weighted means of :math:`v - c` and
+    :math:`(v - c)^2` for a shift :math:`c` (``shift``, one of the values: it keeps
+    :math:`E[(v-c)^2] - E[v-c]^2` accurate when the mean is large against the spread), the
+    ``dead`` and ``saturated`` fractions and, with ``histogram``, ``hist``.
+    :func:`moments` turns the first three into the mean and standard deviation; the monitor
+    does so for all its layers at once (one small kernel instead of one per layer)."""
     v = values.reshape(values.shape[0], -1).astype(jnp.float32)
     w = jnp.ones(v.shape[0], jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
     wv = w[:, None]
@@ -187,34 +220,66 @@ def value_stats(
         sat = jnp.abs(v) > 0.99
     else:
         sat = None
-    # Shifted sums of v and v^2 (the shift, one of the values, keeps E[(v-c)^2] - E[v-c]^2
-    # accurate when the mean is large against the spread) and the saturated count: separate
-    # reductions of the same input (a stacked (B, U, 3) operand was materialized).
-    d = v - jax.lax.stop_gradient(v[0, 0])
-    first, second = jnp.sum(wv * d) / n, jnp.sum(wv * d * d) / n
-    mean = first + v[0, 0]
-    std = jnp.sqrt(jnp.maximum(second - first**2, 0.0))
-    saturated = nan if sat is None else jnp.sum(wv * sat) / n
+    # Separate reductions of the same input (a stacked (B, U, 3) operand was materialized).
+    shift = jax.lax.stop_gradient(v[0, 0])
+    d = v - shift
+    sums = {"first": jnp.sum(wv * d) / n, "second": jnp.sum(wv * d * d) / n, "shift": shift}
+    sums["saturated"] = nan if sat is None else jnp.sum(wv * sat) / n
     if role == ACTIVATION and kind in RELU_FAMILY:
         alive = jnp.any((v != 0) & (wv > 0), axis=0)
-        dead = 1.0 - jnp.mean(alive.astype(jnp.float32))
+        sums["dead"] = 1.0 - jnp.mean(alive.astype(jnp.float32))
     else:
-        dead = nan
-    stats = {"mean": mean, "std": std, "dead": dead, "saturated": saturated}
+        sums["dead"] = nan
     if histogram:
         rows = v.shape[0] if histogram_rows is None else min(histogram_rows, v.shape[0])
-        stats["hist"] = _histogram(v[:rows], wv[:rows], *histogram_range(role, kind), bins)
-    return stats
+        sums["hist"] = _histogram(v[:rows], wv[:rows], *histogram_range(role, kind), bins)
+    return sums
+
+
+def moments(first: Any, second: Any, shift: Any) -> tuple[jax.Array, jax.Array]:
+    r"""Mean and standard deviation from shifted moments (elementwise: scalars or vectors),
+    :math:`\mu = c + E[v - c]` and :math:`\sigma = \sqrt{\max(E[(v-c)^2] - E[v-c]^2, 0)}`."""
+    return first + shift, jnp.sqrt(jnp.maximum(second - jnp.square(first), 0.0))
 
 
 def _histogram(v: jax.Array, wv: jax.Array, low: float, high: float, bins: int) -> jax.Array:
     """Weighted counts per bin (values below ``low``, and NaN, in the first bin; above
     ``high`` in the last): one scatter-add, cheaper on CPU than comparing every value with
     every edge."""
+    index, weights = _bin_index(v, wv, low, high, bins)
+    return jnp.zeros(bins, jnp.float32).at[index].add(weights)
+
+
+def _bin_index(
+    v: jax.Array, wv: jax.Array, low: float, high: float, bins: int
+) -> tuple[jax.Array, jax.Array]:
     index = jnp.floor((v - low) * (bins / (high - low)))
     index = jnp.clip(jnp.nan_to_num(index, nan=0.0), 0, bins - 1).astype(jnp.int32)
-    weights = jnp.broadcast_to(wv, v.shape)
-    return jnp.zeros(bins, jnp.float32).at[index.reshape(-1)].add(weights.reshape(-1))
+    return index.reshape(-1), jnp.broadcast_to(wv, v.shape).reshape(-1)
+
+
+def stacked_histograms(
+    layers: list[Layer], outputs: Mapping, mask: jax.Array | None, rows: int, bins: int = BINS
+) -> jax.Array:
+    """The ``(len(layers), bins)`` histograms of :func:`value_stats` (on each output's first
+    ``rows`` rows, weighted by ``mask``) for every layer at once: one scatter-add over the
+    bin indices of all layers (each offset by its row of the matrix), not one per layer.
+    A layer missing from ``outputs`` (not called) gets a row of zeros."""
+    indices, weights = [], []
+    for i, layer in enumerate(layers):
+        if layer not in outputs:
+            continue
+        values = outputs[layer]
+        v = values.reshape(values.shape[0], -1)[:rows].astype(jnp.float32)
+        n = v.shape[0]
+        w = jnp.ones(n, jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)[:n]
+        index, weight = _bin_index(v, w[:, None], *histogram_range(layer.role, layer.kind), bins)
+        indices.append(index + i * bins)
+        weights.append(weight)
+    counts = jnp.zeros(len(layers) * bins, jnp.float32)
+    if indices:
+        counts = counts.at[jnp.concatenate(indices)].add(jnp.concatenate(weights))
+    return counts.reshape(len(layers), bins)
 
 
 def parameter_stats(
@@ -263,19 +328,26 @@ def norm_stats(
     param_sq: dict, grad_sq: dict, step_sq: dict | None, scale: Any, size: dict
 ) -> dict[str, dict]:
     """:func:`parameter_stats` from the squared norms of parameters, gradients and steps."""
-    out: dict[str, dict] = {k: {} for k in ("grad_norm", "grad_rms", "param_norm")}
+    names = list(param_sq)
+    vectors = norm_vectors(param_sq, grad_sq, step_sq, scale, size, names)
+    return {stat: {n: v[i] for i, n in enumerate(names)} for stat, v in vectors.items()}
+
+
+def norm_vectors(
+    param_sq: dict, grad_sq: dict, step_sq: dict | None, scale: Any, size: dict, names: list
+) -> dict[str, jax.Array]:
+    """:func:`norm_stats` as one vector per statistic, entry ``i`` for parameter
+    ``names[i]``: the arithmetic runs once on stacked values (one small kernel), not once per
+    parameter."""
+    p_norm = jnp.sqrt(jnp.stack([jnp.asarray(param_sq[n], jnp.float32) for n in names]))
+    g_norm = jnp.sqrt(jnp.stack([jnp.asarray(grad_sq[n], jnp.float32) for n in names]))
+    root = np.sqrt(np.array([max(size[n], 1) for n in names], np.float32))
+    out = {"grad_norm": g_norm, "grad_rms": g_norm / root, "param_norm": p_norm}
     if step_sq is not None:
-        out.update(update_ratio={}, effective_lr={})
         scale = jnp.abs(jnp.asarray(scale, jnp.float32))
-    for name, p_sq in param_sq.items():
-        g_norm, p_norm = jnp.sqrt(grad_sq[name]), jnp.sqrt(p_sq)
-        out["grad_norm"][name] = g_norm
-        out["grad_rms"][name] = g_norm / np.sqrt(max(size[name], 1))
-        out["param_norm"][name] = p_norm
-        if step_sq is not None:
-            step = scale * jnp.sqrt(step_sq[name])
-            out["update_ratio"][name] = jnp.where(p_norm > 0, step / p_norm, jnp.nan)
-            out["effective_lr"][name] = jnp.where(g_norm > 0, step / g_norm, jnp.nan)
+        step = scale * jnp.sqrt(jnp.stack([jnp.asarray(step_sq[n], jnp.float32) for n in names]))
+        out["update_ratio"] = jnp.where(p_norm > 0, step / p_norm, jnp.nan)
+        out["effective_lr"] = jnp.where(g_norm > 0, step / g_norm, jnp.nan)
     return out
 
 

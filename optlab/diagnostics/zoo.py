@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -30,13 +31,19 @@ from optlab.nn.losses import softmax_cross_entropy_with_integer_labels
 from optlab.nn.mlp import MLP
 from optlab.optimizers.adam import adam
 from optlab.optimizers.sgd import sgd
+from optlab.train.callbacks import Callback
 from optlab.train.fit import fit
 from optlab.train.history import History
 
 
 class Bug(NamedTuple):
     """One entry of the zoo: what is planted, the finding it must draw (None for a healthy
-    baseline: no warning at all) and how the run is built."""
+    baseline: no warning at all) and how the run is built.
+
+    ``lr_multiplier`` multiplies every update through the state's ``lr_scale`` (Adam 1e-3 with
+    a multiplier of 100 takes the steps of Adam 0.1): the run reuses the compiled epoch of the
+    healthy recipe, as a learning rate set on the state never recompiles.
+    """
 
     description: str
     expected: str | None
@@ -46,6 +53,7 @@ class Bug(NamedTuple):
     weight_scale: float = 1.0
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    lr_multiplier: float = 1.0
     shuffle_labels: bool = False
     input_scale: float = 1.0
 
@@ -55,8 +63,8 @@ BUGS: dict[str, Bug] = {
     "weights_x0.01": Bug(
         "initial weights multiplied by 0.01", "vanishing_activations", weight_scale=0.01
     ),
-    "lr_x100": Bug("learning rate 100 times too high", "lr_too_high", learning_rate=1e-1),
-    "lr_x1e-4": Bug("learning rate 10^4 times too low", "lr_too_low", learning_rate=1e-7),
+    "lr_x100": Bug("learning rate 100 times too high", "lr_too_high", lr_multiplier=100.0),
+    "lr_x1e-4": Bug("learning rate 10^4 times too low", "lr_too_low", lr_multiplier=1e-4),
     "sigmoid_stack": Bug(
         "8 hidden sigmoid layers",
         "vanishing_gradients",
@@ -87,6 +95,16 @@ def _scale_weights(model: nnx.Module, factor: float) -> None:
         kernel = getattr(module, "kernel", None)
         if isinstance(kernel, nnx.Param):
             kernel[...] = kernel[...] * factor
+
+
+class _ScaleLearningRate(Callback):
+    """Sets the state's learning-rate multiplier before the first epoch."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def on_train_begin(self, run: Any) -> None:
+        run.state = run.state.replace(lr_scale=jnp.asarray(self.factor, jnp.float32))
 
 
 @functools.cache
@@ -138,6 +156,7 @@ def run_bug(
         validation_split=0.2,
         seed=seed,
         progress=False,
+        callbacks=[_ScaleLearningRate(bug.lr_multiplier)] if bug.lr_multiplier != 1.0 else [],
         diagnostics=monitor if monitor is not None else Monitor(),
     )
     return history

@@ -17,7 +17,13 @@ import jax.numpy as jnp
 from optlab.core.base import GradientTransformation, OptState, Params, apply_updates
 from optlab.core.combine import with_extra_args_support
 from optlab.core.numerics import global_norm, tree_all_finite
-from optlab.core.validation import check_bool, check_callable, check_int_at_least, check_positive
+from optlab.core.validation import (
+    check_bool,
+    check_callable,
+    check_int_at_least,
+    check_numeric_tree,
+    check_positive,
+)
 from optlab.optimizers.lbfgs import lbfgs
 from optlab.optimizers.linesearch import (
     ScaleByBacktrackingLinesearchState,
@@ -294,6 +300,7 @@ def minimize(
         raise TypeError(
             f"{fn}: args must be a tuple, got args={args!r:.60} ({type(args).__name__})"
         )
+    check_numeric_tree(fn, "x0", x0)
     leaves = jax.tree.leaves(x0)
     if not leaves:
         raise ValueError(f"{fn}: x0 has no array leaves")

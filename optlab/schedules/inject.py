@@ -21,7 +21,7 @@ import numpy as np
 from optlab.core.base import GradientTransformation, OptState, gated_update, register_gated
 from optlab.core.combine import with_extra_args_support
 from optlab.core.numerics import gate, safe_increment, zero_count
-from optlab.core.validation import check_callable, check_dtype
+from optlab.core.validation import check_callable, check_dtype, check_number, check_state
 
 
 class InjectHyperparamsState(NamedTuple):
@@ -360,6 +360,7 @@ def set_hyperparams(state: OptState, **values: Any) -> OptState:
       The new state (the input is not modified).
 
     Raises:
+      TypeError: ``state`` is not a state, or a value is not a number or a numeric array.
       KeyError: a name matches no injected hyperparameter (the message lists those there).
 
     Examples:
@@ -369,6 +370,9 @@ def set_hyperparams(state: OptState, **values: Any) -> OptState:
       >>> print(ol.get(state, "hyperparams/learning_rate"))
       0.01
     """
+    check_state("set_hyperparams", "state", state)
+    for name, value in values.items():
+        check_number("set_hyperparams", name, value, allow_array=True)
     wanted = {n: tuple(p for p in n.split("/") if p) for n in values}
     found = {n: 0 for n in values}
     available = []

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from optlab.core.base import Schedule
 from optlab.core.numerics import is_concrete_number
+from optlab.core.validation import check_sequence
 from optlab.schedules._common import check_steps
 
 
@@ -50,8 +51,8 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
       [0.0, 0.5, 1.0, 0.5, 0.25]
     """
     fn = "join_schedules"
-    schedules = list(schedules)
-    boundaries = list(boundaries)
+    schedules = check_sequence(fn, "schedules", schedules)
+    boundaries = check_sequence(fn, "boundaries", boundaries)
     if not schedules:
         raise ValueError(f"{fn}: schedules must not be empty, got schedules={schedules!r}")
     if len(boundaries) != len(schedules) - 1:

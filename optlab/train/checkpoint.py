@@ -6,7 +6,17 @@ completed epochs) holds every array of the :class:`~optlab.train.state.TrainStat
 RNG key, update multiplier), a JSON record (for :func:`optlab.fit`: the
 :class:`~optlab.train.run.RunMeta`), optional extra arrays (e.g. early stopping's best
 weights) and an integrity record, ``integrity.json``: the SHA-256 and size of every file orbax
-wrote, of every array (its dtype, shape and bytes) and of the JSON record.
+wrote, a sharding-invariant checksum of every array (:func:`sharded_digests`) and the SHA-256
+of the JSON record.
+
+Sharded arrays stay sharded: orbax's sharded save writes each array from the devices that hold
+it (in a job of several processes, every process writes its own shards; the folder must be on
+a file system every process sees), and restoring reads each array straight into the sharding
+of the state it restores into, whatever the device count it was written on (4 devices, then
+2, or 2 processes, then 1). No array is gathered on one host for saving, checking or
+restoring. The array checksums are computed on the devices, as a sum over elements of a hash
+of (global index, bits) modulo :math:`2^{32}`: a sum does not depend on how the elements are
+split, so the checksum of a restored array on another mesh equals the one written.
 
 Writing: orbax writes the checkpoint into a staging folder (itself through a temporary folder
 renamed when complete), the integrity record is added, and the staging folder is renamed to
@@ -37,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from optlab.core.validation import as_path, check_int_range
 from optlab.train.run import Run, RunMeta
@@ -67,30 +78,172 @@ def flatten_arrays(tree: Any) -> dict[str, Any]:
     return {f"{i:05d}": (jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
 
 
-def unflatten_arrays(fn: str, flat: Mapping[str, Any], like: Any) -> Any:
-    """Rebuilds a tree shaped like ``like`` from :func:`flatten_arrays` output, checking shapes."""
-    leaves, treedef = jax.tree.flatten(like)
-    if len(flat) != len(leaves):
+def _dtype(x: Any) -> np.dtype:
+    return np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
+
+
+def _like(saved: Any, ref: Any) -> Any:
+    """``saved`` with the placement of ``ref``: kept when it already has ``ref``'s sharding,
+    else each device (of every process) takes its slice of the host value."""
+    if not isinstance(ref, jax.Array):
+        return jnp.asarray(saved)
+    if isinstance(saved, jax.Array) and saved.sharding == ref.sharding:
+        return saved
+    host = np.asarray(saved)
+    return jax.make_array_from_callback(host.shape, ref.sharding, lambda index: host[index])
+
+
+def check_like(fn: str, saved: Mapping[str, tuple[tuple[int, ...], Any]], like: Any) -> None:
+    """Raises ``ValueError`` unless the saved ``{name: (shape, dtype)}`` of
+    :func:`flatten_arrays` output fit the leaves of ``like`` (PRNG keys as their key data)."""
+    leaves = jax.tree.leaves(flatten_arrays(like))
+    if len(saved) != len(leaves):
         raise ValueError(
-            f"{fn}: the checkpoint holds {len(flat)} arrays but this model and optimizer have "
+            f"{fn}: the checkpoint holds {len(saved)} arrays but this model and optimizer have "
             f"{len(leaves)}; was it written for another model or optimizer?"
         )
+    for i, ref in enumerate(leaves):
+        shape, dtype = saved[f"{i:05d}"]
+        ref_shape, ref_dtype = tuple(np.shape(ref)), _dtype(ref)
+        if tuple(shape) != ref_shape or np.dtype(dtype) != ref_dtype:
+            raise ValueError(
+                f"{fn}: array {i} has shape {tuple(shape)} and dtype {np.dtype(dtype)} in the "
+                f"checkpoint but {ref_shape} and {ref_dtype} here; was it written for another "
+                "model or optimizer?"
+            )
+
+
+def unflatten_arrays(fn: str, flat: Mapping[str, Any], like: Any) -> Any:
+    """Rebuilds a tree shaped like ``like`` from :func:`flatten_arrays` output, checking shapes;
+    each array is placed like ``like``'s (on its mesh, sharded the same way)."""
+    check_like(fn, {k: (np.shape(v), _dtype(v)) for k, v in flat.items()}, like)
+    leaves, treedef = jax.tree.flatten(like)
     out = []
     for i, ref in enumerate(leaves):
         saved = flat[f"{i:05d}"]
         if _is_key(ref):
-            data = jnp.asarray(saved, jax.random.key_data(ref).dtype)
+            data = _like(saved, jax.random.key_data(ref))
             out.append(jax.random.wrap_key_data(data, impl=jax.random.key_impl(ref)))
-            continue
-        ref_shape, ref_dtype = np.shape(ref), jnp.asarray(ref).dtype
-        if np.shape(saved) != ref_shape or np.asarray(saved).dtype != ref_dtype:
-            raise ValueError(
-                f"{fn}: array {i} has shape {np.shape(saved)} and dtype {np.asarray(saved).dtype} "
-                f"in the checkpoint but {ref_shape} and {ref_dtype} here; was it written for "
-                "another model or optimizer?"
-            )
-        out.append(jnp.asarray(saved))
+        else:
+            out.append(_like(saved, ref))
     return treedef.unflatten(out)
+
+
+_U32 = jnp.uint32
+
+
+def _mix(h: jax.Array) -> jax.Array:
+    """MurmurHash3's 32-bit finalizer (a bijection of uint32 that spreads every bit)."""
+    h = h ^ (h >> 16)
+    h = h * _U32(0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = h * _U32(0xC2B2AE35)
+    return h ^ (h >> 16)
+
+
+def _checksum(x: jax.Array) -> jax.Array:
+    """Two uint32 sums over the elements of ``x`` of hashes of (flat index, bits)."""
+    if jnp.iscomplexobj(x):
+        x = jnp.stack([x.real, x.imag], -1)
+    if x.dtype == jnp.bool_:
+        words = x.astype(_U32)
+    elif x.dtype.itemsize < 4:
+        narrow = {1: jnp.uint8, 2: jnp.uint16}[x.dtype.itemsize]
+        words = jax.lax.bitcast_convert_type(x, narrow).astype(_U32)
+    else:  # 4 bytes; 8-byte types gain a last axis of 2 words
+        words = jax.lax.bitcast_convert_type(x, _U32)
+    index = jnp.zeros(words.shape, _U32)
+    stride = 1
+    for axis in reversed(range(words.ndim)):
+        iota = jax.lax.broadcasted_iota(_U32, words.shape, axis)
+        index = index + iota * _U32(stride % 2**32)
+        stride *= words.shape[axis]
+    weight = _mix(index) | _U32(1)  # odd: a change of one element always changes the sum
+    linear = jnp.sum(words * weight, dtype=_U32)
+    mixed = jnp.sum(_mix(words ^ _mix(index + _U32(0x9E3779B9))), dtype=_U32)
+    return jnp.stack([linear, mixed])
+
+
+_checksums = jax.jit(lambda tree: jax.tree.map(_checksum, tree))
+
+
+def _devices(x: Any) -> Any:
+    if isinstance(x, jax.Array):
+        return tuple(sorted(d.id for d in x.sharding.device_set))
+    return ()
+
+
+def sharded_digests(arrays: Mapping[str, Any]) -> dict[str, str]:
+    r"""A checksum of each array's global value, computed where its shards live.
+
+    For the :math:`N` elements :math:`x_i` of an array (as 32-bit words :math:`w_i`, :math:`i`
+    the flat index) and MurmurHash3's finalizer :math:`h`,
+
+    .. math::
+
+        c_1 = \sum_i w_i\,(h(i) \mathbin{|} 1) \bmod 2^{32}, \qquad
+        c_2 = \sum_i h(w_i \oplus h(i + \phi)) \bmod 2^{32}.
+
+    Integer sums modulo :math:`2^{32}` are exact in any order, so the checksum does not depend
+    on the sharding (XLA adds the per-device partial sums, across processes too): the digest
+    of an array restored on another mesh equals the one written. :math:`c_1` changes whenever
+    exactly one element changes (its weight is odd); :math:`c_2` is the nonlinear second half.
+    The files themselves are covered by SHA-256 (:func:`file_manifest`). In a job of several
+    processes every process must call it (it runs collectives).
+
+    Args:
+      arrays: ``{name: array}`` (jax arrays on any sharding, or host arrays).
+
+    Returns:
+      ``{name: "dtype|shape|checksum"}``.
+
+    Examples:
+      >>> import numpy as np
+      >>> a = np.arange(6, dtype=np.float32).reshape(2, 3)
+      >>> d = sharded_digests({"a": a, "b": a.T.copy(), "c": a.copy()})
+      >>> d["a"] == d["c"], d["a"] == d["b"]
+      (True, False)
+    """
+    groups: dict[Any, dict[str, Any]] = {}
+    for name, value in arrays.items():
+        groups.setdefault(_devices(value), {})[name] = value
+    out: dict[str, str] = {}
+    for group in groups.values():
+        sums = _checksums(group)
+        for name, pair in sums.items():
+            first, second = (int(v) for v in np.asarray(pair.addressable_data(0)))
+            value = group[name]
+            out[name] = f"{np.dtype(value.dtype).str}|{tuple(value.shape)}|{first:08x}{second:08x}"
+    return out
+
+
+def _multi() -> bool:
+    return jax.process_count() > 1
+
+
+def _primary() -> bool:
+    return jax.process_index() == 0
+
+
+def _barrier(name: str) -> None:
+    """Waits for every process of the job (nothing to wait for with one)."""
+    if _multi():
+        multihost_utils.sync_global_devices(f"optlab.checkpoint.{name}")
+
+
+def _all_agree(ok: bool) -> bool:
+    """Whether ``ok`` holds in every process (so that every process takes the same branch)."""
+    if not _multi():
+        return ok
+    return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
+
+
+def _token() -> str:
+    """A random name part, the same in every process of the job."""
+    value = np.uint32(uuid.uuid4().int % 2**32)
+    if _multi():
+        value = multihost_utils.broadcast_one_to_all(value)
+    return f"{int(value):08x}"
 
 
 def array_digest(array: Any) -> str:
@@ -222,7 +375,10 @@ class Checkpointer:
     @property
     def _checkpointer(self) -> Any:
         if self._orbax is None:
-            self._orbax = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+            handler = ocp.CompositeCheckpointHandler(
+                state=ocp.StandardCheckpointHandler(), meta=ocp.JsonCheckpointHandler()
+            )
+            self._orbax = ocp.Checkpointer(handler)
         return self._orbax
 
     def epochs(self) -> list[int]:
@@ -235,8 +391,10 @@ class Checkpointer:
 
     def clear(self) -> None:
         """Removes every checkpoint folder of the directory (each retired atomically)."""
-        for epoch in self.numbered():
-            _retire(self.directory / str(epoch))
+        if _primary():
+            for epoch in self.numbered():
+                _retire(self.directory / str(epoch))
+        _barrier("clear")
 
     def _clean_leftovers(self, below: int) -> None:
         """Removes retired folders, staging folders of interrupted writes, and incomplete
@@ -258,6 +416,10 @@ class Checkpointer:
     ) -> Path:
         """Writes the checkpoint of ``epoch`` (replacing one of the same epoch).
 
+        Sharded arrays are written by the devices holding them (orbax's sharded save). In a
+        job of several processes every process calls it with the same arguments (each writes
+        its shards; process 0 writes the integrity record and renames the folder).
+
         Args:
           epoch: the checkpoint's number (fit uses the number of completed epochs).
           state: the training state.
@@ -268,15 +430,17 @@ class Checkpointer:
           The checkpoint's folder.
         """
         check_int_range("Checkpointer.save", "epoch", epoch, 0)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if _primary():
+            self.directory.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = {"state": flatten_arrays(state)}
         extra = {k: flatten_arrays(v) for k, v in (extra or {}).items() if jax.tree.leaves(v)}
         if extra:
             arrays["extra"] = extra
-        arrays = jax.tree.map(np.asarray, jax.device_get(arrays))
+        digests = sharded_digests(_flat_items(arrays))
         meta = json.loads(json.dumps(dict(meta or {})))  # the form it is read back in
         path = self.directory / str(epoch)
-        staging = self.directory / f"{epoch}{_STAGING}{uuid.uuid4().hex[:8]}"
+        staging = self.directory / f"{epoch}{_STAGING}{_token()}"
+        _barrier(f"save.{staging.name}")
         try:
             self._checkpointer.save(
                 staging,
@@ -284,26 +448,28 @@ class Checkpointer:
                     state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)
                 ),
             )
-            integrity = {
-                "format": _INTEGRITY_FORMAT,
-                "algorithm": "sha256",
-                "files": {
-                    name: [f.stat().st_size, file_digest(f)] for name, f in _files(staging).items()
-                },
-                "arrays": {k: array_digest(v) for k, v in _flat_items(arrays).items()},
-                "meta": json_digest(meta),
-            }
-            (staging / _INTEGRITY).write_text(json.dumps(integrity, indent=1))
-            _retire(path)
-            staging.rename(path)
+            if _primary():
+                integrity = {
+                    "format": _INTEGRITY_FORMAT,
+                    "algorithm": "sha256",
+                    "files": file_manifest(staging),
+                    "arrays": digests,
+                    "meta": json_digest(meta),
+                }
+                (staging / _INTEGRITY).write_text(json.dumps(integrity, indent=1))
+                _retire(path)
+                staging.rename(path)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        if not self._cleaned:
-            self._clean_leftovers(below=epoch)
-            self._cleaned = True
-        if self.max_to_keep is not None:
-            for old in self.epochs()[: -self.max_to_keep]:
-                _retire(self.directory / str(old))
+            if _primary():
+                shutil.rmtree(staging, ignore_errors=True)
+        if _primary():
+            if not self._cleaned:
+                self._clean_leftovers(below=epoch)
+                self._cleaned = True
+            if self.max_to_keep is not None:
+                for old in self.epochs()[: -self.max_to_keep]:
+                    _retire(self.directory / str(old))
+        _barrier(f"saved.{staging.name}")
         return path
 
     def _verify_files(self, path: Path) -> dict[str, Any]:
@@ -324,28 +490,63 @@ class Checkpointer:
         verify_files(path, integrity["files"], _INTEGRITY)
         return integrity
 
-    def _load(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The arrays and the JSON record of one checkpoint, verified; raises ``IntegrityError``."""
+    def _read(self, path: Path, item: str, args: Any) -> Any:
+        try:
+            restored = self._checkpointer.restore(path, args=ocp.args.Composite(**{item: args}))
+            return restored[item]
+        except Exception as err:  # orbax/tensorstore raise many types for damaged files
+            raise IntegrityError(f"{item} cannot be read ({type(err).__name__})") from None
+
+    def _target(self, path: Path, like: Any) -> dict[str, Any]:
+        """What orbax restores into: the state's arrays as ``jax.ShapeDtypeStruct`` with the
+        shardings of ``like`` (so each device reads its own slice), extra arrays on the host.
+
+        Raises:
+          IntegrityError: orbax's metadata cannot be read.
+          ValueError: the saved state does not fit ``like`` (another model or optimizer).
+        """
+        try:
+            tree = self._checkpointer.metadata(path).item_metadata["state"].tree
+            shapes = {k: (tuple(v.shape), v.dtype) for k, v in _flat_items(tree).items()}
+        except Exception as err:  # a garbled metadata file: damage, not a user error
+            why = f"state's metadata cannot be read ({type(err).__name__})"
+            raise IntegrityError(why) from None
+        saved = {k[len("state/") :]: v for k, v in shapes.items() if k.startswith("state/")}
+        check_like("restore_checkpoint", saved, like)
+        refs = flatten_arrays(like)
+        target: dict[str, Any] = {}
+        for name, (shape, dtype) in shapes.items():
+            group, _, key = name.partition("/")
+            ref = refs.get(key) if group == "state" else None
+            sharding = ref.sharding if isinstance(ref, jax.Array) else None
+            node = target
+            for part in name.split("/")[:-1]:
+                node = node.setdefault(part, {})
+            node[name.split("/")[-1]] = jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+        return target
+
+    def _load(self, epoch: int, like: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The arrays (the state's placed like ``like``'s) and the JSON record of one
+        checkpoint, verified; raises ``IntegrityError``."""
         path = self.directory / str(epoch)
-        integrity = self._verify_files(path)
-
-        def read(item: str, args: Any) -> Any:
-            try:
-                restored = self._checkpointer.restore(path, args=ocp.args.Composite(**{item: args}))
-                return restored[item]
-            except Exception as err:  # orbax/tensorstore raise many types for damaged files
-                raise IntegrityError(f"{item} cannot be read ({type(err).__name__})") from None
-
-        meta = read("meta", ocp.args.JsonRestore())
+        try:
+            integrity = self._verify_files(path)
+            failure = None
+        except IntegrityError as why:
+            integrity, failure = {}, why
+        if not _all_agree(failure is None):  # damaged for one process: damaged for all
+            raise failure or IntegrityError("another process found it damaged")
+        meta = self._read(path, "meta", ocp.args.JsonRestore())
         if json_digest(meta) != integrity.get("meta"):
             raise IntegrityError("its JSON record does not match its checksum")
-        arrays = read("state", ocp.args.StandardRestore())
+        arrays = self._read(path, "state", ocp.args.StandardRestore(self._target(path, like)))
         flat = _flat_items(arrays)
         expected = integrity["arrays"]
         if set(flat) != set(expected):
             raise IntegrityError("its arrays are not the ones its integrity record lists")
+        digests = sharded_digests(flat)
         for name in sorted(flat):
-            if array_digest(flat[name]) != expected[name]:
+            if digests[name] != expected[name]:
                 raise IntegrityError(f"array {name} does not match its checksum")
         return arrays, meta
 
@@ -354,16 +555,20 @@ class Checkpointer:
     ) -> tuple[TrainState, dict[str, Any], dict[str, Any]]:
         """Loads the newest intact checkpoint (or the given one) into a state like ``state``.
 
+        Each array is read straight into the sharding of ``state``'s (any mesh, any device
+        count: not necessarily the one it was written on); in a job of several processes every
+        process calls it.
+
         Args:
-          state: a state built the same way (same model and transformation); its arrays are
-            replaced, its static parts kept.
+          state: a state built the same way (same model and transformation), placed where the
+            restored one should live; its arrays are replaced, its static parts kept.
           epoch: which checkpoint; by default the newest intact one (each newer damaged one is
             skipped with a :class:`DamagedCheckpointWarning` naming it).
 
         Returns:
           ``(state, meta, extra)``: ``extra`` maps each name given to :meth:`save` to its flat
-          dict of arrays (rebuild a tree with :func:`unflatten_arrays`); the epoch restored is
-          ``self.restored_epoch``.
+          dict of host arrays (rebuild a tree with :func:`unflatten_arrays`); the epoch
+          restored is ``self.restored_epoch``.
 
         Raises:
           FileNotFoundError: no checkpoint at all (or not that epoch) in the directory.
@@ -387,7 +592,7 @@ class Checkpointer:
         damaged = []
         for e in candidates:
             try:
-                arrays, meta = self._load(e)
+                arrays, meta = self._load(e, state)
             except IntegrityError as why:
                 damaged.append((e, why))
                 continue

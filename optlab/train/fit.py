@@ -335,11 +335,11 @@ def fit(
     run = Run(
         TrainState.create(model, tx, seed=seed), config=config, epochs=epochs, callbacks=in_order
     )
-    initial_epoch = restore_run(run, resume_from) if resume_from is not None else 0
-    if mesh is not None:
+    if mesh is not None:  # placed first, so that a checkpoint is restored onto the mesh
         step_fn, eval_fn, run.state, (x, y) = place_fit(
-            step_fn, eval_fn, run.state, (x, y), mesh, shard_optimizer_state, in_order
+            step_fn, eval_fn, run.state, (x, y), mesh, shard_optimizer_state
         )
+    initial_epoch = restore_run(run, resume_from) if resume_from is not None else 0
     data_key = jax.random.key(run.seed)
     val_batches = None
     if x_val is not None:

@@ -15,9 +15,12 @@ The ``optlab`` command is a parser over these functions, and a notebook can call
 Everything is chosen by name from :mod:`optlab.optimizers.registry` (optimizers, with what
 each takes), :mod:`optlab.schedules.registry` (schedules, with their parameters),
 :func:`optlab.data.load` (datasets and ``.npz``/``.csv`` files) and :mod:`optlab.nn`
-(activations, initializers, norms). Options a
-method does not use are refused, never ignored. The schedule spans ``schedule_epochs`` (the
-run's horizon, by default ``epochs``) and holds its final value afterwards:
+(activations, initializers, norms); each bundled dataset's recommended recipe from
+:mod:`optlab.optimizers.recommended` (:func:`recommended`), and what a run's data is
+(:class:`~optlab.train.run_data.RunData`, the task of its targets) from
+:mod:`optlab.train.run_data`. Options a method does not use are refused, never ignored. The
+schedule spans ``schedule_epochs`` (the run's horizon, by default ``epochs``) and holds its
+final value afterwards:
 
 .. math::
 
@@ -32,11 +35,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 
 from optlab.core.base import GradientTransformation, Schedule
@@ -50,9 +51,11 @@ from optlab.core.validation import (
     check_seed,
     check_str,
 )
+from optlab.optimizers.recommended import recommended_fields
 from optlab.optimizers.registry import optimizer_spec
 from optlab.schedules.registry import schedule_spec
 from optlab.train.callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
+from optlab.train.run_data import RunData, is_data_file, task_for
 
 CONFIG_FORMAT = "optlab.run/1"
 DEFAULT_BATCH_SIZE = 32
@@ -169,91 +172,12 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
 
-# The recommended recipe of each bundled dataset: what ``optlab train --dataset NAME`` runs when
-# no option is given. Chosen on a validation split with benchmarks/recipes.py (the README's
-# "Recommended recipes" gives the candidates and the measured test accuracies);
-# optlab/cli/commands.py holds a jax-free copy (tests/cli/test_bench_recipes.py checks both agree).
-RECOMMENDED: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
-    {
-        # The MNIST-1D paper's MLP (40-100-100-10, the second layer residual, PyTorch's init) and
-        # batch of 100, trained 150 epochs (6000 steps); SGD with momentum 0.9 and a cosine decay
-        # from 0.2 replaces its constant Adam 1e-2 (65.0% -> 68.8% on the test split).
-        "mnist1d": {
-            "hidden": (100, 100),
-            "residual": (False, True),
-            "init": "torch_default",
-            "optimizer": "momentum",
-            "lr": 0.2,
-            "schedule": "cosine",
-            "epochs": 150,
-            "batch_size": 100,
-        },
-        "digits": {
-            "hidden": (256, 256),
-            "dropout": 0.2,
-            "optimizer": "adam",
-            "lr": 3e-3,
-            "schedule": "cosine",
-            "epochs": 60,
-            "batch_size": 32,
-        },
-        "fashion_mnist": {
-            "hidden": (512, 256),
-            "dropout": 0.2,
-            "optimizer": "adam",
-            "lr": 1e-3,
-            "schedule": "cosine",
-            "epochs": 30,
-            "batch_size": 128,
-        },
-    }
-)
-"""The recommended recipe of each bundled dataset, as :class:`Recipe` fields (read-only)."""
-
-# Fields that belong to another one: given the key, the recommended values of these are dropped.
-TIED: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
-    {
-        "optimizer": ("lr", "momentum", "opt", "weight_decay"),
-        "schedule": ("schedule_opt",),
-        "hidden": ("residual",),
-    }
-)
-"""Given one of these fields, the recommended values of the fields it names are dropped."""
-
-
-def recommended_fields(dataset: str, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The recommended fields of ``dataset`` that ``given`` (explicit choices) leaves in force.
-
-    An explicit choice replaces the recommended one, and also drops the recommended values
-    tied to it (:data:`TIED`: another optimizer drops the recipe's learning rate, momentum,
-    options and weight decay; another schedule its parameters; other hidden widths the
-    residual flags); a full-batch optimizer also drops the batch size and the schedule.
-
-    Examples:
-      >>> recommended_fields("mnist1d", {"optimizer": "adam"})["schedule"]
-      'cosine'
-      >>> "lr" in recommended_fields("mnist1d", {"optimizer": "adam"})
-      False
-      >>> recommended_fields("blobs", {})
-      {}
-    """
-    out = dict(RECOMMENDED.get(str(dataset), {}))
-    for key, tied in TIED.items():
-        if key in given and given[key] != out.get(key):
-            for name in tied:
-                out.pop(name, None)
-    if "optimizer" in given and optimizer_spec(given["optimizer"]).full_batch:
-        for name in ("batch_size", "schedule", "schedule_opt", "warmup_epochs"):
-            out.pop(name, None)
-    for key in given:
-        out.pop(key, None)
-    return out
-
-
 def recommended(dataset: str = "digits", **overrides: Any) -> Recipe:
     """The recommended :class:`Recipe` of a bundled dataset, with ``overrides`` applied.
 
-    The recipe comes from ``RECOMMENDED``; ``recommended_fields`` drops the values tied to an
+    The recipe comes from :data:`optlab.optimizers.recommended.RECOMMENDED` (the one table,
+    which ``optlab train`` reads without jax);
+    :func:`~optlab.optimizers.recommended.recommended_fields` drops the values tied to an
     override (another optimizer drops the recipe's learning rate). A dataset without one gets
     :class:`Recipe`'s defaults.
 
@@ -324,81 +248,7 @@ def _check_types(config: Recipe) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Data and task
-
-
-def squared_error_loss(predictions: jnp.ndarray, targets: jnp.ndarray) -> jnp.ndarray:
-    """Per-example mean squared error; 1-D targets are one output column."""
-    targets = targets.reshape(predictions.shape).astype(predictions.dtype)
-    return jnp.mean((predictions - targets) ** 2, axis=-1)
-
-
-class Task(NamedTuple):
-    """What the targets ask for: the loss, the metrics and the number of outputs.
-
-    Attributes:
-      kind: ``"classification"`` (integer class labels) or ``"regression"`` (real targets).
-      num_outputs: the model's output width (classes, or target columns).
-      loss: per-example loss ``loss(predictions, targets)``.
-      metrics: metric names for :func:`optlab.fit` (``("accuracy",)`` for classes only).
-    """
-
-    kind: str
-    num_outputs: int
-    loss: Callable[[Any, Any], Any]
-    metrics: tuple[str, ...]
-
-
-def task_for(y: Any, num_classes: int | None = None) -> Task:
-    """The task of targets ``y``: integer labels are classes (softmax cross-entropy and
-    accuracy), real values are regression (mean squared error, no accuracy).
-
-    Examples:
-      >>> import numpy as np
-      >>> task_for(np.array([0, 2, 1])).metrics, task_for(np.array([0.5, 1.5])).metrics
-      (('accuracy',), ())
-    """
-    from optlab.nn.losses import softmax_cross_entropy_with_integer_labels
-
-    y = np.asarray(y)
-    if np.issubdtype(y.dtype, np.integer) and y.ndim == 1:
-        if y.size and y.min() < 0:
-            raise ValueError(f"task_for: class labels must be >= 0, got the label {y.min()}")
-        classes = max(int(num_classes or 0), int(y.max()) + 1 if y.size else 1)
-        return Task(
-            "classification", classes, softmax_cross_entropy_with_integer_labels, ("accuracy",)
-        )
-    if np.issubdtype(y.dtype, np.floating) and y.ndim in (1, 2):
-        width = 1 if y.ndim == 1 else int(y.shape[1])
-        return Task("regression", width, squared_error_loss, ())
-    raise ValueError(
-        f"task_for: targets must be integer class labels (n,) or real values (n,) / (n, k), "
-        f"got dtype {y.dtype} and shape {y.shape}"
-    )
-
-
-class RunData(NamedTuple):
-    """A run's data, flattened for an MLP.
-
-    Attributes:
-      dataset: the :class:`optlab.data.Dataset` loaded.
-      train: ``(x, y)`` the model trains on.
-      validation: ``(x, y)`` it is validated on, or ``None``.
-      validation_name: ``"test split"`` or ``"validation split (20%)"``.
-      task: the :class:`Task` of the targets.
-    """
-
-    dataset: Any
-    train: tuple[np.ndarray, np.ndarray]
-    validation: tuple[np.ndarray, np.ndarray] | None
-    validation_name: str
-    task: Task
-
-
-def is_data_file(name: str) -> bool:
-    """Whether ``--dataset`` names a file (``.npz``/``.csv``, or a path) rather than a name."""
-    lowered = str(name).lower()
-    return lowered.endswith((".npz", ".csv")) or "/" in lowered or "\\" in lowered
+# Data and model
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -652,77 +502,3 @@ def needs_validation(config: Recipe) -> list[str]:
     if schedule_spec(config.schedule).name == "reduce-on-plateau":
         out.append("schedule reduce-on-plateau")
     return out
-
-
-def read_inputs(path: Any) -> np.ndarray:
-    """The rows of a ``.npy`` array or a ``.csv`` file of numbers (an optional header line),
-    flattened to ``(n, features)`` float32 for an MLP.
-
-    Raises:
-      ValueError: one line naming the file and what is wrong (not numbers, NaN or infinite
-        values, no rows).
-    """
-    from pathlib import Path
-
-    path = Path(path)
-    where = f"read_inputs: {str(path)!r}"
-    try:
-        if path.suffix.lower() == ".npy":
-            x = np.load(path, allow_pickle=False)
-        else:
-            x = _read_csv_numbers(path, where)
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{where}: unreadable ({' '.join(str(err).split())})") from None
-    except ValueError as err:
-        if str(err).startswith(where):
-            raise
-        raise ValueError(
-            f"{where}: not a NumPy array file ({' '.join(str(err).split())})"
-        ) from None
-    if x.dtype.kind not in "biuf" or x.ndim < 1:
-        raise ValueError(
-            f"{where}: expected an array of numbers, got dtype {x.dtype} and shape {x.shape}"
-        )
-    if x.ndim == 1:
-        x = x[:, None]
-    if len(x) == 0 or x[0].size == 0:
-        raise ValueError(f"{where}: no rows (shape {x.shape})")
-    x = x.reshape(len(x), -1).astype(np.float32)
-    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
-    if bad.size:
-        rows = ", ".join(str(int(i) + 1) for i in bad[:5])
-        raise ValueError(
-            f"{where}: rows {rows}{' ...' if bad.size > 5 else ''} hold NaN or infinite values"
-        )
-    return x
-
-
-def _read_csv_numbers(path: Any, where: str) -> np.ndarray:
-    import csv
-
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise ValueError(f"{where}: no rows")
-
-    def numbers(row: list[str]) -> list[float] | None:
-        try:
-            return [float(c) for c in row]
-        except ValueError:
-            return None
-
-    start = 0 if numbers(rows[0]) is not None else 1  # a header line
-    out = []
-    for i, row in enumerate(rows[start:], start + 1):
-        values = numbers(row)
-        if values is None:
-            bad = next(c for c in row if numbers([c]) is None)
-            raise ValueError(f"{where}: line {i} holds {bad!r}, not a number")
-        if out and len(values) != len(out[0]):
-            raise ValueError(
-                f"{where}: line {i} has {len(values)} columns, line {start + 1} has {len(out[0])}"
-            )
-        out.append(values)
-    if not out:
-        raise ValueError(f"{where}: a header but no rows")
-    return np.asarray(out, np.float64)

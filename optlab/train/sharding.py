@@ -29,7 +29,7 @@ XLA then reduce-scatters the gradients, updates each shard and all-gathers the p
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -37,7 +37,6 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from optlab.data.batching import Batches
-from optlab.train.callbacks import ModelCheckpoint
 
 DATA_AXIS = "data"
 POP_AXIS = "pop"
@@ -372,24 +371,12 @@ def place_fit(
     arrays: Any,
     mesh: Mesh,
     shard_optimizer_state: bool,
-    callbacks: Sequence[Any] = (),
 ) -> tuple[DataParallelStep, DataParallelEval, Any, Any]:
     """``fit``'s inputs on the mesh: the data-parallel train and evaluation steps, the
     placed state and the training arrays replicated (each epoch's permutation then stacks the
-    batches on the devices, and each step's rows are split over the ``data`` axis).
-
-    Raises:
-      ValueError: a ``ModelCheckpoint`` among the callbacks of a job of several processes
-        (each process would write the same folders: not supported).
+    batches on the devices, and each step's rows are split over the ``data`` axis). A
+    checkpoint is then restored onto these shardings (any device count).
     """
-    if jax.process_count() > 1:
-        for cb in callbacks:
-            if isinstance(cb, ModelCheckpoint):
-                raise ValueError(
-                    f"fit: ModelCheckpoint is not supported in a job of {jax.process_count()} "
-                    "processes yet (every process would write the same checkpoint folders); "
-                    "train without it, or on one process with several devices"
-                )
     step = data_parallel(step_fn, mesh, shard_optimizer_state=shard_optimizer_state)
     evaluate = DataParallelEval(eval_fn, step.mesh)
     return step, evaluate, put(state, step.state_sharding(state)), replicate(arrays, mesh)

@@ -16,6 +16,7 @@ import numpy as np
 from optlab.core.base import EmptyState, GradientTransformation, Numeric
 from optlab.core.numerics import compute_dtype, global_norm
 from optlab.core.validation import (
+    check_array,
     check_nonnegative,
     check_positive,
     check_trees_match,
@@ -248,6 +249,8 @@ def unitwise_norm(x: jax.Array, axis: Axis = None) -> jax.Array:
     reduced) for ``(in, out)`` and ``(heads, in, out)``-shaped kernels; all but the last axis
     for 4-D and 5-D convolution kernels (``HWIO``, ``DHWIO``). Other shapes need ``axis``.
     """
+    x = check_array("unitwise_norm", "x", x, kinds="iufc")
+    check_axis("unitwise_norm", axis)
     if axis is None:
         if x.ndim <= 1 or jnp.squeeze(x).ndim <= 1:
             axis = tuple(range(x.ndim))

@@ -23,6 +23,7 @@ import numpy as np
 from optlab.core.base import EmptyState, GradientTransformation, Numeric, Params, PyTree
 from optlab.core.numerics import compute_dtype, global_norm
 from optlab.core.validation import (
+    check_broadcasts_to,
     check_callable,
     check_mask_spec,
     check_number,
@@ -176,6 +177,10 @@ def project_box(lower: Numeric | PyTree, upper: Numeric | PyTree) -> GradientTra
                 "project_box", bound, tree, what=f"the {name} bounds", reference_what="the params"
             )
             return bound  # a tree like the parameters
+        for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            check_broadcasts_to(
+                "project_box", name, bound, x, what=f"the parameter {jax.tree_util.keystr(path)}"
+            )
         return jax.tree.map(lambda _: bound, tree)
 
     def projection(tree):

@@ -27,7 +27,7 @@ from optlab.core.numerics import (
     tree_zeros_like,
     zero_count,
 )
-from optlab.core.validation import check_bool, check_in_range, check_nonnegative, check_number
+from optlab.core.validation import check_bool, check_in_range, check_nonnegative
 from optlab.schedules._common import check_choice, check_steps
 
 
@@ -295,9 +295,9 @@ def bold_driver(
     check_in_range(fn, "decrease", decrease, 0.0, 1.0, low_closed=False)
     check_nonnegative(fn, "min_scale", min_scale)
     check_bool(fn, "reject", reject)
-    check_number(fn, "max_scale", max_scale, allow_array=True)
-    if isinstance(max_scale, float | int) and not max_scale > 0:
-        raise ValueError(f"{fn}: max_scale must be > 0, got max_scale={max_scale!r}")
+    check_in_range(
+        fn, "max_scale", max_scale, 0.0, float("inf"), low_closed=False, high_closed=True
+    )
     _check_common(fn, "min", monitor)
 
     def init_fn(params):

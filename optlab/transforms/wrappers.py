@@ -8,6 +8,7 @@ r"""Robustness wrappers: skip non-finite steps, accumulate gradients, zero NaNs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -28,7 +29,9 @@ from optlab.core.validation import (
     check_bool,
     check_callable,
     check_dtype,
+    check_in_range,
     check_int_at_least,
+    check_numeric_tree,
     check_shapes_match,
     check_transformation,
 )
@@ -203,6 +206,7 @@ def skip_not_finite(
     Returns ``(should_skip, {"should_skip": ..., "num_not_finite": ...})``.
     """
     del gradient_step, params
+    check_numeric_tree("skip_not_finite", "updates", updates)
     counts = [jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(updates)]
     num_not_finite = sum(counts[1:], counts[0]) if counts else jnp.zeros([], jnp.int32)
     should_skip = num_not_finite > 0
@@ -214,8 +218,17 @@ def skip_large_updates(
 ) -> tuple[jax.Array, PyTree]:
     """A ``should_skip_update_fn`` for :class:`MultiSteps` (bind ``max_squared_norm`` with
     ``functools.partial``): skip micro-steps whose squared norm is not below the bound (NaN
-    included). Returns ``(should_skip, {"should_skip": ..., "norm_squared": ...})``."""
+    included). Returns ``(should_skip, {"should_skip": ..., "norm_squared": ...})``.
+
+    ``max_squared_norm`` must be ``> 0`` (``inf`` skips only NaN norms): a bound ``<= 0`` or NaN
+    would skip every micro-step, silently (a departure from optax, which takes any float).
+    """
     del gradient_step, params
+    fn = "skip_large_updates"
+    check_numeric_tree(fn, "updates", updates)
+    check_in_range(
+        fn, "max_squared_norm", max_squared_norm, 0.0, math.inf, low_closed=False, high_closed=True
+    )
     norm_sq = tree_sum_of_squares(updates)
     should_skip = ~(norm_sq < max_squared_norm)
     return should_skip, {"should_skip": should_skip, "norm_squared": norm_sq}

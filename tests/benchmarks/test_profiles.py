@@ -101,7 +101,7 @@ def test_population_members_are_independent_runs():
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int32)
     kw = dict(
         loss=ol.nn.softmax_cross_entropy_with_integer_labels,
-        epochs=4,
+        epochs=3,
         batch_size=16,
         test=(x, y),
     )
@@ -121,6 +121,7 @@ def test_population_members_are_independent_runs():
         (x, y),
         **kw,
     )
+    cache: dict = {}  # the two one-member runs share one compiled program
     alone = [
         train_population(
             model,
@@ -129,10 +130,12 @@ def test_population_members_are_independent_runs():
             [s],
             (x, y),
             (x, y),
+            cache=cache,
             **kw,
         )
         for lr, m, s in [(0.0, 0.1, 3), (0.3, 0.5, 4)]
     ]
+    assert len(cache) == 1
     for i, single in enumerate(alone):
         np.testing.assert_allclose(both.val_accuracy[i], single.val_accuracy[0], atol=1e-6)
         np.testing.assert_allclose(both.train_loss[i], single.train_loss[0], rtol=1e-5)

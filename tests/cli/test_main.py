@@ -5,9 +5,12 @@ are run through a subprocess in ``test_subprocess.py``; here ``main([...])`` kee
 """
 
 import argparse
+import contextlib
 import csv
+import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,18 +51,39 @@ def test_a_run_writes_its_files(trained):
     assert (config["schedule"], config["schedule_epochs"], config["epochs"]) == ("cosine", 2, 2)
 
 
-def test_resume_continues_past_the_horizon_at_the_schedules_final_value(trained, tmp_path, capsys):
-    run = tmp_path / "run"
+def _damage(checkpoint: Path) -> None:
+    """Flips bytes in the largest array file of a checkpoint folder."""
+    target = max((p for p in checkpoint.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    for i in range(0, len(data), max(len(data) // 64, 1)):
+        data[i] ^= 0xFF
+    target.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def resumed(trained, tmp_path_factory):
+    """``trained`` copied, its latest checkpoint (epoch 2) damaged, then resumed to 3 epochs:
+    epoch 2 runs again from checkpoint 1 and epoch 3 goes past the schedule's horizon.
+    Returns the run directory, standard output and standard error."""
+    run = tmp_path_factory.mktemp("resumed") / "run"
     shutil.copytree(trained, run)
-    before = json.loads((run / "history.json").read_text())
-    assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    _damage(run / "checkpoints" / "2")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
+    return run, out.getvalue(), err.getvalue()
+
+
+def test_resume_continues_past_the_horizon_at_the_schedules_final_value(trained, resumed):
+    run, stdout, _ = resumed
+    before = json.loads((trained / "history.json").read_text())
+    out = stdout.splitlines()
     assert len(out) == 2 and "epoch 3 goes past the cosine schedule's horizon of 2 epochs" in out[0]
     assert out[1].startswith(f"adam: saved {run / 'model'}: val_loss ")
     after = json.loads((run / "history.json").read_text())
     assert after["epoch"] == [1, 2, 3]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
-        assert after[key][:2] == before[key], key
+        assert after[key][:2] == before[key], key  # epoch 2 again, from checkpoint 1: exactly
     # Each epoch logs its last step's rate: epoch 3 stays at epoch 2's, the value at T - 1.
     steps = 1437 // 64
     expected = 0.005 * (1 + np.cos(np.pi * (2 * steps - 1) / (2 * steps)))
@@ -104,19 +128,19 @@ def test_a_diverging_run_is_stopped_and_reported_in_one_line(tmp_path, capsys):
     assert (run / "history.json").is_file() and (run / "model").is_dir()
 
 
-def test_a_damaged_latest_checkpoint_is_skipped_with_one_line(trained, tmp_path, capsys):
-    from tests.cli.test_subprocess import _damage
-
-    run = tmp_path / "run"
-    shutil.copytree(trained, run)
-    _damage(run / "checkpoints" / "2")
-    assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
-    captured = capsys.readouterr()
-    assert captured.err.count("\n") == 1 and captured.err.startswith("optlab: warning: ")
-    assert f"{run / 'checkpoints' / '2'} is damaged" in captured.err
+def test_a_damaged_latest_checkpoint_is_skipped_with_one_line(trained, resumed, tmp_path, capsys):
+    run, _, stderr = resumed
+    assert stderr.count("\n") == 1 and stderr.startswith("optlab: warning: ")
+    assert f"{run / 'checkpoints' / '2'} is damaged" in stderr
     history = json.loads((run / "history.json").read_text())
     assert history["epoch"] == [1, 2, 3]  # epoch 2 ran again from checkpoint 1
     assert history["loss"][1] == json.loads((trained / "history.json").read_text())["loss"][1]
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    for checkpoint in (run / "checkpoints").iterdir():  # with none intact: one line, exit 2
+        _damage(checkpoint)
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 2
+    assert "no intact checkpoint" in _error(capsys)
 
 
 def test_output_holding_a_run_is_refused_and_overwrite_replaces_it(trained, tmp_path, capsys):
@@ -151,27 +175,43 @@ def test_resume_refuses_changes_and_leaves_a_finished_run_alone(trained, capsys)
     assert (trained / "history.json").read_text() == before
 
 
-def test_compare_prints_rates_schedules_and_progress(tmp_path, capsys):
+def test_compare_tunes_each_learning_rate_and_prints_rates_schedules_and_progress(tmp_path, capsys):
+    """``compare --tune 3``: the mini-batch optimizer trains at the best of 3 learning rates
+    around its default, the full-batch L-BFGS (no learning rate to tune) as it is; the table
+    shows the rates used."""
+    import optlab as ol
+    from optlab.optimizers.registry import optimizer_spec
+
     out = tmp_path / "cmp"
-    argv = ["compare", "--optimizers", "sgd,lbfgs", "--epochs", "2", "--output", str(out)]
-    assert main([*argv, "--hidden", "16", "--batch-size", "64"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    argv = ["compare", "--dataset", "blobs", "--hidden", "4", "--seed", "1", "--tune", "3"]
+    argv += ["--optimizers", "sgd,lbfgs", "--epochs", "2", "--output", str(out)]
+    assert main([*argv, "--batch-size", "64"]) == 0
+    stdout = capsys.readouterr().out
+    lines = stdout.splitlines()
     assert sum(line.startswith("sgd ") and "epoch 1/2" in line for line in lines) == 1
     assert sum(line.startswith("lbfgs (full batch)") and "epoch 2/2" in line for line in lines) == 1
     header = next(line for line in lines if line.startswith("optimizer"))
     assert header.split()[:3] == ["optimizer", "lr", "schedule"]
-    row = next(line for line in lines if line.startswith("sgd ") and "epoch" not in line)
-    assert row.split()[1:3] == ["0.1", "constant"]
     result = json.loads((out / "compare.json").read_text())
-    assert list(result["runs"]) == ["sgd", "lbfgs (full batch)"]
-    lbfgs = result["runs"]["lbfgs (full batch)"]
-    assert lbfgs["batch_size"] == 1437 and lbfgs["learning_rate"] is None
-    for r in result["runs"].values():
+    runs = result["runs"]
+    assert list(runs) == ["sgd", "lbfgs (full batch)"]
+    default = optimizer_spec("sgd").defaults["learning_rate"]
+    lr = runs["sgd"]["learning_rate"]
+    assert default / 30 <= lr <= default * 30 and not np.isclose(lr, default)
+    assert f"sgd: tuned lr {lr:.3g}" in stdout
+    row = next(line for line in lines if line.startswith("sgd ") and "epoch" not in line)
+    assert row.split()[1:3] == [f"{lr:.3g}", "constant"]
+    assert not any(line.startswith("lbfgs: tuned") for line in lines)
+    lbfgs = runs["lbfgs (full batch)"]
+    assert (
+        lbfgs["batch_size"] == len(ol.data.load("blobs").x_train) and lbfgs["learning_rate"] is None
+    )
+    for r in runs.values():
         assert r["history"]["epoch"] == [1, 2]
         i = int(np.argmin(r["history"]["val_loss"]))
         assert r["best_epoch"] == i + 1 and r["best_value"] == r["history"]["val_loss"][i]
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main([*argv, "--hidden", "16"]) == 2  # the comparison is not overwritten
+    assert main(argv) == 2  # the comparison is not overwritten
     assert "--overwrite" in _error(capsys)
 
 

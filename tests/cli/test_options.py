@@ -43,3 +43,20 @@ def test_choose_normalises_and_suggests():
 )
 def test_argument_types_parse(parse, text, expected):
     assert parse(text) == expected
+
+
+def test_the_commands_share_one_definition_of_the_optimizer_options():
+    from optlab.cli.main import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+
+    def optimizer_group(command):
+        (group,) = [g for g in commands[command]._action_groups if g.title == "optimizer"]
+        return {a.dest: (a.help, a.metavar) for a in group._group_actions}
+
+    train = optimizer_group("train")
+    shared = {k: train[k] for k in ("optimizer", "lr", "momentum", "opt")}
+    assert optimizer_group("check") == shared and optimizer_group("sweep") == shared
+    assert optimizer_group("lr-find") == {k: v for k, v in shared.items() if k != "lr"}
+    assert set(train) > set(shared)  # train adds its schedule, clipping, weight decay, ...

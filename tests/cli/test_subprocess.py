@@ -1,9 +1,12 @@
 """The installed command as a user runs it: a new process per call.
 
-One process per kind of failure path (a bad argument, a run directory, a resume that would
-change the run, a value found bad after loading the data, a bad data file): each exits 2 with
-one line on standard error and no traceback. The refusals that need no data return before
-jax is imported (the proxy for "answers at once"; no timed assertion).
+One process per kind of failure path found before jax is imported (a bad argument, a run
+directory, a resume that would change the run, a data option): each exits 2 with one line on
+standard error and no traceback, without importing jax (the proxy for "answers at once"; no
+timed assertion). One real training run checks the entry point after jax is imported: a clean
+standard error and JAX's persistent compilation cache. The failures found after loading the
+data or the checkpoints are the same code in process: ``test_main.py`` runs each of them
+through ``main([...])``.
 """
 
 import json
@@ -98,43 +101,28 @@ def _one_line(proc) -> str:
         ("argument", ["train", "--optimizer", "adamm"], "did you mean adam"),
         ("output holds a run", ["train", "--output", "{run}"], "--resume {run}"),
         ("resume changes the run", ["train", "--resume", "{run}", "--lr", "0.5"], "--lr 0.5"),
-        ("found after loading", ["train", "--validation-split", "0.9999"], "leaves 0 training"),
         ("data-dir of a bundled dataset", ["train", "--data-dir", "{tmp}"], "--data-dir applies"),
-        ("damaged data file", ["train", "--dataset", "{tmp}/junk.npz"], "junk.npz: is not a"),
     ],
 )
 def test_each_failure_path_is_one_line_and_status_2(kind, args, expected, tmp_path):
     run = _fake_run(tmp_path / "run")
-    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip archive")
     args = [a.replace("{run}", str(run)).replace("{tmp}", str(tmp_path)) for a in args]
     if "--output" not in args and "--resume" not in args:
         args += ["--output", str(tmp_path / "out")]
     err = _one_line(_run(args, tmp_path))
     assert expected.replace("{run}", str(run)) in err, kind
-
-
-def _damage(checkpoint: Path) -> None:
-    """Flips bytes in the largest array file of a checkpoint folder."""
-    target = max((p for p in checkpoint.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
-    data = bytearray(target.read_bytes())
-    for i in range(0, len(data), max(len(data) // 64, 1)):
-        data[i] ^= 0xFF
-    target.write_bytes(bytes(data))
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_command_trains_with_the_persistent_compilation_cache(tmp_path):
-    """A run of the installed command fills ``$OPTLAB_CACHE_DIR/jax`` (JAX's persistent
-    compilation cache), which a second run of the same architecture reads instead of
-    compiling (the README gives the measured times). Then its checkpoints are damaged: with
-    none intact, ``--resume`` is one line and exit 2."""
+    """A run of the installed command writes nothing to standard error and fills
+    ``$OPTLAB_CACHE_DIR/jax`` (JAX's persistent compilation cache), which a second run of the
+    same architecture reads instead of compiling (the README gives the measured times)."""
     run = tmp_path / "run"
     args = ["train", "--epochs", "1", "--hidden", "8", "--no-progress"]
     proc = _run([*args, "--output", str(run)], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("adam: saved ")
+    assert proc.stdout.startswith("adam: saved ") and proc.stderr == ""
     entries = list((tmp_path / "cache" / "jax").iterdir())
     assert len(entries) >= 2  # at least the compiled epoch and the evaluation
-    for checkpoint in (run / "checkpoints").iterdir():
-        _damage(checkpoint)
-    err = _one_line(_run(["train", "--resume", str(run), "--epochs", "3"], tmp_path))
-    assert "no intact checkpoint" in err
+    assert (run / "model").is_dir() and (run / "checkpoints" / "1").is_dir()

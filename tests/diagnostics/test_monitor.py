@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optlab as ol
-from optlab.diagnostics.statistics import value_stats
+from optlab.diagnostics.statistics import Layer, stacked_histograms, value_stats
 from optlab.train.history import DiagnosticsRecord, History
 
 LOSS = ol.nn.softmax_cross_entropy_with_integer_labels
@@ -165,22 +165,33 @@ def ratio(a, b):
 
 
 FIT = dict(loss=LOSS, batch_size=8, progress=False, seed=2)
+# One transformation object: the runs below that differ only in epochs, checkpoints or
+# resumption reuse one compiled epoch (the transformation is a static part of the state).
+TX = ol.adam(0.01)
 
 
 @pytest.fixture(scope="module")
-def monitored(data):
+def monitored(data, tmp_path_factory):
+    """Two monitored epochs of Adam, checkpointed: ``(initial parameters, history, folder)``."""
     model = make_model()
     initial = np_params(model)  # fit trains the model in place
+    folder = tmp_path_factory.mktemp("checkpoints")
     history, _ = ol.fit(
-        model, ol.adam(0.01), data, epochs=2, diagnostics=ol.diagnostics.Monitor(), **FIT
+        model,
+        TX,
+        data,
+        epochs=2,
+        callbacks=[ol.callbacks.ModelCheckpoint(folder)],
+        diagnostics=ol.diagnostics.Monitor(),
+        **FIT,
     )
-    return initial, history
+    return initial, history, folder
 
 
 def test_fit_records_numpy_statistics_each_epoch(data, monitored):
     """One step per epoch (the whole data in one batch): epoch e's statistics are those of
     the parameters before step e, which NumPy follows through Adam's two steps."""
-    p, history = monitored
+    p, history, _ = monitored
     x, y = data
     record = history.diagnostics
     assert record.epoch == [1, 2] and list(record["sampled_steps"]) == [1.0, 1.0]
@@ -226,16 +237,19 @@ def test_fit_records_numpy_statistics_each_epoch(data, monitored):
 
 
 def test_monitor_does_not_change_training(data, monitored):
-    _, history = monitored
-    plain, _ = ol.fit(make_model(), ol.adam(0.01), data, epochs=2, **FIT)
+    _, history, _ = monitored
+    plain, _ = ol.fit(make_model(), TX, data, epochs=2, **FIT)
     assert plain.diagnostics is None
     np.testing.assert_array_equal(plain.history["loss"], history.history["loss"])
 
 
-def test_every_samples_by_global_step(data):
+def test_every_samples_by_global_step_and_batchnorm_statistics(data):
+    """Monitor(every=3) on a BatchNorm MLP: the sampled steps by the global step count, plain
+    SGD's effective learning rate, the running BatchNorm averages at the end of each epoch."""
     x, y = np.tile(data[0], (4, 1)), np.tile(data[1], 4)
-    history, _ = ol.fit(
-        make_model(),
+    model = ol.nn.MLP(3, (4,), 3, norm="batch", rngs=0)
+    history, trained = ol.fit(
+        model,
         ol.sgd(0.1),
         (x, y),
         epochs=2,
@@ -247,23 +261,17 @@ def test_every_samples_by_global_step(data):
     assert list(record["sampled_steps"]) == [2.0, 1.0]
     assert "activation_hist" not in record.keys()
     # plain SGD: the effective learning rate is the learning rate itself
-    np.testing.assert_allclose(record["effective_lr"], 0.1, rtol=1e-5)
-
-
-def test_batchnorm_running_statistics(data):
-    model = ol.nn.MLP(3, (4,), 3, norm="batch", rngs=0)
-    history, trained = ol.fit(
-        model, ol.sgd(0.1), data, epochs=1, diagnostics=ol.diagnostics.Monitor(), **FIT
-    )
-    record = history.diagnostics
+    kernels = [i for i, name in enumerate(record.rows("effective_lr")) if name.endswith("kernel")]
+    assert len(kernels) == 2
+    np.testing.assert_allclose(record["effective_lr"][kernels], 0.1, rtol=1e-5)
     assert record.rows("bn_mean") == ["blocks/0/norm"]
     norm = trained.blocks[0].norm
-    np.testing.assert_allclose(record["bn_mean"][0, 0], np.mean(norm.mean[...]), rtol=1e-6)
-    np.testing.assert_allclose(record["bn_var"][0, 0], np.mean(norm.var[...]), rtol=1e-6)
+    np.testing.assert_allclose(record["bn_mean"][0, -1], np.mean(norm.mean[...]), rtol=1e-6)
+    np.testing.assert_allclose(record["bn_var"][0, -1], np.mean(norm.var[...]), rtol=1e-6)
 
 
 def test_record_round_trips_exactly(tmp_path, monitored):
-    _, history = monitored
+    _, history, _ = monitored
     again = History.from_dict(history.to_dict())
     npz = tmp_path / "d.npz"
     history.diagnostics.save_npz(npz)
@@ -274,15 +282,22 @@ def test_record_round_trips_exactly(tmp_path, monitored):
             assert record.rows(key) == history.diagnostics.rows(key)
 
 
-def test_resumed_run_holds_the_whole_record(tmp_path, data):
-    kwargs = dict(FIT, diagnostics=ol.diagnostics.Monitor(histograms=False))
-    straight, _ = ol.fit(make_model(), ol.sgd(0.1), data, epochs=3, **kwargs)
-    ckpt = ol.callbacks.ModelCheckpoint(tmp_path)
-    ol.fit(make_model(), ol.sgd(0.1), data, epochs=2, callbacks=[ckpt], **kwargs)
-    resumed, _ = ol.fit(make_model(), ol.sgd(0.1), data, epochs=3, resume_from=tmp_path, **kwargs)
+def test_resumed_run_holds_the_whole_record(data, monitored):
+    """Resumed from the fixture's checkpoint of epoch 2, a third epoch: the record equals an
+    uninterrupted run's, epoch for epoch (the same compiled epoch runs all three fits)."""
+    _, history, folder = monitored
+    kwargs = dict(FIT, diagnostics=ol.diagnostics.Monitor())
+    straight, _ = ol.fit(make_model(), TX, data, epochs=3, **kwargs)
+    resumed, _ = ol.fit(make_model(), TX, data, epochs=3, resume_from=folder, **kwargs)
     assert resumed.diagnostics.epoch == [1, 2, 3]
     for key in straight.diagnostics.keys():
         np.testing.assert_array_equal(resumed.diagnostics[key], straight.diagnostics[key])
+        first_two = (
+            straight.diagnostics[key][..., :2, :]
+            if key.endswith(("_hist", "_edges"))
+            else (straight.diagnostics[key][..., :2])
+        )
+        np.testing.assert_array_equal(first_two, history.diagnostics[key], err_msg=key)
 
 
 def test_histogram_rows_subsample():
@@ -295,4 +310,14 @@ def test_histogram_rows_subsample():
     expected, _ = np.histogram(np.clip(v[[0, 2]], -4, 4), bins=np.linspace(-4, 4, 33))
     np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
     np.testing.assert_allclose(float(s["mean"]), v[mask > 0].mean(dtype=np.float64), rtol=1e-5)
-    assert ol.diagnostics.monitor.HISTOGRAM_ROWS == 32
+    assert ol.diagnostics.monitor.HISTOGRAM_ROWS == 8
+    # the monitor's form: every layer's histogram in one scatter, the same counts
+    layers = [
+        Layer((0,), "a", "preactivation", "linear"),
+        Layer((1,), "b", "activation", "relu"),
+        Layer((2,), "c", "activation", "tanh"),  # not called: zeros
+    ]
+    relu = np.maximum(v, 0)
+    both = stacked_histograms(layers, {layers[0]: v, layers[1]: relu}, mask, 3)
+    relu_expected, _ = np.histogram(np.clip(relu[[0, 2]], 0, 4), bins=np.linspace(0, 4, 33))
+    np.testing.assert_array_equal(np.asarray(both), [expected, relu_expected, np.zeros(32)])

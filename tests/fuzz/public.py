@@ -640,6 +640,11 @@ def judge(key: str, name: str, value: Any) -> str | None:
         if names_argument(str(err), name, value):
             return None
         return f"{shown} raised {type(err).__name__} not naming {name!r}: {err}"
+    except KeyError as err:  # a lookup the library reports itself (get: no value named 'abc')
+        message = str(err).strip("'\"")
+        if message.startswith(f"{key.split('.', 1)[1]}:") and names_argument(message, name, value):
+            return None
+        return f"{shown} raised KeyError: {err}"
     except Exception as err:
         return f"{shown} raised {type(err).__name__}: {err}"
     try:

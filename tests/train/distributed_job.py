@@ -1,10 +1,12 @@
-"""One process of the two-process test: ``python -m tests.train.distributed_job OUT``.
+"""One process of the two-process test: ``python -m tests.train.distributed_job OUT CKPT``.
 
 The environment names the job (``OPTLAB_COORDINATOR``, ``OPTLAB_NUM_PROCESSES``,
 ``OPTLAB_PROCESS_ID``); each process simulates 2 CPU devices, so the mesh spans 4 devices on
-2 processes. Both train the same fit data-parallel (with validation); process 0 writes the
-validation losses, the parameters and BatchNorm statistics to ``OUT`` (an ``.npz``) for the
-test to compare with one process.
+2 processes. Both train the same fit data-parallel (with validation), the optimizer state
+split over the 4 devices (ZeRO-1), and write checkpoints into ``CKPT`` (every process its
+shards); process 0 writes the validation losses, the trained arrays and the optimizer
+state's shardings to ``OUT`` (an ``.npz``) for the test to compare with one process, which
+also resumes the checkpoint on one device.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ os.environ["XLA_FLAGS"] = (
 
 import jax
 import numpy as np
-from flax import nnx
 
 import optlab as ol
 from optlab.train import distributed
@@ -28,48 +29,53 @@ from tests.train.models import Tiny, blobs, xent
 DATA = blobs(64, seed=4)
 
 
-def run(mesh=None):
-    """The fit both processes (and the single-process reference) run."""
-    history, model = ol.fit(
+def state_arrays(state) -> list[np.ndarray]:
+    """The parameters and model state (BatchNorm statistics) of a train state, as host copies
+    (PRNG keys left out)."""
+    leaves = jax.tree.leaves((state.params, state.model_state))
+    keys = jax.dtypes.prng_key
+    return [np.asarray(a) for a in leaves if not jax.dtypes.issubdtype(a.dtype, keys)]
+
+
+def run(mesh=None, *, epochs=2, **kw):
+    """The fit both processes (and the single-process reference and resume) run."""
+    history, _ = ol.fit(
         Tiny(dropout=0.25, batchnorm=True, seed=1),
         ol.sgd(0.05, momentum=0.9),
         DATA,
         loss=xent,
-        epochs=2,
+        epochs=epochs,
         batch_size=16,
         seed=3,
         validation_split=0.25,
         progress=False,
         mesh=mesh,
+        **kw,
     )
-    arrays = jax.tree.leaves(nnx.state(model, nnx.Param, nnx.BatchStat))
-    return history, [np.asarray(history["val_loss"]), *(np.asarray(a) for a in arrays)]
+    return history
 
 
-def main(out: str) -> None:
+def main(out: str, ckpt: str) -> None:
     warnings.simplefilter("error")
     config = distributed.initialize(initialization_timeout=120)
     assert config.sources["process_id"] == "OPTLAB_PROCESS_ID", config
     assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
-    mesh = jax.make_mesh((4,), ("data",))
-    _, leaves = run(mesh)
-    try:  # refused before anything is written (every process would write the same folders)
-        ol.fit(
-            Tiny(),
-            ol.sgd(0.1),
-            DATA,
-            loss=xent,
-            mesh=mesh,
-            progress=False,
-            callbacks=[ol.callbacks.ModelCheckpoint(os.path.dirname(out) + "/ckpt")],
-        )
-        refusal = ""
-    except ValueError as err:
-        refusal = str(err)
+    history = run(
+        jax.make_mesh((4,), ("data",)),
+        shard_optimizer_state=True,
+        callbacks=[ol.callbacks.ModelCheckpoint(ckpt)],
+    )
+    opt = jax.tree.leaves(history.state.opt_state)
     if jax.process_index() == 0:
-        np.savez(out, *leaves, refusal=refusal)
+        np.savez(
+            out,
+            *state_arrays(history.state),
+            val_loss=np.asarray(history["val_loss"]),
+            opt_specs=np.array([str(a.sharding.spec) for a in opt]),
+            opt_local_devices=np.array([len(a.addressable_shards) for a in opt]),
+        )
     distributed.shutdown()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

@@ -135,6 +135,16 @@ def _edit_record(folder):
     f.write_text(re.sub('"epoch": [0-9]', '"epoch": 7', f.read_text()))
 
 
+def _edit_array_checksum(folder):
+    """Changes the recorded checksum of one array: the files all match, orbax reads the array,
+    only the array check (sharding-invariant, computed on the devices) sees it."""
+    f = folder / "integrity.json"
+    record = json.loads(f.read_text())
+    digest = record["arrays"]["state/00000"]
+    record["arrays"]["state/00000"] = digest[:-1] + ("1" if digest[-1] == "0" else "0")
+    f.write_text(json.dumps(record))
+
+
 DAMAGE = {
     "flipped-bytes": (_flip_bytes, "state/.*d/[0-9a-f]+ does not match its checksum"),
     "truncated": (_truncate, r"state/.* has \d+ bytes, not \d+"),
@@ -159,6 +169,10 @@ DAMAGE = {
         r"state/_METADATA has 8 bytes, not \d+",
     ),
     "edited-json-record": (_edit_record, "meta/metadata does not match its checksum"),
+    "edited-array-checksum": (
+        _edit_array_checksum,
+        "array state/00000 does not match its checksum",
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 """Several processes: ``optlab.train.distributed`` (environment detection) and a data-parallel
-fit over 2 processes x 2 simulated CPU devices (Gloo collectives) against one process."""
+fit over 2 processes x 2 simulated CPU devices (Gloo collectives), checkpointed, against one
+process, and its checkpoint resumed on one process."""
 
 import os
 import socket
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import optlab as ol
+from optlab.train.checkpoint import complete_epochs
 from optlab.train.distributed import resolve
 from tests.train import distributed_job
 
@@ -22,7 +25,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_of_two_devices_equal_one_process(tmp_path):
+class Record(ol.callbacks.Callback):
+    """Keeps the state's arrays after epoch ``epoch`` (host copies)."""
+
+    def __init__(self, epoch: int):
+        self.epoch, self.arrays = epoch, None
+
+    def on_epoch_end(self, run, epoch, logs):
+        if epoch == self.epoch:
+            self.arrays = distributed_job.state_arrays(run.state)
+
+
+def _assert_close(actual, expected):
+    # Tolerance: the all-reduce sums the devices' partial gradients in another order (1e-7).
+    assert len(actual) == len(expected) > 0
+    for a, b in zip(actual, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_two_processes_of_two_devices_equal_one_process_and_resume_on_one(tmp_path):
+    """2 processes x 2 devices, ZeRO-1, checkpointing (every process writes its shards) ==
+    one process; the checkpoint then resumed here, on 1 process and 1 device, for a third
+    epoch == the uninterrupted 3-epoch run."""
+    ckpt = tmp_path / "ckpt"
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -32,7 +57,13 @@ def test_two_processes_of_two_devices_equal_one_process(tmp_path):
     }
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.train.distributed_job", str(tmp_path / f"{i}.npz")],
+            [
+                sys.executable,
+                "-m",
+                "tests.train.distributed_job",
+                str(tmp_path / f"{i}.npz"),
+                str(ckpt),
+            ],
             cwd=REPO,
             env={**env, "OPTLAB_PROCESS_ID": str(i)},
             stdout=subprocess.DEVNULL,
@@ -54,15 +85,28 @@ def test_two_processes_of_two_devices_equal_one_process(tmp_path):
         assert p.returncode == 0, err[-3000:]
     saved = np.load(tmp_path / "0.npz")
     assert not (tmp_path / "1.npz").exists()  # only process 0 writes
-    assert str(saved["refusal"]).startswith(
-        "fit: ModelCheckpoint is not supported in a job of 2 processes"
-    )
-    assert not (tmp_path / "ckpt").exists()
-    _, reference = distributed_job.run(None)
-    assert len(saved.files) == len(reference) + 1 > 1
-    # Tolerance: the all-reduce sums the devices' partial gradients in another order (1e-7).
-    for i, ref in enumerate(reference):
-        np.testing.assert_allclose(saved[f"arr_{i}"], ref, rtol=0, atol=1e-6)
+    # ZeRO-1 across the processes: the momentum of every array with an axis divisible by 4
+    # is split over the 4 devices, 2 of which each process holds.
+    assert "P('data',)" in set(saved["opt_specs"])
+    assert set(saved["opt_local_devices"]) == {2}
+    # One checkpoint per epoch, each array written by the processes holding its shards.
+    assert complete_epochs(ckpt) == [1, 2]
+    assert sorted(p.name for p in (ckpt / "2" / "state").glob("ocdbt.process_*")) == [
+        "ocdbt.process_0",
+        "ocdbt.process_1",
+    ]
+
+    record = Record(2)
+    straight = distributed_job.run(None, epochs=3, callbacks=[record])
+    arrays = [saved[f"arr_{i}"] for i in range(len(saved.files) - 3)]
+    _assert_close(arrays, record.arrays)
+    _assert_close([saved["val_loss"]], [np.asarray(straight["val_loss"][:2])])
+
+    resumed = distributed_job.run(None, epochs=3, resume_from=ckpt)
+    assert resumed.epoch == [1, 2, 3]
+    state_arrays = distributed_job.state_arrays
+    _assert_close(state_arrays(resumed.state), state_arrays(straight.state))
+    _assert_close([np.asarray(resumed["val_loss"])], [np.asarray(straight["val_loss"])])
 
 
 def test_arguments_then_optlab_then_jax_variables():

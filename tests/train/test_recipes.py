@@ -13,7 +13,7 @@ import pytest
 
 import optlab as ol
 from optlab.schedules.registry import SCHEDULES
-from optlab.train import recipes
+from optlab.train import recipes, run_data
 from optlab.train.recipes import Recipe
 
 SPE = 10  # steps per epoch in the schedule tests
@@ -180,23 +180,23 @@ def test_config_round_trips_through_json():
 
 
 def test_task_follows_the_targets():
-    classes = recipes.task_for(np.array([0, 3, 1]), num_classes=5)
+    classes = run_data.task_for(np.array([0, 3, 1]), num_classes=5)
     assert (classes.kind, classes.num_outputs, classes.metrics) == (
         "classification",
         5,
         ("accuracy",),
     )
-    values = recipes.task_for(np.array([[0.5, 1.0]], np.float32))
+    values = run_data.task_for(np.array([[0.5, 1.0]], np.float32))
     assert (values.kind, values.num_outputs, values.metrics) == ("regression", 2, ())
     with pytest.raises(ValueError, match="class labels must be >= 0"):
-        recipes.task_for(np.array([0, -1]))
+        run_data.task_for(np.array([0, -1]))
 
 
 def test_a_regression_run_reports_no_accuracy():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 3)).astype(np.float32)
     y = (x @ np.array([1.0, -2.0, 0.5], np.float32)).astype(np.float32)
-    task = recipes.task_for(y)
+    task = run_data.task_for(y)
     model = ol.nn.MLP(3, (), 1, rngs=0)
     history, _ = ol.fit(
         model,
@@ -282,17 +282,17 @@ def test_read_inputs(tmp_path):
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
     np.save(tmp_path / "x.npy", x)
     (tmp_path / "h.csv").write_text("a,b,c\n" + "\n".join(",".join(map(str, r)) for r in x))
-    np.testing.assert_array_equal(recipes.read_inputs(tmp_path / "x.npy"), x)
-    np.testing.assert_array_equal(recipes.read_inputs(tmp_path / "h.csv"), x)
+    np.testing.assert_array_equal(run_data.read_inputs(tmp_path / "x.npy"), x)
+    np.testing.assert_array_equal(run_data.read_inputs(tmp_path / "h.csv"), x)
     (tmp_path / "bad.csv").write_text("1,2\n3,x\n")
     with pytest.raises(ValueError, match="line 2 holds 'x', not a number"):
-        recipes.read_inputs(tmp_path / "bad.csv")
+        run_data.read_inputs(tmp_path / "bad.csv")
     (tmp_path / "ragged.csv").write_text("1,2\n3\n")
     with pytest.raises(ValueError, match="line 2 has 1 columns, line 1 has 2"):
-        recipes.read_inputs(tmp_path / "ragged.csv")
+        run_data.read_inputs(tmp_path / "ragged.csv")
     np.save(tmp_path / "nan.npy", np.array([[1.0, np.nan], [1.0, 2.0]]))
     with pytest.raises(ValueError, match="rows 1 hold NaN or infinite values"):
-        recipes.read_inputs(tmp_path / "nan.npy")
+        run_data.read_inputs(tmp_path / "nan.npy")
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     with pytest.raises(ValueError, match=r"junk\.npy'"):
-        recipes.read_inputs(tmp_path / "junk.npy")
+        run_data.read_inputs(tmp_path / "junk.npy")

@@ -1,48 +1,33 @@
 """Sharded sweeps (``optlab.tune.sweep(..., mesh=)``): members over a ``pop`` mesh axis equal
-the unsharded sweep's, member by member. The runs happen in ``sharding_sweep_job`` (4
-simulated CPU devices); tolerance as in ``test_sharding.py``: the same arithmetic, partitioned
-(members never communicate, so only XLA's per-device fusion can differ: ~1e-7)."""
-
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+the unsharded sweep's, member by member. The sweeps run in ``sharding_job`` (the subprocess of
+``test_sharding.py``, 8 simulated CPU devices, meshes over 4 and 2 of them), started once per
+session; tolerance as in ``test_sharding.py``: the same arithmetic, partitioned (members
+never communicate, so only XLA's per-device fusion can differ: ~1e-7)."""
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.train.test_sharding import sharding_job  # noqa: F401  (the shared fixture)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sweep") / "runs.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.train.sharding_sweep_job", str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(out.read_text())
+def runs(sharding_job):  # noqa: F811
+    return sharding_job[2]
 
 
 @pytest.mark.parametrize(
-    ("sharded", "plain", "members"),
-    [("pop4", "one4", 4), ("pop2of3", "one3", 3)],
+    ("sharded", "members"),
+    [("pop4", 4), ("pop2of3", 3)],
     ids=["4-members-on-4-devices", "3-members-on-2-devices"],
 )
-def test_sharded_sweep_members_equal_the_unsharded_sweep(runs, sharded, plain, members):
-    assert len(runs[sharded]) == len(runs[plain]) == members
-    for got, expected in zip(runs[sharded], runs[plain], strict=True):
+def test_sharded_sweep_members_equal_the_unsharded_sweep(runs, sharded, members):
+    """Against the unsharded sweep of the same configurations (its first ``members``)."""
+    assert len(runs[sharded]) == members and len(runs["one4"]) == 4
+    for got, expected in zip(runs[sharded], runs["one4"][:members], strict=True):
         for key in ("loss", "val_loss"):
             assert len(got[key]) == len(expected[key]) == 2
             np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-6)
-    assert runs[plain][0]["loss"] != runs[plain][1]["loss"]  # members differ: not vacuous
+    assert runs["one4"][0]["loss"] != runs["one4"][1]["loss"]  # members differ: not vacuous
 
 
 def test_members_split_over_pop_and_shared_data_replicated(runs):
