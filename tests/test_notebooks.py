@@ -37,7 +37,7 @@ BUDGETS_S = {
     "07_hyperparameter_search": 40,
     "08_second_order": 50,
     "09_comparing_optimizers": 45,
-    "10_looking_inside": 40,
+    "10_looking_inside": 50,
 }
 BUDGET_SCALE = float(os.environ.get("OPTLAB_NOTEBOOK_BUDGET_SCALE", "1"))
 # The kernel reports the CPU time it has used so far (its last output line).
