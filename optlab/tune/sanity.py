@@ -162,15 +162,29 @@ def _num_classes(y: np.ndarray, out_dim: int) -> int | None:
     return None
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "train"))
-def _losses(state, x, y, key, *, loss, train):
-    out, _ = state.apply(state.params, state.model_state, x, train=train, rng=key)
-    return loss(out, y), out
+# Each stage below is one compiled program (the state, data, rows and keys are arguments, so a
+# second call with the same shapes reuses it): eager steps would compile a small program per
+# operation and shape.
+@functools.partial(jax.jit, static_argnames=("n",))
+def _order(key, *, n):
+    return jax.random.permutation(jax.random.fold_in(key, 1), n)
+
+
+@functools.partial(jax.jit, static_argnames=("loss",))
+def _mean_loss(state, x, y, rows, key, *, loss):
+    """The mean loss of the rows ``rows`` (training mode) and the model's outputs."""
+    out, _ = state.apply(state.params, state.model_state, x[rows], train=True, rng=key)
+    return weighted_mean(loss(out, y[rows]), None), out
+
+
+@jax.jit
+def _l2(params):
+    return l2_penalty(params, mask=decay_mask)
 
 
 @functools.partial(jax.jit, static_argnames=("step_fn", "steps", "tail"))
-def _overfit(step_fn, state, x, y, *, steps, tail):
-    batch = Batches(x, y, jnp.ones((x.shape[0],), jnp.float32))
+def _overfit(step_fn, state, x, y, rows, *, steps, tail):
+    batch = Batches(x[rows], y[rows], jnp.ones((rows.shape[0],), jnp.float32))
 
     def repeat(k):
         return jax.tree.map(lambda a: jnp.broadcast_to(a, (k, *a.shape)), batch)
@@ -194,18 +208,20 @@ def _first_steps(step_fn, state, x, y, key, *, batch_size, steps):
     return losses, finite
 
 
-def _mixing(jac: jax.Array, b: int, out_ndim: int) -> tuple[float, float]:
-    """``(max_{i != j}, max_i)`` of ``|d f_i / d z_j|`` for a Jacobian of shape ``out + in``
+def _mixing(jac: jax.Array, b: int, out_ndim: int) -> jax.Array:
+    """``[max_{i != j}, max_i]`` of ``|d f_i / d z_j|`` for a Jacobian of shape ``out + in``
     whose output and input shapes both start with the batch axis ``B``."""
     mags = jnp.abs(jnp.moveaxis(jac, out_ndim, 1)).reshape(b, b, -1).max(axis=2)
     eye = jnp.eye(b, dtype=bool)
-    return float(jnp.max(jnp.where(eye, 0.0, mags))), float(jnp.max(jnp.where(eye, mags, 0.0)))
+    return jnp.stack([jnp.max(jnp.where(eye, 0.0, mags)), jnp.max(jnp.where(eye, mags, 0.0))])
 
 
-def _independence(state, x, y, loss) -> tuple[float, bool | None]:
-    """The largest ``max_{i != j} |d f_i / d z_j| / max_i |d f_i / d z_i|`` of the model
-    (outputs by inputs, evaluation mode) and of the loss (per-example losses by outputs), and
-    whether it applies (None: no gradient to measure, e.g. a zero-initialized layer)."""
+@functools.partial(jax.jit, static_argnames=("loss",))
+def _mixings(state, x, y, rows, *, loss):
+    """The rows ``[off-diagonal, diagonal]`` of :func:`_mixing` on the rows ``rows`` for the
+    model (outputs by inputs, evaluation mode) and for the loss (per-example losses by outputs),
+    or None when the model's output is not an array or the loss not one value per example."""
+    x, y = x[rows], y[rows]
 
     def model(xb):
         out, _ = state.apply(state.params, state.model_state, xb, train=False)
@@ -213,17 +229,22 @@ def _independence(state, x, y, loss) -> tuple[float, bool | None]:
 
     out = model(x)
     values = loss(out, y)
-    b = int(x.shape[0])
-    if not isinstance(out, jax.Array) or np.ndim(values) != 1 or np.shape(values)[0] != b:
+    b = x.shape[0]
+    if not isinstance(out, jax.Array) or jnp.ndim(values) != 1 or jnp.shape(values)[0] != b:
+        return None
+    by_inputs = _mixing(jax.jacrev(model)(x), b, out.ndim)
+    by_outputs = _mixing(jax.jacrev(lambda o: jnp.asarray(loss(o, y), jnp.float32))(out), b, 1)
+    return jnp.stack([by_inputs, by_outputs])
+
+
+def _independence(state, x, y, rows, loss) -> tuple[float, bool | None]:
+    """The largest ``max_{i != j} |d f_i / d z_j| / max_i |d f_i / d z_i|`` of the model
+    (outputs by inputs, evaluation mode) and of the loss (per-example losses by outputs), and
+    whether it applies (None: no gradient to measure, e.g. a zero-initialized layer)."""
+    mixings = _mixings(state, x, y, rows, loss=loss)
+    if mixings is None:
         return math.nan, False
-    ratios = []
-    for jac, out_ndim in (
-        (jax.jacrev(model)(x), out.ndim),
-        (jax.jacrev(lambda o: jnp.asarray(loss(o, y), jnp.float32))(out), 1),
-    ):
-        off, diagonal = _mixing(jac, b, out_ndim)
-        if diagonal > 0.0:
-            ratios.append(off / diagonal)
+    ratios = [float(off) / float(diagonal) for off, diagonal in np.asarray(mixings) if diagonal > 0]
     return (max(ratios), True) if ratios else (math.nan, None)
 
 
@@ -300,13 +321,13 @@ def sanity_checks(
     n = int(x.shape[0])
     state = base_state(model, tx, seed)
     key = jax.random.key(seed)
-    order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 1), n))
+    order = np.asarray(_order(key, n=n))
     checks = []
 
     # 1. initial loss, 2. L2 raises it (training mode, one batch, the same masks)
     rows = order[: min(n, 512)]
-    per_example, out = _losses(state, x[rows], y[rows], key, loss=loss, train=True)
-    initial = float(weighted_mean(per_example, None))
+    initial, out = _mean_loss(state, x, y, rows, key, loss=loss)
+    initial = float(initial)
     classes = num_classes or _num_classes(np.asarray(y), int(np.shape(out)[-1]))
     expected = (
         expected_initial_loss
@@ -335,7 +356,7 @@ def sanity_checks(
                 ADVICE["initial_loss"],
             )
         )
-    penalty = float(l2) * float(l2_penalty(state.params, mask=decay_mask))  # weight matrices
+    penalty = float(l2) * float(_l2(state.params))  # weight matrices
     checks.append(
         Check(
             "l2_raises_loss",
@@ -350,9 +371,8 @@ def sanity_checks(
     step_fn, eval_fn = engine_steps(loss)
     k = min(overfit_examples, n)
     small = order[:k]
-    first, _ = _losses(state, x[small], y[small], key, loss=loss, train=True)
-    start = float(weighted_mean(first, None))
-    final = float(_overfit(step_fn, state, x[small], y[small], steps=overfit_steps, tail=10))
+    start = float(_mean_loss(state, x, y, small, key, loss=loss)[0])
+    final = float(_overfit(step_fn, state, x, y, small, steps=overfit_steps, tail=10))
     ratio = final / start if start > 0 else math.nan
     checks.append(
         Check(
@@ -374,7 +394,7 @@ def sanity_checks(
     # 5. per-example independence (evaluation mode)
     b = min(8, n)
     if jnp.issubdtype(x.dtype, jnp.floating):
-        mixing, applies = _independence(state, x[order[:b]], y[order[:b]], loss)
+        mixing, applies = _independence(state, x, y, order[:b], loss)
         if applies is False:
             advice = "the loss returns a scalar: return per-example values to run this check"
         elif applies is None:
@@ -423,6 +443,21 @@ def sanity_checks(
     return SanityReport(checks)
 
 
+@functools.partial(jax.jit, static_argnames=("size",))
+def _baseline_members(state, xt, yt, xv, yv, key, *, size):
+    """The two members of the baseline (real inputs, zeroed inputs), stacked: their states,
+    keys, training data and held-out batches (fresh buffers, which the population donates)."""
+    val = eval_batches(xv, yv, size)
+    zero_val = val._replace(x=jnp.zeros_like(val.x))
+    return (
+        replicate(state, 2),
+        replicate(key, 2),
+        jnp.stack([xt, jnp.zeros_like(xt)]),
+        jnp.stack([yt, yt]),
+        jax.tree.map(lambda a, b: jnp.stack([a, b]), val, zero_val),
+    )
+
+
 def _baseline(fn, state, x, y, validation_data, step_fn, eval_fn, batch_size, seed, epochs):
     if validation_data is not None:
         xv, yv = as_arrays(fn, validation_data, "validation_data")
@@ -441,18 +476,18 @@ def _baseline(fn, state, x, y, validation_data, step_fn, eval_fn, batch_size, se
                 None,
                 "too few rows to hold some out: pass validation_data=",
             )
-        xt, yt, xv, yv = map(jnp.asarray, (xt, yt, xv, yv))
     size = resolve_batch_size(fn, "batch_size", None, int(xv.shape[0]))
-    val = eval_batches(xv, yv, size)
-    zero_val = val._replace(x=jnp.zeros_like(val.x))
+    states, keys, x2, y2, val2 = _baseline_members(
+        state, xt, yt, xv, yv, jax.random.key(seed), size=size
+    )
     population = Population(
-        replicate(jax.tree.map(jnp.copy, state), 2),
-        replicate(jax.random.key(seed), 2),
+        states,
+        keys,
         step_fn=step_fn,
         eval_fn=eval_fn,
-        x=jnp.stack([xt, jnp.zeros_like(xt)]),
-        y=jnp.stack([yt, yt]),
-        val=jax.tree.map(lambda a, b: jnp.stack([a, b]), val, zero_val),
+        x=x2,
+        y=y2,
+        val=val2,
         batch_size=min(batch_size, int(xt.shape[0])),
         member_data=True,
     )
