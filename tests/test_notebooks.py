@@ -2,11 +2,15 @@
 within their time budget, and the committed copies are the outputs of such a run.
 
 One test per notebook (parametrized, so pytest-xdist spreads them over the workers). Issue 16
-gives each notebook at most 60 s on 2 CPU cores; the notebooks aim at half of that so the whole
-suite stays under its 15 minutes. The budget is checked on the CPU time of the kernel process
-(user + system, all its threads), not on the wall clock: on a shared machine the wall clock
-measures the neighbours, while the CPU time is what the notebook costs wherever it runs (under
-``-n 2`` on 2 cores each notebook has about one core, so the two agree there).
+gives each notebook at most 60 s on 2 CPU cores, and they share the suite's 15 minutes with
+everything else, so each has its own budget below: what it took, measured on a heavily loaded
+2-core machine (where CPU times run about a quarter above a quiet one's), plus about a fifth.
+On a CPU most of a notebook's time goes to compiling, so the notebooks trace the variants of an
+experiment into one ``jax.jit`` and reuse compiled functions. The budget is checked on the CPU
+time of the kernel process (user + system, all its threads), not on the wall clock: on a shared
+machine the wall clock measures the neighbours, while the CPU time is what the notebook costs
+wherever it runs (under ``-n 2`` on 2 cores each notebook has about one core, so the two agree
+there).
 """
 
 import os
@@ -21,9 +25,21 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
 
-# CPU seconds per notebook (issue 16). A slower machine than CI's may raise it through the
-# environment; the default is the issue's budget.
-BUDGET_S = float(os.environ.get("OPTLAB_NOTEBOOK_BUDGET_S", "60"))
+# CPU seconds per notebook: measured (kernel start and imports included) plus a margin. A
+# slower machine than CI's may scale them all through the environment.
+BUDGETS_S = {
+    "01_quickstart": 35,
+    "02_optimizers_on_surfaces": 10,
+    "03_init_activations_norm": 40,
+    "04_learning_rates": 45,
+    "05_regularization": 50,
+    "06_babysitting": 50,
+    "07_hyperparameter_search": 40,
+    "08_second_order": 50,
+    "09_comparing_optimizers": 45,
+    "10_looking_inside": 50,
+}
+BUDGET_SCALE = float(os.environ.get("OPTLAB_NOTEBOOK_BUDGET_SCALE", "1"))
 # The kernel reports the CPU time it has used so far (its last output line).
 CPU_PROBE = "import os as _os\n_t = _os.times()\nprint(_t.user + _t.system)"
 
@@ -40,6 +56,12 @@ def _images(nb) -> int:
 
 def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 1
+
+
+def test_every_notebook_has_a_budget():
+    """A new notebook gets its own measured budget, within issue 16's 60 s."""
+    assert set(BUDGETS_S) == set(IDS)
+    assert max(BUDGETS_S.values()) <= 60
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -63,6 +85,7 @@ def test_notebook_is_not_stale(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_executes_within_budget(path):
+    budget = BUDGETS_S[path.stem] * BUDGET_SCALE
     committed = nbformat.read(path, as_version=4)
     nb = nbformat.read(path, as_version=4)
     for cell in _code_cells(nb):
@@ -71,7 +94,7 @@ def test_notebook_executes_within_budget(path):
     nb.cells.append(nbformat.v4.new_code_cell(CPU_PROBE))
     client = nbclient.NotebookClient(
         nb,
-        timeout=int(4 * BUDGET_S),  # per cell: a guard against a hang; the budget is below
+        timeout=int(4 * budget),  # per cell: a guard against a hang; the budget is below
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
@@ -82,8 +105,8 @@ def test_notebook_executes_within_budget(path):
     cpu = float(probe.outputs[-1].text.split()[-1])
     errors = [o for cell in _code_cells(nb) for o in cell.outputs if o.output_type == "error"]
     assert not errors
-    assert cpu <= BUDGET_S, (
-        f"{path.name} used {cpu:.1f} CPU s ({wall:.1f} s wall), its budget is {BUDGET_S:g} s"
+    assert cpu <= budget, (
+        f"{path.name} used {cpu:.1f} CPU s ({wall:.1f} s wall), its budget is {budget:g} s"
     )
     # The same cells draw the same number of plots as the committed run did.
     assert _images(nb) == _images(committed)

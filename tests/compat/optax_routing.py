@@ -12,20 +12,26 @@ With ``OPTLAB_ROUTED_RESULTS=<file>`` in the environment, it writes ``{"routed":
 "outcomes": {nodeid: "passed" | "failed" | "skipped"}}`` there as JSON (a test counts as
 failed if its setup, call, teardown or any of its subtests failed). With
 ``OPTLAB_ROUTED_SHARD=i/n`` it runs only the i-th of n interleaved shares of the collected
-tests (so one file's tests can be spread over several processes).
+tests (so one file's tests can be spread over several processes). Before that it deselects the
+tests ``allowlist.DESELECTED`` names (each with its reason: slow and proving nothing a kept
+parametrization does not), matching each entry against the test's id followed by its
+parameters (``described``) or its id alone, and records how many tests each entry deselected.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import inspect
 import json
 import os
 import pkgutil
+import re
 import sys
 
 ROUTED: dict[str, int] = {}
 OUTCOMES: dict[str, str] = {}
+DESELECTED: dict[str, int] = {}
 
 _LEFT_ALONE = ("optax.tree", "optax.tree_utils", "optax._src.tree_utils")
 
@@ -66,7 +72,32 @@ def pytest_configure(config):
     route()
 
 
+def described(item) -> str:
+    """The test's id followed by its absl parameters, written plainly: ``path::Class::test3
+    (opt_name=adam, opt_kwargs={...}, dtype=float16)`` (dtypes and functions by name)."""
+    cls = getattr(item, "cls", None)
+    params = (getattr(cls, "_test_params_reprs", None) or {}).get(item.name, "")
+    params = re.sub(r"<class 'jax\.numpy\.(\w+)'>", r"\1", params)
+    params = re.sub(r"<function (\w+) at 0x[0-9a-f]+>", r"\1", params)
+    params = re.sub(r"'(\w+)'", r"\1", params)
+    return f"{item.nodeid} {params}".rstrip()
+
+
 def pytest_collection_modifyitems(session, config, items):
+    from tests.compat.allowlist import DESELECTED as rules
+
+    matched = {
+        it.nodeid: [
+            p for p in rules if any(fnmatch.fnmatchcase(n, p) for n in (it.nodeid, described(it)))
+        ]
+        for it in items
+    }
+    for pattern in rules:
+        DESELECTED[pattern] = sum(pattern in m for m in matched.values())
+    dropped = [it for it in items if matched[it.nodeid]]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [it for it in items if not matched[it.nodeid]]
     shard = os.environ.get("OPTLAB_ROUTED_SHARD")
     if not shard:
         return
@@ -94,4 +125,8 @@ def pytest_sessionfinish(session, exitstatus):
     path = os.environ.get("OPTLAB_ROUTED_RESULTS")
     if path:
         with open(path, "w", encoding="utf-8") as f:
-            json.dump({"routed": sorted(ROUTED), "outcomes": OUTCOMES}, f, indent=1)
+            json.dump(
+                {"routed": sorted(ROUTED), "outcomes": OUTCOMES, "deselected": DESELECTED},
+                f,
+                indent=1,
+            )

@@ -1,12 +1,14 @@
 """optax's own test suite, run against optlab (issue 17).
 
-Each of optax's test files named in ``SHARDS`` runs in a subprocess with the
-routing plugin (``optax_routing.py``): every optax function whose name optlab also exports is
-replaced by optlab's, in every optax module. A failure passes only if ``allowlist.py`` lists
-it with the reason optlab departs from optax on purpose; an allowlisted test that passes
-fails too (the list must stay exact). Each file runs as one or more test cases (the large
-files in interleaved shares, ``SHARDS``), so ``pytest -n`` spreads them over the workers; each
-subprocess runs on one core and takes well under a minute and a half of it.
+optax's test files named in ``GROUPS`` run in subprocesses with the routing plugin
+(``optax_routing.py``): every optax function whose name optlab also exports is replaced by
+optlab's, in every optax module. The parametrizations ``allowlist.DESELECTED`` names (slow, and
+exercising no code a kept one does not, each with its reason) are left out. A failure passes
+only if ``allowlist.ALLOWLIST`` lists it with the reason optlab departs from optax on purpose;
+an allowlisted test that passes fails too, and so does a deselection entry that deselects
+nothing (the lists must stay exact). Each group runs as one or more test cases (its tests in
+interleaved shares), so ``pytest -n`` spreads them over the workers; each subprocess runs on
+one core and takes about half a minute of it.
 """
 
 from __future__ import annotations
@@ -22,37 +24,61 @@ import sys
 import optax
 import pytest
 
-from tests.compat.allowlist import ALLOWLIST
+from tests.compat.allowlist import ALLOWLIST, DESELECTED
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OPTAX_DIR = pathlib.Path(optax.__file__).parent
 SITE = OPTAX_DIR.parent
 PINNED_OPTAX = "0.2.8"  # the version in pyproject.toml's test extra; test ids depend on it
 
-# optax's test files, with the number of subprocesses each one's tests are spread over.
-SHARDS = {
-    "optax/_src/alias_test.py": 8,
-    "optax/schedules/_schedule_test.py": 1,
-    "optax/schedules/_inject_test.py": 1,
-    "optax/transforms/_clipping_test.py": 1,
-    "optax/transforms/_adding_test.py": 1,
-    "optax/transforms/_accumulation_test.py": 2,
-    "optax/transforms/_conditionality_test.py": 1,
-    "optax/transforms/_masking_test.py": 1,
-    "optax/transforms/_combining_test.py": 1,
-    "optax/_src/linesearch_test.py": 2,
+# optax's test files, in groups that each run in one or more subprocesses (a group's tests
+# spread over its subprocesses in interleaved shares): the small files share a process, so the
+# ~6 CPU-seconds of starting one (jax, optax, optlab, collection) are paid few times, and no
+# subprocess takes much over 30 CPU-seconds, so `pytest -n 2` balances them.
+GROUPS = {
+    "alias": (("optax/_src/alias_test.py",), 6),
+    "accumulation-linesearch": (
+        ("optax/transforms/_accumulation_test.py", "optax/_src/linesearch_test.py"),
+        2,
+    ),
+    "schedules-transforms": (
+        (
+            "optax/schedules/_schedule_test.py",
+            "optax/schedules/_inject_test.py",
+            "optax/transforms/_clipping_test.py",
+            "optax/transforms/_adding_test.py",
+            "optax/transforms/_conditionality_test.py",
+            "optax/transforms/_masking_test.py",
+            "optax/transforms/_combining_test.py",
+        ),
+        1,
+    ),
 }
+FILES = [path for paths, _ in GROUPS.values() for path in paths]
 CASES = [
-    pytest.param(path, i, n, id=f"{pathlib.Path(path).stem}-{i + 1}of{n}")
-    for path, n in SHARDS.items()
+    pytest.param(paths, i, n, id=f"{name}-{i + 1}of{n}")
+    for name, (paths, n) in GROUPS.items()
     for i in range(n)
 ]
 
 
-def run_routed(path: str, results: pathlib.Path, shard: str = "0/1") -> dict:
-    """Runs one of optax's test files (the ``shard`` "i/n" of its tests) with optax routed to
-    optlab; returns the plugin's JSON."""
+def run_routed(
+    paths, results: pathlib.Path, shard: str = "0/1", cache: pathlib.Path | None = None
+) -> dict:
+    """Runs optax's test files ``paths`` (the ``shard`` "i/n" of their tests, after the
+    deselection) with optax routed to optlab; returns the plugin's JSON. With ``cache``, the
+    subprocess keeps JAX's compiled programs there and reuses those another run compiled."""
     env = {**os.environ, "OPTLAB_ROUTED_RESULTS": str(results), "OPTLAB_ROUTED_SHARD": shard}
+    if cache is not None:
+        # Many of optax's tests compile the same program again (a new closure over the same
+        # computation, eager lax.cond/while_loop in MultiSteps and the line searches): keyed by
+        # the program, the persistent cache compiles each once per worker. It only skips XLA's
+        # compilation of an identical program, so every test runs the same arithmetic.
+        env.update(
+            JAX_COMPILATION_CACHE_DIR=str(cache),
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+        )
     # optax's tests as optax runs them (one CPU device, default precision): the outcomes and
     # the allowlist do not depend on flags another part of the suite may set.
     for name in ("XLA_FLAGS", "JAX_ENABLE_X64", "JAX_NUM_CPU_DEVICES"):
@@ -70,11 +96,11 @@ def run_routed(path: str, results: pathlib.Path, shard: str = "0/1") -> dict:
         "-p",
         "no:xdist",
         "-q",
-        str(SITE / path),
+        *(str(SITE / path) for path in paths),
     ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if not results.exists():
-        raise AssertionError(f"the routed run of {path} wrote no results:\n{proc.stdout[-3000:]}")
+        raise AssertionError(f"the routed run of {paths} wrote no results:\n{proc.stdout[-3000:]}")
     return json.loads(results.read_text(encoding="utf-8"))
 
 
@@ -92,15 +118,16 @@ def test_optax_is_the_pinned_version():
     )
 
 
-def test_allowlist_names_tests_that_exist():
+@pytest.mark.parametrize("entries", [ALLOWLIST, DESELECTED], ids=["allowlist", "deselected"])
+def test_allowlist_names_tests_that_exist(entries):
     # Each entry names a test class and method of one of the routed files (the routed runs
     # below only see the shard they ran, so a renamed test is caught here).
-    for pattern, reason in ALLOWLIST.items():
-        path, cls, method = pattern.split("::")
-        assert path in SHARDS, pattern
+    for pattern, reason in entries.items():
+        path, cls, method = pattern.split(" (", 1)[0].split("::")
+        assert path in FILES, pattern
         source = (SITE / path).read_text(encoding="utf-8")
         assert f"class {cls}(" in source, pattern
-        name = method.rstrip("*")
+        name = re.sub(r"(\[[0-9-]+\]|\*)$", "", method)
         # a parametrized test's id is its method's name followed by the case's index
         # (parameterized.product) or by "_" and the case's name (named_parameters)
         methods = {name, re.sub(r"[0-9]+$", "", name), name.rsplit("_", 1)[0]}
@@ -108,10 +135,20 @@ def test_allowlist_names_tests_that_exist():
         assert len(reason) > 40, pattern
 
 
-@pytest.mark.parametrize(("path", "shard", "shards"), CASES)
-def test_routed_optax_suite(path, shard, shards, tmp_path):
-    out = run_routed(path, tmp_path / "results.json", f"{shard}/{shards}")
+@pytest.fixture(scope="session")
+def jax_cache(tmp_path_factory):
+    """A compilation cache shared by the routed runs of one pytest worker."""
+    return tmp_path_factory.mktemp("routed-jax-cache")
+
+
+@pytest.mark.parametrize(("paths", "shard", "shards"), CASES)
+def test_routed_optax_suite(paths, shard, shards, tmp_path, jax_cache):
+    out = run_routed(paths, tmp_path / "results.json", f"{shard}/{shards}", jax_cache)
     assert {"adam", "chain", "masked", "scale_by_backtracking_linesearch"} <= set(out["routed"])
+    # Every deselection entry of these files leaves out at least one test (none is stale).
+    for pattern in DESELECTED:
+        if pattern.split("::", 1)[0] in paths:
+            assert out["deselected"][pattern] > 0, f"deselects nothing: {pattern}"
     outcomes = out["outcomes"]
     assert sum(o == "passed" for o in outcomes.values()) > 0
     failed = sorted(n for n, o in outcomes.items() if o == "failed")
@@ -131,11 +168,12 @@ def test_routed_optax_suite(path, shard, shards, tmp_path):
 
 
 def test_readme_lists_every_allowlisted_departure():
-    # The README's compatibility section has one table row per allowlist entry, with its reason.
+    # The README's compatibility section has one table row per allowlist and deselection entry,
+    # with its reason.
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Compatibility with optax", 1)[1].split("\n### ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `optax/")]
     listed = {row.split("`")[1]: row for row in rows}
-    assert set(listed) == set(ALLOWLIST)
-    for pattern, reason in ALLOWLIST.items():
+    assert set(listed) == set(ALLOWLIST) | set(DESELECTED)
+    for pattern, reason in {**ALLOWLIST, **DESELECTED}.items():
         assert f"| {reason} |" in listed[pattern], pattern
