@@ -1,9 +1,24 @@
 """Root conftest: reaches the doctests in optlab/ as well as tests/."""
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
+import os
+
+# The suite compiles thousands of small programs and runs each for milliseconds, with one
+# pytest worker per core: compile time dominates, and XLA's Eigen thread pool only contends with
+# the other worker. So the tests (and the subprocesses and notebook kernels they start, which
+# inherit the environment) compile with LLVM's unoptimizing backend and keep Eigen on one
+# thread. Neither changes a floating-point result (no fast-math; the HLO passes, fusion
+# included, are unchanged). A flag the caller already set in XLA_FLAGS wins; every entry must
+# be a `--flag` (XLA stops reading at the first token that is not, silently).
+_TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_multi_thread_eigen=false")
+_given = os.environ.get("XLA_FLAGS", "")
+os.environ["XLA_FLAGS"] = " ".join(
+    [_given, *(f for f in _TEST_XLA_FLAGS if f.split("=")[0] not in _given)]
+).strip()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
