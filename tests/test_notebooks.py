@@ -36,7 +36,7 @@ BUDGETS_S = {
     "06_babysitting": 50,
     "07_hyperparameter_search": 40,
     "08_second_order": 50,
-    "09_comparing_optimizers": 45,
+    "09_comparing_optimizers": 60,
     "10_looking_inside": 50,
 }
 BUDGET_SCALE = float(os.environ.get("OPTLAB_NOTEBOOK_BUDGET_SCALE", "1"))
