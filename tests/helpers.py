@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def random_tree(rng: np.random.Generator, dtype: Any = np.float32, scale: float = 1.0) -> dict:
@@ -66,3 +72,22 @@ def run_transformation(
         params = apply_updates(params, u)
         trajectory.append(params)
     return trajectory, state
+
+
+def run_job(module: str, *args: Any, timeout: float = 600, env: dict | None = None) -> None:
+    """Runs ``python -m module *args`` in a process of its own, from the repository root, on
+    CPU (``JAX_PLATFORMS=cpu``, the tests importable), and fails the test with the tail of the
+    job's stderr unless it exits with 0.
+
+    For the runs a test process cannot host (a simulated device count is fixed when JAX
+    starts) or that must start afresh (resuming in a new process). ``env`` adds variables.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"{module} failed:\n{proc.stderr[-3000:]}"

@@ -8,29 +8,14 @@ per step over 8 steps of Adam; the counts (dead units, histogram fractions, samp
 are exact.
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 
 from optlab.train.history import DiagnosticsRecord
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import run_job
 
 
 def test_mesh_statistics_equal_one_device(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.diagnostics.monitor_mesh_job", str(tmp_path)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_job("tests.diagnostics.monitor_mesh_job", tmp_path)
     one = DiagnosticsRecord.load_npz(tmp_path / "one.npz")
     mesh = DiagnosticsRecord.load_npz(tmp_path / "mesh.npz")
     assert mesh.keys() == one.keys() and mesh.epoch == one.epoch == [1, 2]

@@ -27,6 +27,7 @@ from optlab.train import distributed
 from tests.train.models import Tiny, blobs, xent
 
 DATA = blobs(64, seed=4)
+TX = ol.sgd(0.05, momentum=0.9)  # one object: a process's fits share one compiled epoch
 
 
 def state_arrays(state) -> list[np.ndarray]:
@@ -41,7 +42,7 @@ def run(mesh=None, *, epochs=2, **kw):
     """The fit both processes (and the single-process reference and resume) run."""
     history, _ = ol.fit(
         Tiny(dropout=0.25, batchnorm=True, seed=1),
-        ol.sgd(0.05, momentum=0.9),
+        TX,
         DATA,
         loss=xent,
         epochs=epochs,

@@ -34,12 +34,13 @@ def make_callbacks(checkpoint_dir=None):
     return cbs
 
 
-def run(epochs, checkpoint_dir=None, resume_from=None):
-    """Trains a dropout MLP on blobs; returns ``(history, flat parameters)``."""
+def run(epochs, checkpoint_dir=None, resume_from=None, tx=None):
+    """Trains a dropout MLP on blobs; returns ``(history, flat parameters)``. ``tx`` (default:
+    a new ``make_tx()``) lets runs in one process share a compiled epoch."""
     model = Tiny(dropout=0.3, batchnorm=True, seed=1)
     history, model = ol.fit(
         model,
-        make_tx(),
+        make_tx() if tx is None else tx,
         blobs(120, seed=2),
         loss=xent,
         epochs=epochs,

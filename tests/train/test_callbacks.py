@@ -23,6 +23,9 @@ from optlab.train.checkpoint import complete_epochs
 from tests.train.models import Tiny, blobs, xent
 
 TX = ol.sgd(0.1, momentum=0.9)
+# A large rate makes validation accuracy noisy, so the best epoch is rarely the last. One
+# object for the three runs that use it: they share one compiled epoch.
+NOISY = ol.sgd(0.8)
 
 
 def _run(tx=None, skip_nonfinite=True):
@@ -223,10 +226,9 @@ def test_restore_best_weights_however_training_ends(patience):
     x, y = blobs(96, seed=5)
     snap, seen = _snapshots()
     es = EarlyStopping(monitor="val_accuracy", patience=patience)
-    # A large rate makes validation accuracy noisy, so the best epoch is rarely the last.
     history, model = ol.fit(
         Tiny(),
-        ol.sgd(0.8),
+        NOISY,
         (x, y),
         loss=xent,
         epochs=6,
@@ -257,7 +259,7 @@ def test_plateau_and_loggers_inside_fit(tmp_path):
     ]
     history, _ = ol.fit(
         Tiny(),
-        ol.sgd(0.1),
+        TX,  # the rate logged is the same with momentum; the program is the next test's
         blobs(64),
         loss=xent,
         epochs=3,
@@ -337,7 +339,7 @@ def test_restore_best_weights_after_an_exception():
     with pytest.raises(RuntimeError, match="power cut"):
         ol.fit(
             model,
-            ol.sgd(0.8),
+            NOISY,
             (x, y),
             loss=xent,
             epochs=6,
@@ -453,13 +455,13 @@ def test_terminate_on_nan_writes_nothing_and_keeps_the_last_finite_weights(tmp_p
 
 def test_model_checkpoint_refuses_another_runs_directory(tmp_path):
     kwargs = dict(loss=xent, epochs=1, batch_size=16, progress=False)
-    ol.fit(Tiny(), TX, blobs(32), callbacks=[ModelCheckpoint(tmp_path)], **kwargs)
+    ol.fit(Tiny(), TX, blobs(64), callbacks=[ModelCheckpoint(tmp_path)], **kwargs)
     with pytest.raises(ValueError, match=r"already holds checkpoints of epochs \[1\]"):
-        ol.fit(Tiny(), TX, blobs(32), callbacks=[ModelCheckpoint(tmp_path)], **kwargs)
+        ol.fit(Tiny(), TX, blobs(64), callbacks=[ModelCheckpoint(tmp_path)], **kwargs)
     ol.fit(
         Tiny(),
         TX,
-        blobs(32, seed=1),
+        blobs(64, seed=1),
         callbacks=[ModelCheckpoint(tmp_path, overwrite=True)],
         **{**kwargs, "epochs": 2},
     )

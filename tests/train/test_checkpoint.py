@@ -2,13 +2,9 @@
 partial ones never loaded, exact resume across processes."""
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -24,10 +20,10 @@ from optlab.train.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
+from tests.helpers import run_job
 from tests.train import resume_job
 from tests.train.models import Tiny, blobs, xent
 
-REPO = Path(__file__).resolve().parents[2]
 STEP = ol.make_train_step(xent)
 
 
@@ -231,14 +227,15 @@ def test_fit_resumes_from_the_newest_intact_checkpoint(tmp_path):
     the uninterrupted run (the seed fixes every epoch's data)."""
     kwargs = dict(loss=xent, batch_size=16, progress=False, validation_split=0.25, seed=4)
     data = blobs(48, seed=3)
-    straight, _ = ol.fit(Tiny(), ol.adam(1e-2), data, epochs=3, **kwargs)
+    tx = ol.adam(1e-2)  # one object: the three fits share one compiled epoch
+    straight, _ = ol.fit(Tiny(), tx, data, epochs=3, **kwargs)
     ckpt = ol.callbacks.ModelCheckpoint(tmp_path)
-    ol.fit(Tiny(), ol.adam(1e-2), data, epochs=2, callbacks=[ckpt], **kwargs)
+    ol.fit(Tiny(), tx, data, epochs=2, callbacks=[ckpt], **kwargs)
     _flip_bytes(tmp_path / "2")
     with pytest.warns(DamagedCheckpointWarning, match="2 is damaged .* restored .*1$"):
         resumed, _ = ol.fit(
             Tiny(),
-            ol.adam(1e-2),
+            tx,
             data,
             epochs=3,
             resume_from=tmp_path,
@@ -250,28 +247,20 @@ def test_fit_resumes_from_the_newest_intact_checkpoint(tmp_path):
     assert resumed.epoch == [1, 2, 3] and complete_epochs(tmp_path) == [1, 2, 3]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _, meta = restore_checkpoint(tmp_path, ol.TrainState.create(Tiny(), ol.adam(1e-2)))
+        _, meta = restore_checkpoint(tmp_path, ol.TrainState.create(Tiny(), tx))
     assert meta["epoch"] == 3  # the damaged epoch 2 was rewritten, intact
 
 
 def test_resume_in_a_fresh_process_is_bitwise_exact(tmp_path):
     """6 epochs straight == 3 epochs, then a new Python process that resumes for 3."""
-    straight_history, straight = resume_job.run(6)
+    tx = resume_job.make_tx()  # one object here: both runs share one compiled epoch
+    straight_history, straight = resume_job.run(6, tx=tx)
     ckpt = tmp_path / "ckpt"
-    first_history, _ = resume_job.run(3, checkpoint_dir=ckpt)
+    first_history, _ = resume_job.run(3, checkpoint_dir=ckpt, tx=tx)
     assert complete_epochs(ckpt) == [2, 3]
     assert first_history.epoch == [1, 2, 3]
     out = tmp_path / "resumed.npz"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.train.resume_job", str(ckpt), str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_job("tests.train.resume_job", ckpt, out, timeout=300)
     saved = np.load(out)
     resumed = [saved[f"arr_{i}"] for i in range(len(straight))]
     assert len(saved.files) == len(straight) + 1

@@ -9,8 +9,10 @@ import optlab as ol
 from tests.train.models import Tiny, blobs, xent
 
 
-def _trained_tiny():
-    """A Tiny MLP with BatchNorm and dropout whose running averages have moved."""
+@pytest.fixture(scope="module")
+def trained_tiny():
+    """A Tiny MLP with BatchNorm and dropout whose running averages have moved, trained once
+    for the module (evaluate and predict leave it alone: the predict test checks that)."""
     model = Tiny(batchnorm=True, dropout=0.5, seed=2)
     ol.fit(
         model, ol.adam(1e-2), blobs(64, seed=1), loss=xent, epochs=2, batch_size=16, progress=False
@@ -38,8 +40,8 @@ def _numpy_xent(logits, y):
 
 
 @pytest.mark.parametrize("batch_size", [None, 7], ids=["default", "padded-batches"])
-def test_evaluate_is_the_eval_mode_mean_over_every_row(batch_size):
-    model = _trained_tiny()
+def test_evaluate_is_the_eval_mode_mean_over_every_row(trained_tiny, batch_size):
+    model = trained_tiny
     x, y = blobs(30, seed=9)
     logs = ol.evaluate(model, (x, y), loss=xent, batch_size=batch_size)
     logits = _numpy_forward(model, x)
@@ -69,8 +71,8 @@ def _arrays(model):
     return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.RngState))))
 
 
-def test_predict_matches_the_forward_pass_and_leaves_the_model_alone():
-    model = _trained_tiny()
+def test_predict_matches_the_forward_pass_and_leaves_the_model_alone(trained_tiny):
+    model = trained_tiny
     before = _arrays(model)
     x, _ = blobs(23, seed=4)
     for batch_size in (None, 5):

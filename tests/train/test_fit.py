@@ -17,6 +17,7 @@ from tests.train.models import Tiny, blobs, nan_after, xent
 TX = ol.sgd(0.1, momentum=0.9)
 DATA = blobs(96)
 TIMING = ("time", "steps_per_second")
+STEP = ol.make_train_step(xent)  # the replays' step: one object, so equal shapes share a program
 
 
 def _fit(tx=TX, data=DATA, **kw):
@@ -59,7 +60,6 @@ def _replay(x, y, epochs, *, batch_size, drop_remainder=True, seed=0, augment=No
     """fit's epochs rebuilt from the public pieces: the keys of ``epoch_keys(key(seed), e)``,
     ``optlab.data.batches`` and ``train_epoch`` (augmentation applied here, per step)."""
     state = ol.TrainState.create(Tiny(), TX, seed=seed)
-    step = ol.make_train_step(xent)
     losses = []
     for epoch in range(1, epochs + 1):
         order, aug = epoch_keys(jax.random.key(seed), epoch)
@@ -70,7 +70,7 @@ def _replay(x, y, epochs, *, batch_size, drop_remainder=True, seed=0, augment=No
                 for i in range(b.x.shape[0])
             ]
             b = ol.data.Batches(*(jnp.stack(leaves) for leaves in zip(*parts, strict=True)))
-        state, logs = ol.train_epoch(step, state, b)
+        state, logs = ol.train_epoch(STEP, state, b)
         losses.append(float(logs["loss"]))
     return state, losses
 

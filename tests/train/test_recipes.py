@@ -23,7 +23,8 @@ def _values(config: Recipe, peak: float, steps: int) -> np.ndarray:
     sched = recipes.build_schedule(config, peak, SPE)
     if not callable(sched):
         return np.full(steps, sched)
-    return np.asarray(jax.vmap(sched)(jnp.arange(steps)))
+    # Compiled as one program: op by op, a vmapped schedule costs ~8x the CPU time.
+    return np.asarray(jax.jit(jax.vmap(sched))(jnp.arange(steps)))
 
 
 def _cosine(x):
@@ -114,7 +115,7 @@ def test_schedules_follow_their_formulas_and_hold_after_the_horizon(
 )
 def test_schedules_wrapping_a_library_function(schedule, options, direct):
     config = Recipe(schedule=schedule, schedule_opt=options, epochs=8)
-    expected = np.asarray(jax.vmap(direct())(jnp.minimum(jnp.asarray(t), T - 1)))
+    expected = np.asarray(jax.jit(jax.vmap(direct()))(jnp.minimum(jnp.asarray(t), T - 1)))
     np.testing.assert_allclose(_values(config, 0.1, len(t)), expected, rtol=1e-6)
 
 

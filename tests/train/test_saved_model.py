@@ -31,14 +31,17 @@ def describable(monkeypatch):
     monkeypatch.setattr(optlab.nn, "from_config", lambda c: Tiny(**c, seed=99), raising=False)
 
 
-def _trained_tiny():
+@pytest.fixture(scope="module")
+def trained_tiny():
+    """A trained Tiny (BatchNorm statistics moved, dropout), trained once for the module: the
+    tests save it and never change it."""
     model = Tiny(batchnorm=True, dropout=0.3, seed=1)
     ol.fit(model, ol.adam(1e-2), blobs(64), loss=xent, epochs=2, batch_size=16, progress=False)
     return model
 
 
-def test_round_trip_predicts_bitwise_the_same(tmp_path, describable):
-    model = _trained_tiny()
+def test_round_trip_predicts_bitwise_the_same(tmp_path, describable, trained_tiny):
+    model = trained_tiny
     x, _ = blobs(20, seed=5)
     folder = ol.save_model(model, tmp_path / "run" / "model")
     assert sorted(p.name for p in folder.iterdir()) == ["arrays", "model.json"]
@@ -83,8 +86,10 @@ def _flip_data(folder):
         ),
     ],
 )
-def test_damaged_saved_model_is_refused_in_one_line(tmp_path, describable, damage, match):
-    folder = ol.save_model(_trained_tiny(), tmp_path / "m")
+def test_damaged_saved_model_is_refused_in_one_line(
+    tmp_path, describable, trained_tiny, damage, match
+):
+    folder = ol.save_model(trained_tiny, tmp_path / "m")
     damage(folder)
     with pytest.raises(ValueError, match=f"load_model: .*{match}") as err:
         ol.load_model(folder)

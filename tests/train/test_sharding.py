@@ -12,33 +12,16 @@ each other.
 import fcntl
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import optlab as ol
+from tests.helpers import run_job
 from tests.train.models import Tiny, blobs, xent
 
-REPO = Path(__file__).resolve().parents[2]
 TOL = 1e-6
-
-
-def run_job(out: Path) -> tuple[dict[str, list[np.ndarray]], dict, dict]:
-    """Runs ``sharding_job`` into ``out``: ``(arrays by run name, facts, sweeps)``."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.train.sharding_job", str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return load_job(out)
 
 
 def load_job(out: Path) -> tuple[dict[str, list[np.ndarray]], dict, dict]:
@@ -65,7 +48,7 @@ def sharding_job(tmp_path_factory):
         try:
             if not (out / "sweeps.json").exists():
                 out.mkdir(exist_ok=True)
-                return run_job(out)
+                run_job("tests.train.sharding_job", out, timeout=900)
             return load_job(out)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
