@@ -2,10 +2,12 @@
 against NumPy float64 recomputations of a one-hidden-layer MLP: forward pass, backpropagation
 and Adam's first steps written out by hand; the record saved, reloaded and resumed exactly."""
 
+import jax
 import numpy as np
 import pytest
 
 import optlab as ol
+from optlab.core.paths import path_str
 from optlab.diagnostics.statistics import Layer, stacked_histograms, value_stats
 from optlab.train.history import DiagnosticsRecord, History
 
@@ -168,6 +170,7 @@ FIT = dict(loss=LOSS, batch_size=8, progress=False, seed=2)
 # One transformation object: the runs below that differ only in epochs, checkpoints or
 # resumption reuse one compiled epoch (the transformation is a static part of the state).
 TX = ol.adam(0.01)
+SGD = ol.sgd(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -243,31 +246,47 @@ def test_monitor_does_not_change_training(data, monitored):
     np.testing.assert_array_equal(plain.history["loss"], history.history["loss"])
 
 
-def test_every_samples_by_global_step_and_batchnorm_statistics(data):
-    """Monitor(every=3) on a BatchNorm MLP: the sampled steps by the global step count, plain
-    SGD's effective learning rate, the running BatchNorm averages at the end of each epoch."""
+def test_every_samples_chunks_of_each_epoch_and_batchnorm_statistics(data):
+    """Monitor(every=3) on a BatchNorm MLP: the epoch's steps 0 and 3 sampled (the others run
+    the plain step), plain SGD's effective learning rate, the parameter norms at the epoch's
+    start with the update ratio over them, the running BatchNorm averages at each epoch's end;
+    and the training itself is that of an unmonitored run."""
     x, y = np.tile(data[0], (4, 1)), np.tile(data[1], 4)
-    model = ol.nn.MLP(3, (4,), 3, norm="batch", rngs=0)
-    history, trained = ol.fit(
-        model,
-        ol.sgd(0.1),
-        (x, y),
-        epochs=2,
-        diagnostics=ol.diagnostics.Monitor(every=3, histograms=False),
-        **FIT,
-    )
+
+    def run(diagnostics):
+        model = ol.nn.MLP(3, (4,), 3, norm="batch", rngs=0)
+        params = ol.nn.functional(model)[1]
+        start = {
+            path_str(k): np.linalg.norm(np.asarray(v, np.float64))
+            for k, v in jax.tree_util.tree_flatten_with_path(params)[0]
+        }
+        history, trained = ol.fit(
+            model, SGD, (x, y), epochs=2, diagnostics=diagnostics, metrics=(), **FIT
+        )
+        return start, history, trained
+
+    start, history, trained = run(ol.diagnostics.Monitor(every=3, histograms=False))
     record = history.diagnostics
-    # 4 steps per epoch: steps 0 and 3 sampled in epoch 1, step 6 in epoch 2.
-    assert list(record["sampled_steps"]) == [2.0, 1.0]
+    # 4 steps per epoch: steps 0 and 3 of each epoch sampled
+    assert list(record["sampled_steps"]) == [2.0, 2.0]
     assert "activation_hist" not in record.keys()
     # plain SGD: the effective learning rate is the learning rate itself
-    kernels = [i for i, name in enumerate(record.rows("effective_lr")) if name.endswith("kernel")]
+    names = record.rows("effective_lr")
+    kernels = [i for i, name in enumerate(names) if name.endswith("kernel")]
     assert len(kernels) == 2
     np.testing.assert_allclose(record["effective_lr"][kernels], 0.1, rtol=1e-5)
+    np.testing.assert_allclose(record["param_norm"][:, 0], [start[n] for n in names], 1e-6)
+    ratio = record["step_norm"][kernels] / record["param_norm"][kernels]
+    np.testing.assert_allclose(record["update_ratio"][kernels], ratio, rtol=1e-6)
+    assert np.isnan(record["update_ratio"][names.index("head/bias"), 0])  # zero at init
     assert record.rows("bn_mean") == ["blocks/0/norm"]
     norm = trained.blocks[0].norm
     np.testing.assert_allclose(record["bn_mean"][0, -1], np.mean(norm.mean[...]), rtol=1e-6)
     np.testing.assert_allclose(record["bn_var"][0, -1], np.mean(norm.var[...]), rtol=1e-6)
+    # the chunked epoch (monitored and plain steps) trains exactly as the unmonitored one
+    _, plain, untouched = run(None)
+    np.testing.assert_array_equal(plain.history["loss"], history.history["loss"])
+    np.testing.assert_array_equal(untouched.head.kernel[...], trained.head.kernel[...])
 
 
 def test_record_round_trips_exactly(tmp_path, monitored):
