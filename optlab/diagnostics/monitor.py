@@ -54,13 +54,14 @@ from optlab.diagnostics.statistics import (
     histogram_edges,
     layer_outputs,
     layers_of,
-    packed_value_stats,
+    moments,
     parameter_stats,
     sizes,
     squared_norms,
     stacked_histograms,
     step_vectors,
     value_stats,
+    value_sums,
 )
 from optlab.nn.apply import functional
 from optlab.train.history import natural_key
@@ -165,20 +166,13 @@ class Monitor:
         out, new_state, captured = apply.capture(params, model_state, x, train=True, rng=rng)
         layers = layers_of(apply.merge(params, model_state))
         outputs = layer_outputs(layers, captured)
-        called = [layer for layer in layers if layer in outputs]
-        # The input and every layer called in this pass, all in one reduction; a layer that
-        # was not called gets NaN.
-        stats = packed_value_stats(
-            [jax.tree.leaves(x)[0], *(jax.lax.stop_gradient(outputs[layer]) for layer in called)],
-            ["input", *(layer.role for layer in called)],
-            ["input", *(layer.kind for layer in called)],
-            mask,
-        )
-        if len(called) < len(layers):
-            rows = np.array([0, *(1 + layers.index(layer) for layer in called)])
-            nan = jnp.full(1 + len(layers), jnp.nan, jnp.float32)
-            stats = {k: nan.at[rows].set(v) for k, v in stats.items()}
-        captured = {"values": stats}
+        stats = {
+            layer.name: value_sums(
+                jax.lax.stop_gradient(v), mask, role=layer.role, kind=layer.kind, histogram=False
+            )
+            for layer, v in outputs.items()
+        }
+        captured = {"layers": stats}
         if self.histograms:
             values = {layer: jax.lax.stop_gradient(v) for layer, v in outputs.items()}
             captured["hist"] = stacked_histograms(layers, values, mask, HISTOGRAM_ROWS)
@@ -211,9 +205,21 @@ class Monitor:
         layers, entries = _layout(state)
 
         def compute() -> dict[str, jax.Array]:
-            values = captured["values"]
-            mean, std = values["mean"], values["std"]
-            acts = np.array([1 + i for i, layer in enumerate(layers) if layer.role == ACTIVATION])
+            nan = jnp.full((), jnp.nan, jnp.float32)
+            x = value_sums(
+                jax.tree.leaves(inputs)[0], mask, role="input", kind="input", histogram=False
+            )
+            # The input and every layer not called in this pass (NaN) in one row per sum:
+            # the moments are finished for all of them at once.
+            sums = [x] + [
+                captured["layers"].get(layer.name, {"first": nan, "second": nan, "shift": nan})
+                for layer in layers
+            ]
+            mean, std = moments(
+                *(jnp.stack([s[k] for s in sums]) for k in ("first", "second", "shift"))
+            )
+            acts = [captured["layers"].get(layer.name, {}) for layer in layers]
+            acts = [a for a, layer in zip(acts, layers, strict=True) if layer.role == ACTIVATION]
             names = leaf_paths(state.params)
             # The gradients' norms are taken here, where XLA shares them with the step's own
             # gradient norm.
@@ -222,7 +228,7 @@ class Monitor:
             )
             pieces = [mean[:1], std[:1], mean[1:], std[1:]]
             for stat in ("dead", "saturated"):
-                pieces.append(values[stat][acts] if len(acts) else jnp.zeros((0,), jnp.float32))
+                pieces.append(jnp.stack([a.get(stat, nan) for a in acts] or [nan])[: len(acts)])
             pieces += [vectors[stat] for stat in _STEP_STATS]
             packed = jnp.concatenate(pieces)
             size = len(entries) - len(_EPOCH_STATS) * len(names)

@@ -8,7 +8,11 @@ import pytest
 
 import optlab as ol
 from optlab.core.paths import path_str
-from optlab.diagnostics.statistics import Layer, stacked_histograms, value_stats
+from optlab.diagnostics.statistics import (
+    Layer,
+    stacked_histograms,
+    value_stats,
+)
 from optlab.train.history import DiagnosticsRecord, History
 
 LOSS = ol.nn.softmax_cross_entropy_with_integer_labels
@@ -32,31 +36,44 @@ def np_stats(v, mask, kind):
     return mean, std, dead, sat, hist
 
 
-@pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid"])
-def test_value_stats_match_numpy(kind):
+KINDS = ("relu", "tanh", "sigmoid")
+
+
+def test_value_stats_match_numpy():
+    """value_stats of each kind against the textbook definitions (one compiled program per
+    kind), and of values whose mean is large against their spread (the shifted moments)."""
     rng = np.random.default_rng(1)
     z = rng.normal(scale=3.0, size=(9, 5)).astype(np.float32)
-    v = {"relu": np.maximum(z, 0), "tanh": np.tanh(z), "sigmoid": 1 / (1 + np.exp(-z))}[kind]
-    v[:, 2] = 0.0 if kind == "relu" else v[:, 2]  # one dead unit
-    v[7, 3] = 1.0 if kind == "relu" else v[7, 3]  # alive only in a padded row
-    v[:7, 3] = 0.0 if kind == "relu" else v[:7, 3]
+    values = [np.maximum(z, 0), np.tanh(z), 1 / (1 + np.exp(-z))]
+    relu = values[0]
+    relu[:, 2] = 0.0  # one dead unit
+    relu[7, 3] = 1.0  # alive only in a padded row
+    relu[:7, 3] = 0.0
+    values.append(z + 1000.0)  # a large mean against the spread: a pre-activation
     mask = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0], np.float32)
-    s = value_stats(v, mask, role="activation", kind=kind)
-    mean, std, dead, sat, _ = np_stats(v, mask, "relu" if kind == "relu" else "tanh")
-    if kind == "sigmoid":
-        sat = np.mean((v[:7] < 0.01) | (v[:7] > 0.99))
-    np.testing.assert_allclose([float(s["mean"]), float(s["std"])], [mean, std], rtol=1e-5)
-    if kind == "relu":
-        np.testing.assert_allclose(float(s["dead"]), dead, rtol=1e-6)
-        assert dead == 0.4
-        assert np.isnan(float(s["saturated"]))
-    else:
-        assert np.isnan(float(s["dead"]))
-        np.testing.assert_allclose(float(s["saturated"]), sat, rtol=1e-6)
-        assert 0 < sat < 1
-    low, high = {"relu": (0.0, 4.0), "tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}[kind]
-    expected, _ = np.histogram(np.clip(v[:7], low, high), bins=np.linspace(low, high, 33))
-    np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
+    stats = jax.jit(value_stats, static_argnames=("role", "kind"))
+    for i, kind in enumerate(KINDS):
+        v = values[i]
+        s = stats(v, mask, role="activation", kind=kind)
+        mean, std, dead, sat, _ = np_stats(v, mask, "relu" if kind == "relu" else "tanh")
+        if kind == "sigmoid":
+            sat = np.mean((v[:7] < 0.01) | (v[:7] > 0.99))
+        np.testing.assert_allclose([float(s["mean"]), float(s["std"])], [mean, std], 1e-5)
+        if kind == "relu":
+            np.testing.assert_allclose(float(s["dead"]), dead, rtol=1e-6)
+            assert dead == 0.4
+            assert np.isnan(float(s["saturated"]))
+        else:
+            assert np.isnan(float(s["dead"]))
+            np.testing.assert_allclose(float(s["saturated"]), sat, rtol=1e-6)
+            assert 0 < sat < 1
+        low, high = {"relu": (0.0, 4.0), "tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}[kind]
+        expected, _ = np.histogram(np.clip(v[:7], low, high), bins=np.linspace(low, high, 33))
+        np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
+    real = np.asarray(values[3][:7], np.float64)
+    s = stats(values[3], mask, role="preactivation", kind="linear")
+    np.testing.assert_allclose([s["mean"], s["std"]], [real.mean(), real.std()], rtol=1e-5)
+    assert np.isnan(s["dead"]) and np.isnan(s["saturated"])
 
 
 def make_model(activation="relu"):
@@ -325,7 +342,9 @@ def test_histogram_rows_subsample():
     rng = np.random.default_rng(3)
     v = rng.normal(size=(6, 5)).astype(np.float32)
     mask = np.array([1, 0, 1, 1, 1, 1], np.float32)
-    s = value_stats(v, mask, role="preactivation", kind="linear", histogram_rows=3)
+    s = jax.jit(value_stats, static_argnames=("role", "kind", "histogram_rows"))(
+        v, mask, role="preactivation", kind="linear", histogram_rows=3
+    )
     expected, _ = np.histogram(np.clip(v[[0, 2]], -4, 4), bins=np.linspace(-4, 4, 33))
     np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
     np.testing.assert_allclose(float(s["mean"]), v[mask > 0].mean(dtype=np.float64), rtol=1e-5)
@@ -337,6 +356,8 @@ def test_histogram_rows_subsample():
         Layer((2,), "c", "activation", "tanh"),  # not called: zeros
     ]
     relu = np.maximum(v, 0)
-    both = stacked_histograms(layers, {layers[0]: v, layers[1]: relu}, mask, 3)
+    both = jax.jit(lambda a, b, m: stacked_histograms(layers, {layers[0]: a, layers[1]: b}, m, 3))(
+        v, relu, mask
+    )
     relu_expected, _ = np.histogram(np.clip(relu[[0, 2]], 0, 4), bins=np.linspace(0, 4, 33))
     np.testing.assert_array_equal(np.asarray(both), [expected, relu_expected, np.zeros(32)])
