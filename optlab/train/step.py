@@ -39,7 +39,7 @@ is exactly the function it was. The engine calls, inside the compiled program:
   recorded during the pass, e.g. each layer's statistics);
 * ``m.update_stats(state, updates, grads, captured) -> arrays`` beside the parameter update
   (the parameters move by ``state.lr_scale * updates``; zeros on a skipped step);
-* ``m.measure(...) -> stats`` once per step, with keyword arguments ``state`` (before the
+* ``m.measure(...) -> stats`` once per monitored step, with keyword arguments ``state`` (before the
   step), ``new_state``, ``update_stats``, ``grads``, ``captured``, ``inputs``, ``predictions``,
   ``targets``, ``mask``, ``loss`` and ``ok`` (False for a skipped step): a fixed-size pytree
   of arrays;
