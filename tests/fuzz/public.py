@@ -526,6 +526,13 @@ def _finite(tree: Any) -> bool:
     return all(np.all(np.isfinite(x)) for x in leaves if x.dtype.kind in "fc")
 
 
+# Transformations whose 3 updates run as one compiled program (eagerly, their loops and random
+# streams dispatch op by op: 3-7 s each, compiled about 1 s).
+COMPILED = frozenset(
+    {"ol.lbfgs", "ol.newton", "ol.add_noise", "ol.scale_by_lbfgs", "ol.scale_by_newton"}
+)
+
+
 def exercise(key: str, result: Any) -> str | None:
     """Uses what a call returned a little; returns why it is garbage, or ``None`` when fine.
 
@@ -534,14 +541,22 @@ def exercise(key: str, result: Any) -> str | None:
     datasets: finite values.
     """
     if callable(getattr(result, "init", None)) and callable(getattr(result, "update", None)):
-        params = params_tree()
-        state = result.init(params)
-        for _ in range(3):
-            grads = jax.grad(quadratic)(params)
-            updates, state = result.update(
-                grads, state, params, value=quadratic(params), grad=grads, value_fn=quadratic
-            )
-            params = ol.apply_updates(params, updates)
+
+        def three_updates(params: Any) -> Any:
+            state = result.init(params)
+            for _ in range(3):
+                grads = jax.grad(quadratic)(params)
+                updates, state = result.update(
+                    grads, state, params, value=quadratic(params), grad=grads, value_fn=quadratic
+                )
+                params = ol.apply_updates(params, updates)
+            return params
+
+        # One compiled program where eager updates cost seconds (a line search's loop, a PRNG
+        # stream run op by op); the hyperparameters stay concrete Python values either way.
+        run = jax.jit(three_updates) if key in COMPILED else three_updates
+        with jax.disable_jit(key not in COMPILED):
+            params = run(params_tree())
         if jax.tree.map(jnp.shape, params) != jax.tree.map(jnp.shape, params_tree()):
             return f"3 updates changed the parameters' shapes to {jax.tree.map(jnp.shape, params)}"
         if not _finite(params):
