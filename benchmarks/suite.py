@@ -2,14 +2,19 @@
 
     .venv/bin/python benchmarks/suite.py [--quick] [--output benchmarks/results/suite]
     .venv/bin/python benchmarks/suite.py --derive-targets   # rewrites benchmarks/targets.json
+    .venv/bin/python benchmarks/suite.py --rerender --readme README.md   # README's tables again
 
-The report (report.md, suite.json, profiles.png, sensitivity.png) goes to --output.
+The report (report.md, suite.json, profiles.png, sensitivity.png) goes to --output. With
+--readme FILE, the report (its tables, at heading level 4) also replaces the text between
+FILE's markers ``<!-- optlab bench report: begin -->`` and ``<!-- ... end -->``: after a run,
+or from --output's suite.json with --rerender.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +37,9 @@ def main() -> int:
     parser.add_argument(
         "--rerender", action="store_true", help="rewrite the report from --output's suite.json"
     )
+    parser.add_argument(
+        "--readme", default=None, metavar="FILE", help="embed the report between FILE's markers"
+    )
     args = parser.parse_args()
     from optlab.train import suite
     from optlab.train.suite_report import write_report
@@ -40,7 +48,7 @@ def main() -> int:
         results = json.loads((Path(args.output) / "suite.json").read_text())
         results["summary"] = suite.summarize_results(results)
         print("wrote", ", ".join(map(str, write_report(results, args.output))))
-        return 0
+        return embed_readme(results, args)
     split = lambda s: [n.strip() for n in s.split(",")] if s else None
     if args.derive_targets:
         path = HERE / "targets.json"
@@ -72,6 +80,19 @@ def main() -> int:
     results["environment"] = machine()
     written = write_report(results, args.output)
     print("wrote", ", ".join(map(str, written)), f"({results['seconds']:.0f} s)")
+    return embed_readme(results, args)
+
+
+def embed_readme(results: dict, args: argparse.Namespace) -> int:
+    """With --readme: the report between the file's markers, its PNGs linked from there."""
+    if not args.readme:
+        return 0
+    from optlab.train.suite_report import embed
+
+    readme = Path(args.readme)
+    images = Path(os.path.relpath(Path(args.output).resolve(), readme.resolve().parent))
+    readme.write_text(embed(readme.read_text(), results, images=f"{images.as_posix()}/"))
+    print(f"wrote the report into {readme}")
     return 0
 
 

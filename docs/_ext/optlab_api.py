@@ -406,8 +406,30 @@ def _missing_reference(app, env, node, contnode):
     if target.startswith("ol."):  # the pages write ``ol.adam`` as users do
         target = "optlab." + target[3:]
         node["reftarget"] = target
-    by_id = env.app.optlab_public_ids
     module = node.get("py:module")
+    key = (target, module, node.get("py:class"), node["reftype"], node.get("refspecific"))
+    known = env.app.optlab_resolved.get(key, ())  # the same reference seen before: its answer
+    if known is None or known == "text":
+        return None if known is None else contnode
+    if known:
+        return _domain_resolve(app, env, node, contnode, known)
+    answer = _resolve(app, env, node, contnode, target, module)
+    if answer is None or answer == "text":
+        env.app.optlab_resolved[key] = answer
+        return None if answer is None else contnode
+    env.app.optlab_resolved[key] = answer[0]
+    return answer[1]
+
+
+def _domain_resolve(app, env, node, contnode, alias):
+    return env.get_domain("py").resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], alias, node, contnode
+    )
+
+
+def _resolve(app, env, node, contnode, target, module):
+    """Resolves a reference the first time: ``(alias, node)``, ``"text"`` or ``None``."""
+    by_id = env.app.optlab_public_ids
     candidates = [target]
     if module:
         candidates.insert(0, f"{module}.{target}")
@@ -428,10 +450,10 @@ def _missing_reference(app, env, node, contnode):
             env, node["refdoc"], app.builder, node["reftype"], alias, node, contnode
         )
         if resolved is not None:
-            return resolved
+            return alias, resolved
     for candidate in candidates:  # an object that exists but has no entry (a constant): text
         if candidate.startswith("optlab.") and _exists(candidate):
-            return contnode
+            return "text"
     return None
 
 
@@ -455,6 +477,10 @@ def _builder_inited(app) -> None:
     entries, others = generate(srcdir / "api", extra)
     app.optlab_public_ids = public_ids(entries)
     app.optlab_documented = [entry.name for entry in entries] + others
+    # Each reference's answer, ``{(target, module, class, type, specific): alias, "text" or
+    # None}``: the same type annotation recurs in hundreds of signatures, and finding it again
+    # (imports, the domain's suffix searches) was a tenth of the build.
+    app.optlab_resolved = {}
 
 
 def _skip_member(app, what, name, obj, skip, options):

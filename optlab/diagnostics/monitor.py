@@ -16,12 +16,20 @@ with the epoch's logs and is recorded in ``history.diagnostics``:
 
    \bar s_e = \frac{1}{|S_e|} \sum_{t \in S_e} s_t, \qquad
    S_e = \{t \in \text{epoch } e : t \bmod \text{every} = 0,\ \text{step } t
-   \text{ not skipped}\}.
+   \text{ not skipped}\},
 
-With ``every > 1`` the other steps run the plain forward-backward pass (the engine runs one
-of two passes under a ``lax.cond`` on the step counter: the monitored one, or the one
-without a monitor) and skip the statistics (``lax.cond`` again), which makes them nearly
-free.
+:math:`t` counting the epoch's steps from 0 (the first step of every epoch is sampled, so
+every epoch has a summary, and a resumed run samples the same steps).
+
+With ``every > 1`` the engine splits the epoch into chunks of ``every`` steps: the first
+step of each chunk runs monitored, the others run the plain step (exactly the step without a
+monitor: no branch, no statistics), so they cost what an unmonitored step costs.
+
+The parameter norms :math:`\lVert\theta\rVert` are taken once per epoch, from the
+parameters at the epoch's start (a pass over every weight on every step cost more, on a large
+model, than all the other statistics together), and the update ratio is the epoch's mean step
+norm over them, :math:`\rho_e = \overline{\lVert\Delta\theta\rVert}_e /
+\lVert\theta_{e,0}\rVert`; with one step per epoch it is the per-step ratio exactly.
 """
 
 from __future__ import annotations
@@ -47,11 +55,11 @@ from optlab.diagnostics.statistics import (
     layer_outputs,
     layers_of,
     moments,
-    norm_vectors,
     parameter_stats,
     sizes,
     squared_norms,
     stacked_histograms,
+    step_vectors,
     value_stats,
     value_sums,
 )
@@ -63,7 +71,10 @@ from optlab.train.step import split_batch, weighted_mean
 # weighs them): a fixed subsample, so their cost does not grow with the batch.
 HISTOGRAM_ROWS = 8
 _VALUE_STATS = ("mean", "std", "dead", "saturated")
-_PARAM_STATS = ("grad_norm", "grad_rms", "param_norm", "update_ratio", "effective_lr")
+# Per parameter, per monitored step (folded: means over the epoch's sampled steps) ...
+_STEP_STATS = ("grad_norm", "grad_rms", "step_norm", "effective_lr")
+# ... and once per epoch, in ``finish``: the norm at the epoch's start and the update ratio.
+_EPOCH_STATS = ("param_norm", "update_ratio")
 
 
 def _num_classes(predictions: jax.Array, targets: Any) -> int:
@@ -88,14 +99,14 @@ def _layout(state: Any) -> tuple[list[Layer], list[tuple[str, str]]]:
     for stat in ("dead", "saturated"):
         entries += [(f"{ACTIVATION}_{stat}", layer.name) for layer in acts]
     params = leaf_paths(state.params)
-    for stat in _PARAM_STATS:
+    for stat in (*_STEP_STATS, *_EPOCH_STATS):
         entries += [(stat, name) for name in params]
     return layers, entries
 
 
 @dataclasses.dataclass(frozen=True)
 class Monitor:
-    """Per-layer statistics inside ``fit``'s compiled step (see the module docstring).
+    r"""Per-layer statistics inside ``fit``'s compiled step (see the module docstring).
 
     Pass it as ``fit(..., diagnostics=Monitor())``; ``history.diagnostics`` then holds, per
     epoch (``record[key]`` is ``(rows, epochs)``, histograms ``(layers, epochs, 32)``):
@@ -104,8 +115,10 @@ class Monitor:
       of an optlab MLP), ``preactivation_*`` for every layer with a kernel (its output: for the
       last one, the logits), and ``activation_edges`` / ``preactivation_edges``, the fixed
       histogram edges;
-    * ``grad_norm``, ``grad_rms``, ``param_norm``, ``update_ratio``, ``effective_lr`` for
-      every parameter (``blocks/0/dense/kernel``);
+    * ``grad_norm``, ``grad_rms``, ``step_norm`` (:math:`\lVert\Delta\theta\rVert`),
+      ``effective_lr`` for every parameter (``blocks/0/dense/kernel``), means over the
+      sampled steps; ``param_norm`` (at the epoch's start) and ``update_ratio`` (the mean
+      step norm over it);
     * ``bn_mean``, ``bn_var`` (running BatchNorm averages at the end of the epoch);
     * ``loss_first`` (the loss of the epoch's first sampled step: before any update in epoch
       1), ``input_mean``, ``input_std``, ``num_classes`` (0 unless the targets are integer
@@ -116,8 +129,8 @@ class Monitor:
     intercepted).
 
     Args:
-      every: compute the statistics on every ``every``-th step (by the global step count, so
-        a resumed run samples the same steps); the others skip them.
+      every: compute the statistics on the epoch's steps ``0, every, 2 every, ...``; the
+        others run the plain step.
       histograms: also count the 32-bin histograms, on the first 8 rows of each batch
         (``HISTOGRAM_ROWS``; the mask still weighs them: a subsample of the batch, so that
         their cost does not grow with the batch size, summed over the epoch's sampled steps;
@@ -144,18 +157,12 @@ class Monitor:
         check_int_at_least("Monitor", "every", self.every, 1)
         check_bool("Monitor", "histograms", self.histograms)
 
-    # The engine's monitor protocol (optlab.train.step): sampled, forward, update_stats,
+    # The engine's monitor protocol (optlab.train.step): every, forward, update_stats,
     # measure, init, fold, finish, unpack.
-
-    def sampled(self, state: Any) -> Any:
-        """Whether the step is sampled (None with ``every=1``: all are). The engine runs the
-        monitored step on sampled steps only, the plain step on the others."""
-        return None if self.every == 1 else state.step % self.every == 0
 
     def forward(self, apply: Any, params: Any, model_state: Any, x: Any, *, rng: Any, mask: Any):
         """The training-mode forward pass, returning each recorded layer's statistics (reduced
-        here, on the batch's real rows: only fixed-size values leave the pass) and the
-        parameters' squared norms too."""
+        here, on the batch's real rows: only fixed-size values leave the pass)."""
         out, new_state, captured = apply.capture(params, model_state, x, train=True, rng=rng)
         layers = layers_of(apply.merge(params, model_state))
         outputs = layer_outputs(layers, captured)
@@ -169,29 +176,13 @@ class Monitor:
         if self.histograms:
             values = {layer: jax.lax.stop_gradient(v) for layer, v in outputs.items()}
             captured["hist"] = stacked_histograms(layers, values, mask, HISTOGRAM_ROWS)
-        # The parameters' squared norms, taken here, where the forward pass reads them: passed
-        # on to update_stats (an operand of the update's branch), they are read before the
-        # update writes the parameters in place. Read later (in measure, or beside the update),
-        # the old parameters were copied on every step.
-        captured["param_sq"] = squared_norms(jax.lax.stop_gradient(params))
         return out, new_state, captured
-
-    def _when_sampled(self, state: Any, fn: Callable[[], Any]) -> Any:
-        """``fn()`` on a sampled step, zeros shaped like it on the others (a ``lax.cond``)."""
-        if self.every == 1:
-            return fn()
-        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn))
-        return jax.lax.cond(self.sampled(state), lambda _: fn(), lambda _: zeros, None)
 
     def update_stats(self, state: Any, updates: Any, grads: Any, captured: Any) -> dict:
         r"""Per-parameter squared norms of the transformation's update :math:`u` (the step is
         :math:`\Delta\theta = c\,u`, ``c`` the state's ``lr_scale``), computed beside the
-        update (see ``optlab.diagnostics.statistics.parameter_stats``) on the sampled steps
-        only."""
-        return self._when_sampled(
-            state,
-            lambda: {"step_sq": squared_norms(updates), "param_sq": captured["param_sq"]},
-        )
+        update."""
+        return squared_norms(updates)
 
     def measure(
         self,
@@ -209,8 +200,8 @@ class Monitor:
         ok: jax.Array,
     ) -> dict[str, Any]:
         """One step's statistics, packed: ``"mean"`` a vector (one entry per statistic, layer
-        and parameter, in the order of the layout), ``"hist"`` a ``(layers, 32)`` matrix of
-        counts; zeros on a step that is not sampled."""
+        and parameter, in the order of the layout, without the once-per-epoch values),
+        ``"hist"`` a ``(layers, 32)`` matrix of counts."""
         layers, entries = _layout(state)
 
         def compute() -> dict[str, jax.Array]:
@@ -232,33 +223,30 @@ class Monitor:
             names = leaf_paths(state.params)
             # The gradients' norms are taken here, where XLA shares them with the step's own
             # gradient norm.
-            vectors = norm_vectors(
-                update_stats["param_sq"],
-                squared_norms(grads),
-                update_stats["step_sq"],
-                state.lr_scale,
-                sizes(state.params),
-                names,
+            vectors = step_vectors(
+                squared_norms(grads), update_stats, state.lr_scale, sizes(state.params), names
             )
             pieces = [mean[:1], std[:1], mean[1:], std[1:]]
             for stat in ("dead", "saturated"):
                 pieces.append(jnp.stack([a.get(stat, nan) for a in acts] or [nan])[: len(acts)])
-            pieces += [vectors[stat] for stat in _PARAM_STATS]
+            pieces += [vectors[stat] for stat in _STEP_STATS]
             packed = jnp.concatenate(pieces)
-            assert packed.shape == (len(entries),), (packed.shape, len(entries))
+            size = len(entries) - len(_EPOCH_STATS) * len(names)
+            assert packed.shape == (size,), (packed.shape, size)
             hist = captured["hist"] if self.histograms else jnp.zeros((0, BINS))
             return {"mean": packed, "hist": hist}
 
-        parts = self._when_sampled(state, compute)
-        sampled = True if self.every == 1 else self.sampled(state)
         first = jnp.stack(
             [jnp.asarray(loss, jnp.float32), jnp.float32(_num_classes(predictions, targets))]
         )
-        return {"take": (sampled & ok).astype(jnp.float32), "first": first, **parts}
+        return {"take": ok.astype(jnp.float32), "first": first, **compute()}
 
-    def init(self, shapes: Any) -> dict[str, jax.Array]:
-        """The epoch's empty carry for per-step statistics shaped like ``shapes``."""
+    def init(self, shapes: Any, state: Any) -> dict[str, jax.Array]:
+        """The epoch's empty carry for per-step statistics shaped like ``shapes``, and the
+        squared parameter norms at the epoch's start (``state``)."""
+        sq = squared_norms(state.params)
         return {
+            "param_sq": jnp.stack([sq[n] for n in leaf_paths(state.params)]),
             "count": jnp.zeros((), jnp.float32),
             "total": jnp.zeros(shapes["mean"].shape, jnp.float32),
             "finite": jnp.zeros(shapes["mean"].shape, jnp.float32),
@@ -276,6 +264,7 @@ class Monitor:
             "finite": carry["finite"] + finite.astype(jnp.float32),
             "hist": carry["hist"] + jnp.where(take, stats["hist"], 0.0),
             "first": jnp.where(take & (carry["count"] == 0), stats["first"], carry["first"]),
+            "param_sq": carry["param_sq"],
         }
 
     def finish(self, carry: dict[str, jax.Array], state: Any) -> dict[str, jax.Array]:
@@ -283,9 +272,15 @@ class Monitor:
         the sampled steps, histograms as fractions, BatchNorm's running statistics and the
         first sampled step's values."""
         n = carry["finite"]
+        mean = jnp.where(n > 0, carry["total"] / jnp.maximum(n, 1.0), jnp.nan)
+        p_norm = jnp.sqrt(carry["param_sq"])
+        # the mean step norms: the third of the per-step parameter blocks (_STEP_STATS)
+        count = p_norm.shape[0]
+        step = mean[mean.shape[0] - 2 * count : mean.shape[0] - count]
+        ratio = jnp.where(p_norm > 0, step / p_norm, jnp.nan)
         bn = batchnorm_stats(state.model_state)
         return {
-            "mean": jnp.where(n > 0, carry["total"] / jnp.maximum(n, 1.0), jnp.nan),
+            "mean": jnp.concatenate([mean, p_norm, ratio]),
             "hist": carry["hist"] / jnp.maximum(jnp.sum(carry["hist"], -1, keepdims=True), 1e-30),
             "bn": jnp.stack([v for stat in bn.values() for v in stat.values()] or [jnp.zeros(())]),
             "first": carry["first"],

@@ -339,16 +339,38 @@ def norm_vectors(
     """:func:`norm_stats` as one vector per statistic, entry ``i`` for parameter
     ``names[i]``: the arithmetic runs once on stacked values (one small kernel), not once per
     parameter."""
-    p_norm = jnp.sqrt(jnp.stack([jnp.asarray(param_sq[n], jnp.float32) for n in names]))
-    g_norm = jnp.sqrt(jnp.stack([jnp.asarray(grad_sq[n], jnp.float32) for n in names]))
+    p_norm = jnp.sqrt(_stack(param_sq, names))
+    out = {"param_norm": p_norm}
+    if step_sq is None:
+        g_norm = jnp.sqrt(_stack(grad_sq, names))
+        root = np.sqrt(np.array([max(size[n], 1) for n in names], np.float32))
+        return {"grad_norm": g_norm, "grad_rms": g_norm / root, **out}
+    vectors = step_vectors(grad_sq, step_sq, scale, size, names)
+    out["update_ratio"] = jnp.where(p_norm > 0, vectors["step_norm"] / p_norm, jnp.nan)
+    return {k: v for k, v in (vectors | out).items() if k != "step_norm"}
+
+
+def step_vectors(
+    grad_sq: dict, step_sq: dict, scale: Any, size: dict, names: list
+) -> dict[str, jax.Array]:
+    r"""Per parameter ``names[i]`` (entry ``i`` of each vector), from the squared norms of the
+    gradient and of the update :math:`u` (the step is :math:`\Delta\theta = c\,u`, ``c`` is
+    ``scale``): ``grad_norm``, ``grad_rms``, ``step_norm`` :math:`\lVert\Delta\theta\rVert`
+    and ``effective_lr`` (NaN where the gradient is 0)."""
+    g_norm = jnp.sqrt(_stack(grad_sq, names))
     root = np.sqrt(np.array([max(size[n], 1) for n in names], np.float32))
-    out = {"grad_norm": g_norm, "grad_rms": g_norm / root, "param_norm": p_norm}
-    if step_sq is not None:
-        scale = jnp.abs(jnp.asarray(scale, jnp.float32))
-        step = scale * jnp.sqrt(jnp.stack([jnp.asarray(step_sq[n], jnp.float32) for n in names]))
-        out["update_ratio"] = jnp.where(p_norm > 0, step / p_norm, jnp.nan)
-        out["effective_lr"] = jnp.where(g_norm > 0, step / g_norm, jnp.nan)
-    return out
+    scale = jnp.abs(jnp.asarray(scale, jnp.float32))
+    step = scale * jnp.sqrt(_stack(step_sq, names))
+    return {
+        "grad_norm": g_norm,
+        "grad_rms": g_norm / root,
+        "step_norm": step,
+        "effective_lr": jnp.where(g_norm > 0, step / g_norm, jnp.nan),
+    }
+
+
+def _stack(values: dict, names: list) -> jax.Array:
+    return jnp.stack([jnp.asarray(values[n], jnp.float32) for n in names])
 
 
 def batchnorm_stats(model_state: Any) -> dict[str, dict]:

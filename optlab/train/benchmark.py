@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optlab.core.base import GradientTransformation
 from optlab.core.validation import check_int_at_least, check_real
 from optlab.data.batching import batches as make_batches
 from optlab.nn.apply import functional
@@ -202,6 +203,50 @@ def train_population(
         compile_seconds,
         seconds,
     )
+
+
+def select_transform(index: Any, transforms: Sequence[Any]) -> GradientTransformation:
+    """The transformation ``transforms[index]``, chosen by a traced integer ``index``.
+
+    Its state holds every transformation's state; an update advances only the chosen one
+    (``lax.switch``). Under ``jax.vmap`` with one index per member, every branch runs and each
+    member keeps its own (a select): several optimizers train in one compiled program, at the
+    price of computing every update rule for every member (small next to an MLP's gradient).
+
+    Args:
+      index: an integer (or integer-valued float) scalar, possibly traced.
+      transforms: the gradient transformations to choose from.
+
+    Returns:
+      A gradient transformation.
+
+    Examples:
+      >>> import jax.numpy as jnp, optlab as ol
+      >>> tx = select_transform(1, [ol.sgd(0.1), ol.sgd(1.0)])
+      >>> u, _ = tx.update({"w": jnp.ones(2)}, tx.init({"w": jnp.zeros(2)}))
+      >>> print(u["w"])
+      [-1. -1.]
+    """
+    txs = tuple(transforms)
+    if not txs:
+        raise ValueError("select_transform: transforms must hold at least one, got none")
+
+    def init(params: Any) -> tuple:
+        return tuple(tx.init(params) for tx in txs)
+
+    def update(updates: Any, state: tuple, params: Any = None, **extra: Any) -> tuple:
+        def branch(i: int) -> Callable[[Any], Any]:
+            def run(operands: Any) -> Any:
+                u, st, p = operands
+                new_u, new_s = txs[i].update(u, st[i], p, **extra)
+                return new_u, (*st[:i], new_s, *st[i + 1 :])
+
+            return run
+
+        i = jnp.asarray(index).astype(jnp.int32)
+        return jax.lax.switch(i, [branch(k) for k in range(len(txs))], (updates, state, params))
+
+    return GradientTransformation(init, update)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -213,6 +213,13 @@ class DataParallelStep:
         """The wrapped step's diagnostics monitor (``optlab.train.step.scan_epoch`` reads it)."""
         return getattr(self.step_fn, "monitor", None)
 
+    @property
+    def plain(self) -> Any:
+        """The wrapped step's plain step (``step.plain``: the step without its monitor, run
+        between the monitored steps), kept data-parallel; None when it has none."""
+        plain = getattr(self.step_fn, "plain", None)
+        return None if plain is None else dataclasses.replace(self, step_fn=plain)
+
     def state_sharding(self, state: Any) -> Any:
         """The shardings of ``state`` under this step's layout."""
         return state_sharding(

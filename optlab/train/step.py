@@ -30,24 +30,23 @@ A *monitor* (``make_train_step(..., monitor=m)``, e.g. ``optlab.diagnostics.Moni
 per-layer statistics to the compiled step without changing it otherwise; without one the step
 is exactly the function it was. The engine calls, inside the compiled program:
 
-* optionally ``m.sampled(state) -> bool scalar | None``: when it returns a scalar, the
-  forward-backward pass is one of two under a ``lax.cond``: the monitored one when it is
-  True, the plain one (exactly the step's without a monitor; ``captured`` zeros) when it is
-  False, so that an unsampled step runs the plain pass (the parameters, the optimizer state
-  and the update are outside the branches: a ``cond`` over the whole step copied the state
-  on every step); None (or no such method) monitors every step;
+* optionally ``m.every`` (an int, default 1): the monitored step runs on the epoch's steps
+  ``0, every, 2 every, ...`` only, the plain step (exactly the step without a monitor, no
+  ``lax.cond``: :func:`scan_epoch` splits the epoch into chunks of ``every`` steps, the first
+  monitored, the others plain, ``step.plain``) on the others;
 * ``m.forward(apply, params, model_state, x, *, rng, mask) -> (predictions, model_state,
   captured)`` in place of the training-mode ``apply`` (``captured``: fixed-size arrays
   recorded during the pass, e.g. each layer's statistics);
 * ``m.update_stats(state, updates, grads, captured) -> arrays`` beside the parameter update
   (the parameters move by ``state.lr_scale * updates``; zeros on a skipped step);
-* ``m.measure(...) -> stats`` once per step, with keyword arguments ``state`` (before the
+* ``m.measure(...) -> stats`` once per monitored step, with keyword arguments ``state`` (before the
   step), ``new_state``, ``update_stats``, ``grads``, ``captured``, ``inputs``, ``predictions``,
   ``targets``, ``mask``, ``loss`` and ``ok`` (False for a skipped step): a fixed-size pytree
   of arrays;
-* ``m.init(stats_shapes) -> carry``, ``m.fold(carry, stats) -> carry`` and
-  ``m.finish(carry, state) -> summary``: :func:`scan_epoch` folds each step's ``stats`` into a
-  fixed-size carry beside the state, and returns ``summary`` as the epoch log ``"monitor"``
+* ``m.init(stats_shapes, state) -> carry``, ``m.fold(carry, stats) -> carry`` and
+  ``m.finish(carry, state) -> summary``: :func:`scan_epoch` folds each monitored step's
+  ``stats`` into a fixed-size carry beside the state (``init`` sees the state at the epoch's
+  start, ``finish`` at its end), and returns ``summary`` as the epoch log ``"monitor"``
   (fetched with the other logs, once per epoch);
 * on the host, ``m.unpack(summary, state) -> {key: {row: value} | value}`` names the fetched
   summary (:func:`optlab.fit` records it in ``history.diagnostics``).
@@ -190,10 +189,9 @@ def _select(ok: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def _sampled(monitor: Any, state: Any) -> Any:
-    """The monitor's ``sampled(state)`` (a boolean scalar; None: every step), if it has one."""
-    fn = getattr(monitor, "sampled", None)
-    return None if fn is None else fn(state)
+def every(monitor: Any) -> int:
+    """How often a monitor runs: its ``every`` (an int), 1 when it has none."""
+    return int(getattr(monitor, "every", 1))
 
 
 def make_train_step(
@@ -225,7 +223,9 @@ def make_train_step(
       monitor: None, or an object that records per-layer statistics inside the step (see
         the module docstring; ``optlab.diagnostics.Monitor``). Its per-step statistics come
         back as ``logs["monitor"]`` and the step carries it as ``step.monitor``, so
-        :func:`scan_epoch` folds them over the epoch. Hashable, like the step.
+        :func:`scan_epoch` folds them over the epoch; with ``monitor.every > 1`` it also
+        carries ``step.plain``, the step without the monitor, which :func:`scan_epoch` runs
+        on the steps in between. Hashable, like the step.
 
     Returns:
       A pure function, not yet compiled: pass it to :func:`train_epoch`, or ``jax.jit`` it.
@@ -270,21 +270,7 @@ def make_train_step(
             (value, (preds, model_state, *captured)), grads = grad_fn(state.params)
             return value, preds, model_state, grads, captured
 
-        sampled = None if monitor is None else _sampled(monitor, state)
-        if sampled is None:
-            value, preds, model_state, grads, captured = backward(monitor is not None)
-        else:
-            # One of two forward-backward passes runs: the monitored one on a sampled step,
-            # the plain one on the others (its "captured" zeros); see the module docstring.
-            shapes = jax.eval_shape(lambda: backward(True)[4])
-
-            def plain(_=None):
-                *out, _captured = backward(False)
-                return (*out, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
-
-            value, preds, model_state, grads, captured = jax.lax.cond(
-                sampled, lambda _=None: backward(True), plain
-            )
+        value, preds, model_state, grads, captured = backward(monitor is not None)
         extra = {"value": value, "grad": grads, "value_fn": lambda p: objective(p)[0]}
         if metric is not None:
             extra["metric"] = metric
@@ -355,6 +341,8 @@ def make_train_step(
 
     if monitor is not None:
         step.monitor = monitor
+        if every(monitor) > 1:
+            step.plain = make_train_step(loss, metrics=metrics, skip_nonfinite=skip_nonfinite)
     return step
 
 
@@ -466,36 +454,89 @@ def scan_epoch(
     num = jax.tree.leaves(batches)[0].shape[0]
     monitor = getattr(step_fn, "monitor", None)
 
-    def run_step(st, batch, i):
+    def run_step(fn, st, batch, i):
         if augment is not None:
             x, y, mask = split_batch("epoch", batch)
             if mask is None:
                 mask = jnp.ones((jax.tree.leaves(x)[0].shape[0],), jnp.float32)
             batch = augment(Batches(x, y, mask), jax.random.fold_in(augment_key, i))
-        st, logs = step_fn(st, batch, metric)
-        return st, dict(logs), batch
-
-    def body(carry, inputs):
-        st, acc = carry if monitor is not None else (carry, None)
-        st, logs, batch = run_step(st, *inputs)
+        st, logs = fn(st, batch, metric)
+        logs = dict(logs)
         if "skipped" in logs:
             logs["nonfinite_streak"] = st.nonfinite_streak
-        if monitor is None:
-            return st, (logs, _rows(batch))
-        return (st, monitor.fold(acc, logs.pop("monitor"))), (logs, _rows(batch))
+        return st, logs, _rows(batch)
 
     inputs = (batches, jnp.arange(num))
+    plain = getattr(step_fn, "plain", None)
     if monitor is None:
+
+        def body(st, xs):
+            st, logs, rows = run_step(step_fn, st, *xs)
+            return st, (logs, rows)
+
         state, (stacked, weights) = jax.lax.scan(body, state, inputs)
     else:
         first = jax.tree.map(lambda a: a[0], inputs)
-        shapes = jax.eval_shape(lambda st, b: run_step(st, *b)[1]["monitor"], state, first)
-        (state, acc), (stacked, weights) = jax.lax.scan(body, (state, monitor.init(shapes)), inputs)
+        shapes = jax.eval_shape(lambda st, b: run_step(step_fn, st, *b)[1]["monitor"], state, first)
+        acc = monitor.init(shapes, state)
+        if every(monitor) == 1 or plain is None:
+
+            def body(carry, xs):
+                st, acc = carry
+                st, logs, rows = run_step(step_fn, st, *xs)
+                return (st, monitor.fold(acc, logs.pop("monitor"))), (logs, rows)
+
+            (state, acc), (stacked, weights) = jax.lax.scan(body, (state, acc), inputs)
+        else:
+            state, acc, stacked, weights = _chunked(
+                run_step, step_fn, plain, every(monitor), state, acc, batches, num
+            )
     ok = stacked["skipped"] == 0 if "skipped" in stacked else jnp.ones_like(weights, bool)
     logs = _reduce(stacked, weights, ok)
     if monitor is not None:
         logs["monitor"] = monitor.finish(acc, state)
     return state, logs
+
+
+def _chunked(run_step, step_fn, plain, k, state, acc, batches, num):
+    """The epoch in chunks of ``k`` steps: step ``c k`` runs the monitored ``step_fn`` (its
+    statistics folded into ``acc``), steps ``c k + 1 ... c k + k - 1`` the ``plain`` step in
+    an inner loop (shorter in the last chunk): no step pays for a branch. The per-step logs
+    are written into ``(num,)`` buffers, as a scan would stack them."""
+
+    def batch_at(i):
+        return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False), batches)
+
+    def write(buffers, logs, rows, i):
+        out = dict(buffers)
+        for key, v in logs.items():
+            out[key] = buffers[key].at[i].set(v)
+        out["__rows__"] = buffers["__rows__"].at[i].set(rows)
+        return out
+
+    shapes = jax.eval_shape(lambda st: run_step(plain, st, batch_at(0), 0)[1:], state)
+    buffers = {k_: jnp.zeros((num, *s.shape), s.dtype) for k_, s in shapes[0].items()}
+    buffers["__rows__"] = jnp.zeros((num,), shapes[1].dtype)
+
+    def plain_body(i, carry):
+        st, buffers = carry
+        st, logs, rows = run_step(plain, st, batch_at(i), i)
+        return st, write(buffers, logs, rows, i)
+
+    def chunk(carry, c):
+        st, acc, buffers = carry
+        i = c * k
+        st, logs, rows = run_step(step_fn, st, batch_at(i), i)
+        acc = monitor_fold(acc, logs.pop("monitor"))
+        buffers = write(buffers, logs, rows, i)
+        st, buffers = jax.lax.fori_loop(i + 1, jnp.minimum(i + k, num), plain_body, (st, buffers))
+        return (st, acc, buffers), None
+
+    monitor_fold = step_fn.monitor.fold
+    chunks = -(-num // k)
+    (state, acc, buffers), _ = jax.lax.scan(chunk, (state, acc, buffers), jnp.arange(chunks))
+    weights = buffers.pop("__rows__")
+    return state, acc, buffers, weights
 
 
 @functools.partial(jax.jit, static_argnames=("step_fn",), donate_argnames=("state",))

@@ -14,9 +14,11 @@ For every workload :math:`w` (a dataset, an MLP, an epoch budget) and optimizer 
 - **learning-rate sensitivity**: the final validation accuracy at learning rates spread around
   the default, the other hyperparameters at their defaults.
 
-All of a pair's defaults, sensitivity points and trials (:math:`1 + K + ST` members) run as
-one vmapped program (:func:`optlab.train.benchmark.train_population`); the final seeds
-(:math:`2F` members, the same count) reuse that compiled program. Targets are validation
+A workload compiles one program for all its mini-batch optimizers: every optimizer's
+defaults, sensitivity points and trials (:math:`1 + K + ST` members each) run as one vmapped
+program (:func:`optlab.train.benchmark.train_population`), each member's optimizer chosen by a
+traced index (:func:`optlab.train.benchmark.select_transform`); the final seeds (:math:`2F`
+members per optimizer, padded to the same count) reuse that compiled program. Targets are validation
 accuracies from ``benchmarks/targets.json`` (AlgoPerf: the median over seeds of the best
 accuracy a large-budget tuning of the baselines reached within 3/4 of the workload's epoch
 budget; :func:`derive_targets`). Full-batch L-BFGS has nothing to tune: it runs
@@ -33,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,6 +47,7 @@ from optlab.optimizers.registry import optimizer_spec
 from optlab.train.benchmark import (
     integrated_score,
     performance_profile,
+    select_transform,
     steps_to_target,
     summarize,
     train_population,
@@ -133,13 +137,18 @@ WORKLOADS = {
 @dataclasses.dataclass(frozen=True)
 class Budget:
     """How many studies, trials, sensitivity points and seeds (``F = (1 + K + ST) / 2``;
-    full-batch L-BFGS, which has no search space, runs ``full_batch_seeds``)."""
+    full-batch L-BFGS, which has no search space, runs ``full_batch_seeds``), and how many
+    mini-batch optimizers share one compiled program (``group``)."""
 
     studies: int = 3
     trials: int = 5
     lr_points: int = 4
     epoch_scale: float = 1.0
     full_batch_seeds: int = 5
+    # Optimizers per compiled program: every member carries every state of its group and
+    # computes every update rule, so a larger group compiles less but steps more (measured
+    # under load: 9 per program cost more than 3 on MNIST-1D's MLP).
+    group: int = 3
 
     @property
     def members(self) -> int:
@@ -151,7 +160,9 @@ class Budget:
 
 
 FULL = Budget()  # 20 members: 10 final seeds (L-BFGS: 5)
-QUICK = Budget(studies=2, trials=3, lr_points=3, epoch_scale=0.5)  # 10 members: 5 seeds
+# --quick: fewer studies, trials and seeds (and, in run_suite, workloads and optimizers) at
+# the full epoch budget, so its targets (set at 3/4 of it) stay reachable.
+QUICK = Budget(studies=2, trials=3, lr_points=3)  # 10 members: 5 seeds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,6 +231,25 @@ def tx_fn(name: str) -> Callable[..., Any]:
     return make
 
 
+@functools.cache
+def switch_fn(names: tuple[str, ...]) -> Callable[..., Any]:
+    """``make(index, **point)``: the optimizer ``names[index]`` at ``point`` (the union of
+    their search spaces' coordinates; each takes its own), as one transformation
+    (:func:`~optlab.train.benchmark.select_transform`). Cached: one factory per tuple, so a
+    workload's programs are compiled once for all its optimizers."""
+    makes = [tx_fn(n) for n in names]
+
+    def make(index: Any, **point: Any) -> Any:
+        txs = [m(**{k: point[k] for k in SPACES[n]}) for m, n in zip(makes, names, strict=True)]
+        return select_transform(index, txs)
+
+    return make
+
+
+# A coordinate an optimizer does not search: its members carry this (their branch ignores it).
+_FILL = {"learning_rate": 1e-3, "one_minus_momentum": 0.1, "one_minus_b1": 0.1, "weight_decay": 0.0}
+
+
 def _model_fn(w: Workload, n_in: int, n_out: int) -> Callable[[int], Any]:
     from optlab.nn.mlp import MLP
 
@@ -229,31 +259,59 @@ def _model_fn(w: Workload, n_in: int, n_out: int) -> Callable[[int], Any]:
     )
 
 
+def _members(name: str, budget: Budget, seed: int) -> tuple[dict[str, list[float]], np.ndarray]:
+    """An optimizer's ``1 + K + ST`` members: its defaults, the ``K`` learning rates of the
+    sensitivity curve (other coordinates at their defaults), then each study's trials."""
+    default = default_point(name)
+    points = {k: [v] for k, v in default.items()}
+    lrs = default["learning_rate"] * 10.0 ** np.linspace(-1.5, 1.5, budget.lr_points)
+    for lr in lrs:
+        for k, v in default.items():
+            points[k].append(lr if k == "learning_rate" else v)
+    for s in range(budget.studies):
+        study = halton(SPACES[name], budget.trials, seed * 100 + s)
+        for k in SPACES[name]:
+            points[k].extend(study[k])
+    return points, lrs
+
+
+def _stacked(names: Sequence[str], rows: Sequence[dict[str, list[float]]]) -> dict[str, list]:
+    """Every optimizer's members one after the other, with ``index`` and every coordinate."""
+    keys = sorted({k for n in names for k in SPACES[n]})
+    out: dict[str, list] = {"index": []}
+    for i, r in enumerate(rows):
+        size = len(next(iter(r.values())))
+        out["index"] += [i] * size
+        for k in keys:
+            out.setdefault(k, []).extend(r.get(k, [_FILL[k]] * size))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
-# One (workload, optimizer) pair
+# One workload: every optimizer
 
 
-def run_pair(
+def run_workload(
     w: Workload,
-    name: str,
+    names: Sequence[str],
     data: dict,
     target: float,
     budget: Budget,
     seed: int,
-    cache: dict,
 ) -> dict[str, Any]:
-    """Defaults, sensitivity, tuning studies and final seeds of one optimizer on one workload."""
+    """Defaults, sensitivity, tuning studies and final seeds of each optimizer of ``names`` on
+    one workload: the mini-batch optimizers' members (``1 + K + ST`` each) all in one vmapped
+    program, whose final seeds (``2F`` per optimizer, padded to the same count) reuse it;
+    each full-batch optimizer in its own. Returns name -> result."""
     from optlab.nn.losses import softmax_cross_entropy_with_integer_labels as loss
 
     n_out = int(max(data["train"][1].max(), data["test"][1].max())) + 1
     model_fn = _model_fn(w, data["train"][0].shape[1], n_out)
-    spec = optimizer_spec(name)
-    epochs = max(1, round(w.epochs * budget.epoch_scale))
-    common = dict(loss=loss, test=data["test"], cache=cache)
-    F = budget.seeds
+    common = dict(loss=loss, test=data["test"], cache={})
     base = 1000 * seed
-    if spec.full_batch:  # no search space: its final seeds are the whole run
-        F = min(F, budget.full_batch_seeds)
+    out: dict[str, Any] = {}
+    for name in [n for n in names if optimizer_spec(n).full_batch]:  # no search space
+        F = min(budget.seeds, budget.full_batch_seeds)
         epochs = max(1, round(w.lbfgs_epochs * budget.epoch_scale))
         pop = train_population(
             model_fn,
@@ -269,7 +327,7 @@ def run_pair(
         steps = steps_to_target(pop.val_accuracy, target, pop.steps_per_epoch)
         per_step = pop.seconds / (F * epochs)
         part = _part(steps, per_step, pop.test_accuracy, {}, pop.val_accuracy[:, -1])
-        return {
+        out[name] = {
             "full_batch": True,
             "epochs": epochs,
             "defaults": part,
@@ -277,77 +335,74 @@ def run_pair(
             "sensitivity": None,
             "seconds": pop.compile_seconds + pop.seconds,
         }
-    space = SPACES[name]
-    default = default_point(name)
-    points = {k: [v] for k, v in default.items()}
-    lr0 = default["learning_rate"]
-    lrs = lr0 * 10.0 ** np.linspace(-1.5, 1.5, budget.lr_points)
-    for lr in lrs:
-        for k, v in default.items():
-            points[k].append(lr if k == "learning_rate" else v)
-    studies = [halton(space, budget.trials, seed * 100 + s) for s in range(budget.studies)]
-    for study in studies:
-        for k in space:
-            points[k].extend(study[k])
-    seeds = [base + i for i in range(budget.members)]
-    pop = train_population(
+    batch = tuple(n for n in names if not optimizer_spec(n).full_batch)
+    for i in range(0, len(batch), budget.group):  # one program per group of optimizers
+        group = batch[i : i + budget.group]
+        out.update(_run_minibatch(w, group, data, target, budget, seed, model_fn, common))
+    return {n: out[n] for n in names}
+
+
+def _run_minibatch(w, batch, data, target, budget, seed, model_fn, common) -> dict[str, Any]:
+    base = 1000 * seed
+    M, F, K = budget.members, budget.seeds, budget.lr_points
+    epochs = max(1, round(w.epochs * budget.epoch_scale))
+    first = 1 + K
+    rows = [_members(n, budget, seed) for n in batch]
+    run = functools.partial(
+        train_population,
         model_fn,
-        tx_fn(name),
-        points,
-        seeds,
-        data["train"],
-        data["val"],
+        switch_fn(batch),
+        train=data["train"],
+        validation=data["val"],
         epochs=epochs,
         batch_size=w.batch_size,
         **common,
     )
+    # Every optimizer's member j has seed base + j (common random numbers across optimizers).
+    pop = run(_stacked(batch, [r[0] for r in rows]), [base + j for j in range(M)] * len(batch))
     spe = pop.steps_per_epoch
-    per_step = pop.seconds / (budget.members * epochs * spe)
-    first = 1 + budget.lr_points
-    trial_val = pop.val_accuracy[first:]
-    trial_steps = steps_to_target(trial_val, target, spe)
-    study_steps = trial_steps.reshape(budget.studies, budget.trials).min(axis=1)
-    order = np.lexsort((-trial_val[:, -1], trial_steps))  # fastest, then best final accuracy
-    best = int(order[0])
-    chosen = {k: float(np.asarray(points[k])[first + best]) for k in space}
-    # The final seeds: F of the chosen trial, F of the defaults (the same program: 2F members).
-    final_points = {k: [chosen[k]] * F + [default[k]] * F for k in space}
-    final_points = {k: v + [v[-1]] * (budget.members - 2 * F) for k, v in final_points.items()}
-    fseeds = [base + 500 + i for i in range(budget.members)]
-    fin = train_population(
-        model_fn,
-        tx_fn(name),
-        final_points,
-        fseeds,
-        data["train"],
-        data["val"],
-        epochs=epochs,
-        batch_size=w.batch_size,
-        **common,
-    )
+    per_step = pop.seconds / (len(batch) * M * epochs * spe)
+    picked, final = [], []
+    for i, name in enumerate(batch):
+        points, space, default = rows[i][0], SPACES[name], default_point(name)
+        trial_val = pop.val_accuracy[i * M + first : (i + 1) * M]
+        trial_steps = steps_to_target(trial_val, target, spe)
+        order = np.lexsort((-trial_val[:, -1], trial_steps))  # fastest, then best final accuracy
+        chosen = {k: float(points[k][first + int(order[0])]) for k in space}
+        picked.append((trial_steps, chosen))
+        # The final seeds: F of the chosen trial, F of the defaults, padded to M members.
+        final.append({k: [chosen[k]] * F + [default[k]] * (M - F) for k in space})
+    fin = run(_stacked(batch, final), [base + 500 + j for j in range(M)] * len(batch))
     fin_steps = steps_to_target(fin.val_accuracy, target, spe)
-    tuned = _part(study_steps, per_step, fin.test_accuracy[:F], chosen, fin.val_accuracy[:F, -1])
-    tuned["trial_steps"] = [_num(s) for s in trial_steps]
-    defaults = _part(
-        fin_steps[F : 2 * F],
-        per_step,
-        fin.test_accuracy[F : 2 * F],
-        default,
-        fin.val_accuracy[F : 2 * F, -1],
-    )
-    return {
-        "full_batch": False,
-        "epochs": epochs,
-        "steps_per_epoch": spe,
-        "defaults": defaults,
-        "tuned": tuned,
-        "sensitivity": {
-            "learning_rate": [float(v) for v in lrs],
-            "val_accuracy": [float(v) for v in pop.val_accuracy[1:first, -1]],
-            "default_learning_rate": lr0,
-        },
-        "seconds": pop.compile_seconds + pop.seconds + fin.compile_seconds + fin.seconds,
-    }
+    share = (pop.compile_seconds + pop.seconds + fin.compile_seconds + fin.seconds) / len(batch)
+    out = {}
+    for i, name in enumerate(batch):
+        trial_steps, chosen = picked[i]
+        study_steps = trial_steps.reshape(budget.studies, budget.trials).min(axis=1)
+        t, d = slice(i * M, i * M + F), slice(i * M + F, i * M + 2 * F)
+        tuned = _part(study_steps, per_step, fin.test_accuracy[t], chosen, fin.val_accuracy[t, -1])
+        tuned["trial_steps"] = [_num(s) for s in trial_steps]
+        defaults = _part(
+            fin_steps[d],
+            per_step,
+            fin.test_accuracy[d],
+            default_point(name),
+            fin.val_accuracy[d, -1],
+        )
+        out[name] = {
+            "full_batch": False,
+            "epochs": epochs,
+            "steps_per_epoch": spe,
+            "defaults": defaults,
+            "tuned": tuned,
+            "sensitivity": {
+                "learning_rate": [float(v) for v in rows[i][1]],
+                "val_accuracy": [float(v) for v in pop.val_accuracy[i * M + 1 : i * M + first, -1]],
+                "default_learning_rate": default_point(name)["learning_rate"],
+            },
+            "seconds": share,
+        }
+    return out
 
 
 def _num(v: float) -> float | str:
@@ -398,7 +453,7 @@ def run_suite(
         "workloads": {},
         "skipped": {},
     }
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     for wname in names:
         w = WORKLOADS[wname]
         try:
@@ -412,13 +467,12 @@ def run_suite(
         data = load_workload(w, seed)
         target = float(targets[wname]["target"])
         entry = {"workload": dataclasses.asdict(w), "target": target, "optimizers": {}}
-        cache: dict = {}
+        fits = [n for n in opts if w.lbfgs_epochs is not None or not optimizer_spec(n).full_batch]
+        ran = run_workload(w, fits, data, target, budget, seed)
         for name in opts:
-            if optimizer_spec(name).full_batch and w.lbfgs_epochs is None:
-                entry["optimizers"][name] = None
+            r = entry["optimizers"][name] = ran.get(name)
+            if r is None:
                 continue
-            r = run_pair(w, name, data, target, budget, seed, cache)
-            entry["optimizers"][name] = r
             t = r["tuned"]
             log(
                 f"{wname:<13} {name:<9} tuned steps {t['steps_to_target']['median']}, test "
@@ -428,6 +482,8 @@ def run_suite(
         results["workloads"][wname] = entry
     results["seconds"] = time.perf_counter() - start
     results["cpu_seconds"] = time.process_time() - cpu  # this process's CPU time, all threads
+    # The conditions: the machine's 1-minute load average when the run started and ended.
+    results["load_average"] = {"start": load0, "end": os.getloadavg()[0], "cpus": os.cpu_count()}
     results["summary"] = summarize_results(results)
     return results
 

@@ -36,17 +36,31 @@ def _point(point: dict[str, float]) -> str:
     return ", ".join(f"{short.get(k, k)}={v:.3g}" for k, v in point.items()) or "(none)"
 
 
-def markdown(results: dict[str, Any]) -> str:
-    """The report: per workload a table of every optimizer, then the scores."""
+def markdown(results: dict[str, Any], *, level: int = 1, images: str = "") -> str:
+    """The report: per workload a table of every optimizer, then the scores.
+
+    Args:
+      results: :func:`optlab.train.suite.run_suite`'s results.
+      level: the title's heading level (the sections are one deeper).
+      images: a prefix for the PNGs' paths (the report's own folder: ``""``).
+    """
     b = results["budget"]
+    h1, h2 = "#" * level, "#" * (level + 1)
+    load = results.get("load_average")
+    where = (
+        f", on {load['cpus']} CPUs with a 1-minute load average of {load['start']:.1f} at the "
+        f"start and {load['end']:.1f} at the end"
+        if load
+        else ""
+    )
     lines = [
-        "# optlab optimizer benchmark" + (" (--quick)" if results["quick"] else ""),
+        f"{h1} optlab optimizer benchmark" + (" (--quick)" if results["quick"] else ""),
         "",
         f"Seed {results['seed']}; {b['studies']} studies x {b['trials']} quasi-random trials "
         f"per tuned optimizer, {b['lr_points']} learning-rate sensitivity points, final "
         f"accuracy over {(1 + b['lr_points'] + b['studies'] * b['trials']) // 2} seeds; "
-        f"{results['seconds']:.0f} s in all ({results.get('cpu_seconds', 0):.0f} s of CPU). "
-        "Steps to target: median [25%, 75%] over the "
+        f"{results['seconds']:.0f} s wall in all, {results.get('cpu_seconds', 0):.0f} s of "
+        f"CPU{where}. Steps to target: median [25%, 75%] over the "
         "studies (tuned) or the seeds (defaults); miss = never reached (infinite). Seconds "
         "from the per-step cost of each vmapped program.",
         "",
@@ -54,7 +68,7 @@ def markdown(results: dict[str, Any]) -> str:
     for wname, entry in results["workloads"].items():
         w = entry["workload"]
         lines += [
-            f"## {wname}: MLP {'-'.join(map(str, w['hidden']))}, target validation accuracy "
+            f"{h2} {wname}: MLP {'-'.join(map(str, w['hidden']))}, target validation accuracy "
             f"{100 * entry['target']:.2f}%",
             "",
             "| optimizer | defaults: steps | defaults: test acc % | tuned: steps | tuned: "
@@ -74,11 +88,11 @@ def markdown(results: dict[str, Any]) -> str:
             )
         lines.append("")
     for wname, why in results["skipped"].items():
-        lines += [f"## {wname}: skipped", "", why, ""]
+        lines += [f"{h2} {wname}: skipped", "", why, ""]
     summary = results["summary"]
     if "tuned" in summary:
         lines += [
-            "## Integrated score (AlgoPerf, r_max = 4)",
+            f"{h2} Integrated score (AlgoPerf, r_max = 4)",
             "",
             "From the median steps to target, and from the median seconds to target (AlgoPerf's "
             "measure; a full-batch step costs far more than a mini-batch step).",
@@ -90,9 +104,27 @@ def markdown(results: dict[str, Any]) -> str:
             row = [summary[k]["score"][name] for k in ("tuned", "defaults")]
             row += [summary[k]["score"][name] for k in ("tuned_seconds", "defaults_seconds")]
             lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
-        lines += ["", "![performance profiles](profiles.png)", ""]
-    lines += ["![learning-rate sensitivity](sensitivity.png)", ""]
+        lines += ["", f"![performance profiles]({images}profiles.png)", ""]
+    lines += [f"![learning-rate sensitivity]({images}sensitivity.png)", ""]
     return "\n".join(lines)
+
+
+BEGIN, END = "<!-- optlab bench report: begin -->", "<!-- optlab bench report: end -->"
+"""The markers between which a document embeds the report (:func:`embed`)."""
+
+
+def embed(document: str, results: dict[str, Any], *, level: int = 4, images: str = "") -> str:
+    """``document`` with the text between :data:`BEGIN` and :data:`END` replaced by the
+    report (:func:`markdown` at heading ``level``): how the README's tables are regenerated.
+
+    Raises:
+      ValueError: the markers are missing, repeated or out of order.
+    """
+    i, j = document.find(BEGIN), document.find(END)
+    if document.count(BEGIN) != 1 or document.count(END) != 1 or j < i:
+        raise ValueError(f"embed: the document must hold {BEGIN} then {END}, once each")
+    block = markdown(results, level=level, images=images).strip()
+    return f"{document[: i + len(BEGIN)]}\n{block}\n{document[j:]}"
 
 
 def plot_profiles(results: dict[str, Any]) -> Any:

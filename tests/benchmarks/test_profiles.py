@@ -9,6 +9,7 @@ from optlab.train.benchmark import (
     integrated_score,
     performance_profile,
     performance_ratios,
+    select_transform,
     steps_to_target,
     summarize,
     train_population,
@@ -95,7 +96,9 @@ def test_summarize_is_numpys_quantiles_with_inf_as_largest(values):
 
 
 def test_population_members_are_independent_runs():
-    """Two members trained together equal each trained alone; a zero rate changes nothing."""
+    """Members trained together, each with its own optimizer chosen by a traced index
+    (select_transform), equal each trained alone with that optimizer; a zero rate changes
+    nothing."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 3)).astype(np.float32)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int32)
@@ -106,26 +109,37 @@ def test_population_members_are_independent_runs():
         test=(x, y),
     )
 
-    def tx(learning_rate, one_minus_momentum):
+    def sgd(learning_rate, one_minus_momentum):
         return ol.sgd(learning_rate, momentum=1.0 - one_minus_momentum)
+
+    def adam(learning_rate, one_minus_momentum):
+        return ol.adam(learning_rate, b1=1.0 - one_minus_momentum)
+
+    def either(index, **point):
+        return select_transform(index, [sgd(**point), adam(**point)])
 
     def model(s):
         return ol.nn.MLP(3, (8,), 2, rngs=s)
 
+    rows = [(0, 0.0, 0.1, 3), (0, 0.3, 0.5, 4), (1, 0.05, 0.2, 5)]  # (index, lr, 1 - m, seed)
     both = train_population(
         model,
-        tx,
-        {"learning_rate": [0.0, 0.3], "one_minus_momentum": [0.1, 0.5]},
-        [3, 4],
+        either,
+        {
+            "index": [r[0] for r in rows],
+            "learning_rate": [r[1] for r in rows],
+            "one_minus_momentum": [r[2] for r in rows],
+        },
+        [r[3] for r in rows],
         (x, y),
         (x, y),
         **kw,
     )
-    cache: dict = {}  # the two one-member runs share one compiled program
+    cache: dict = {}  # the two one-member SGD runs share one compiled program
     alone = [
         train_population(
             model,
-            tx,
+            (sgd, adam)[i],
             {"learning_rate": [lr], "one_minus_momentum": [m]},
             [s],
             (x, y),
@@ -133,12 +147,14 @@ def test_population_members_are_independent_runs():
             cache=cache,
             **kw,
         )
-        for lr, m, s in [(0.0, 0.1, 3), (0.3, 0.5, 4)]
+        for i, lr, m, s in rows
     ]
-    assert len(cache) == 1
+    assert len(cache) == 2
     for i, single in enumerate(alone):
         np.testing.assert_allclose(both.val_accuracy[i], single.val_accuracy[0], atol=1e-6)
         np.testing.assert_allclose(both.train_loss[i], single.train_loss[0], rtol=1e-5)
+    # Adam's rows differ from SGD's at the same point (the index does choose).
+    assert not np.allclose(both.train_loss[2], alone[0].train_loss[0])
     # lr = 0: the accuracy stays the initial model's, computed here directly.
     m = model(3)
     m.eval()

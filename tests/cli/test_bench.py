@@ -12,7 +12,7 @@ from optlab.cli import bench as cli_bench
 from optlab.cli import commands
 from optlab.cli.main import build_parser, main
 from optlab.optimizers import recommended
-from optlab.train import recipes, suite
+from optlab.train import recipes, suite, suite_report
 
 
 def _error(capsys) -> str:
@@ -116,34 +116,47 @@ def test_bench_refuses_bad_input_in_one_line(argv, message, tmp_path, capsys):
 
 
 def test_quick_bench_writes_its_report(tmp_path, capsys, monkeypatch):
-    # A tiny two_spirals (8 epochs of a 16-unit MLP, 10 L-BFGS steps) with --quick's budget:
-    # the command's whole path, a fraction of its cost.
+    # A tiny two_spirals (4 epochs of a 16-unit MLP, 10 L-BFGS steps) with --quick's budget:
+    # the command's whole path, a fraction of its cost. Momentum and Adam (different search
+    # spaces) share one vmapped program.
     tiny = dataclasses.replace(
-        suite.WORKLOADS["two_spirals"], hidden=(16,), epochs=8, lbfgs_epochs=10
+        suite.WORKLOADS["two_spirals"], hidden=(16,), epochs=4, lbfgs_epochs=10
     )
     monkeypatch.setitem(suite.WORKLOADS, "two_spirals", tiny)
     out = tmp_path / "bench"
-    argv = ["bench", "--quick", "--workloads", "two_spirals", "--optimizers", "adam,lbfgs"]
+    names = ["momentum", "adam", "lbfgs"]
+    argv = ["bench", "--quick", "--workloads", "two_spirals", "--optimizers", ",".join(names)]
     assert main([*argv, "--output", str(out)]) == 0
     for name in cli_bench.REPORT_FILES:
         assert (out / name).is_file(), name
     results = json.loads((out / "suite.json").read_text())
     assert results["workloads"]["two_spirals"]["workload"]["hidden"] == [16]
-    pair = results["workloads"]["two_spirals"]["optimizers"]["adam"]
     budget = suite.QUICK
-    assert pair["epochs"] == round(8 * budget.epoch_scale)
-    for part in ("defaults", "tuned"):
-        assert set(pair[part]["steps_to_target"]) == {"median", "q25", "q75"}
-        assert pair[part]["repeats"] == (budget.studies if part == "tuned" else budget.seeds)
-        assert 0.4 <= pair[part]["test_accuracy_mean"] <= 1.0
-    assert set(pair["tuned"]["hyperparameters"]) == {"learning_rate", "one_minus_b1"}
-    assert len(pair["tuned"]["trial_steps"]) == budget.studies * budget.trials
-    assert len(pair["sensitivity"]["val_accuracy"]) == budget.lr_points
+    for name, space in [("momentum", "one_minus_momentum"), ("adam", "one_minus_b1")]:
+        pair = results["workloads"]["two_spirals"]["optimizers"][name]
+        assert pair["epochs"] == 4  # --quick keeps the workload's epoch budget
+        for part in ("defaults", "tuned"):
+            assert set(pair[part]["steps_to_target"]) == {"median", "q25", "q75"}
+            assert pair[part]["repeats"] == (budget.studies if part == "tuned" else budget.seeds)
+            assert 0.4 <= pair[part]["test_accuracy_mean"] <= 1.0
+        assert set(pair["tuned"]["hyperparameters"]) == {"learning_rate", space}
+        assert pair["defaults"]["hyperparameters"] == suite.default_point(name)
+        assert len(pair["tuned"]["trial_steps"]) == budget.studies * budget.trials
+        assert len(pair["sensitivity"]["val_accuracy"]) == budget.lr_points
     lbfgs = results["workloads"]["two_spirals"]["optimizers"]["lbfgs"]
-    assert lbfgs["full_batch"] is True and lbfgs["epochs"] == round(10 * budget.epoch_scale)
+    assert lbfgs["full_batch"] is True and lbfgs["epochs"] == 10
     scores = results["summary"]["tuned"]["score"]
-    assert set(scores) == {"adam", "lbfgs"} and all(0 <= s <= 1 for s in scores.values())
+    assert set(scores) == set(names) and all(0 <= s <= 1 for s in scores.values())
     assert "## two_spirals" in (out / "report.md").read_text()
+    # The README's tables are regenerated from the JSON: between the markers, and only there.
+    doc = f"intro\n{suite_report.BEGIN}\nold tables\n{suite_report.END}\ntail\n"
+    new = suite_report.embed(doc, results, images="bench/")
+    assert new.startswith(f"intro\n{suite_report.BEGIN}\n#### optlab optimizer benchmark")
+    assert new.endswith(f"{suite_report.END}\ntail\n") and "old tables" not in new
+    assert "##### two_spirals" in new and "](bench/profiles.png)" in new
+    assert suite_report.embed(new, results, images="bench/") == new
+    with pytest.raises(ValueError, match="embed: the document must hold"):
+        suite_report.embed("no markers", results)
     # A second run into the same directory is refused.
     capsys.readouterr()
     assert main([*argv, "--output", str(out)]) == 2

@@ -10,7 +10,8 @@ are slow (each compiles its own programs) and exercise no code of optlab that a 
 parametrization of the same optax test does not: every routed optimizer still runs every one
 of optax's test methods. An entry is matched against the test's id followed by its parameters
 as ``optax_routing.described`` writes them (``... (opt_name=adam, opt_kwargs={...},
-dtype=float16)``); the README's compatibility section lists these entries too.
+dtype=float16)``), where ``{a,b}`` matches either alternative; the README's compatibility
+section lists these entries too.
 """
 
 _DEGENERATE = (
@@ -81,6 +82,36 @@ _CONFUSED = (
     "dtype pair or give both the same dtype"
 )
 
+_OPTAX_PRIVATE = (
+    "the test calls optax's private transform._precondition_by_lbfgs, which is not routed: it "
+    "runs no optlab code (optlab's own tests check its two-loop recursion against a dense "
+    "NumPy L-BFGS matrix); case 0, kept, still runs the method"
+)
+# The optimizers of optax's alias tests that optlab does not export, so the routing leaves them
+# optax's (their update rules are optax's own code; optlab's chain, scale_by_learning_rate,
+# add_decayed_weights, ... run inside them): all of them, and those taking complex parameters.
+_UNROUTED = (
+    "{adabelief,adafactor,adamaxw,adan,fromage,lamb,lars,lion,noisy_sgd,novograd,"
+    "optimistic_adam,optimistic_adam_v2,optimistic_gradient_descent,polyak_sgd,radam,rprop,"
+    "sign_sgd,signum,sm3,yogi}"
+)
+_UNROUTED_COMPLEX = "{adabelief,adamaxw,lamb,lars,novograd,optimistic_adam_v2,radam,yogi}"
+_UNROUTED_COMPLEX_REASON = (
+    "optimizers optlab does not export (not routed: their update rules are optax's own code); "
+    "the optlab functions the routed run reaches inside them (chain, scale_by_learning_rate, "
+    "add_decayed_weights, scale_by_adam, scale_by_adamax, trace, masked) take their complex "
+    "code path in the kept complex cases of the routed optimizers (adam, adamax, adamw, sgd, "
+    "...), and their kept float cases still run them through optlab's functions"
+)
+_UNROUTED_WRAPPED = (
+    "optimizers optlab does not export (not routed: their update rules are optax's own code), "
+    "tested here by optax's own code around them; the optlab functions inside them (chain, "
+    "scale_by_learning_rate, add_decayed_weights, ...) run in this test in the kept cases of "
+    "the routed optimizers, and these optimizers still run through optlab's functions in "
+    "their kept test_optimization, test_state_shape_dtype_shard_stability, "
+    "inject_hyperparams and extra-args cases"
+)
+
 DESELECTED: dict[str, str] = {
     "optax/_src/alias_test.py::AliasTest::test_state_shape_dtype_shard_stability* "
     "(*dtype=float16)": _DTYPES,
@@ -106,10 +137,11 @@ DESELECTED: dict[str, str] = {
     "optax/_src/alias_test.py::AliasTest::test_preserve_dtype* (*dtype=float32)": (
         "float32 is the default dtype: the bfloat16 case, kept, is the one that can fail"
     ),
-    "optax/_src/alias_test.py::LBFGSTest::test_against_plain_implementation[0235-9]": (
+    "optax/_src/alias_test.py::LBFGSTest::test_against_plain_implementation[02-9]": (
         "each case runs the test's Python-loop reference, which compiles anew at every step; "
-        "kept: Rosenbrock without and Matyas with scale_init_precond, and optlab's own tests "
-        "check the two-loop recursion against a dense NumPy L-BFGS matrix. Cases 2, 3 and 8 "
+        "kept: Rosenbrock without scale_init_precond (with it, L-BFGS runs in the kept scipy "
+        "comparisons), and optlab's own tests check the two-loop recursion against a dense "
+        "NumPy L-BFGS matrix. Cases 2, 3 and 8 "
         "(Himmelblau, Zakharov) would fail on purpose: optlab keeps a curvature pair only when "
         "s·y > eps·‖y‖² (Nocedal & Wright §7.2), the reference keeps pairs of negative "
         "curvature and takes non-descent steps"
@@ -118,11 +150,11 @@ DESELECTED: dict[str, str] = {
         _DTYPES + "; both line searches are kept for each kept dtype"
     ),
     "optax/_src/alias_test.py::LBFGSTest::test_multiclass_logreg0": (
-        "scale_init_precond=True runs in the kept plain-implementation and scipy comparisons; "
+        "scale_init_precond=True (lbfgs's default) runs in the kept scipy comparisons; "
         "the kept case 1 solves the same problem without it"
     ),
     "optax/_src/alias_test.py::LBFGSTest::test_binary_logreg0": (
-        "scale_init_precond=True runs in the kept plain-implementation and scipy comparisons; "
+        "scale_init_precond=True (lbfgs's default) runs in the kept scipy comparisons; "
         "the kept case 1 solves the same problem without it"
     ),
     "optax/_src/alias_test.py::LBFGSTest::test_lbfgs_complex0": (
@@ -132,6 +164,20 @@ DESELECTED: dict[str, str] = {
     "optax/_src/alias_test.py::LBFGSTest::test_lbfgs_complex_rosenbrock1": (
         "complex L-BFGS with the zoom line search runs in the kept test_lbfgs_complex1, "
         "with the backtracking line search in the kept case 0"
+    ),
+    "optax/_src/alias_test.py::LBFGSTest::test_preconditioning_by_lbfgs_on_vectors[1-3]": (
+        _OPTAX_PRIVATE
+    ),
+    "optax/_src/alias_test.py::LBFGSTest::test_preconditioning_by_lbfgs_on_trees[1-3]": (
+        _OPTAX_PRIVATE
+    ),
+    "optax/_src/alias_test.py::LBFGSTest::test_against_scipy* (problem_name=himmelblau)": (
+        "the same assertions as the kept Rosenbrock case (L-BFGS's minimizer against scipy's "
+        "BFGS, its minimum against the known one) on another smooth 2-D problem"
+    ),
+    "optax/_src/alias_test.py::LBFGSTest::test_against_scipy* (problem_name=zakharov)": (
+        "the same assertions as the kept Matyas case (L-BFGS's minimizer and minimum against "
+        "the known ones) on a 6-D quartic"
     ),
     "optax/transforms/_accumulation_test.py::AccumulationTest::test_multi_steps_mixed_precision1": (
         "case 0, kept, runs the same grid of parameter and gradient dtypes through MultiSteps "
@@ -146,6 +192,13 @@ DESELECTED: dict[str, str] = {
     "(*atol=0.0001, rtol=0.0,*)": _TOLERANCES,
     "optax/_src/linesearch_test.py::BacktrackingLinesearchTest::test_linesearch* "
     "(*atol=0.0, rtol=0.0001,*)": _TOLERANCES,
+    "optax/_src/linesearch_test.py::BacktrackingLinesearchTest::test_linesearch* "
+    "(*slope_rtol=0.0, atol=0.0001, rtol=0.0001,*)": (
+        "slope_rtol and the tolerances are terms of one sufficient-decrease inequality, "
+        "f(θ + ηd) ≤ f(θ) + slope_rtol·η·∇f(θ)·d + atol + rtol·f(θ): the kept cases run each "
+        "term on and off (the slope term with the tolerances on and off, no slope term with "
+        "them off) on every problem with every increase factor"
+    ),
     "optax/_src/linesearch_test.py::BacktrackingLinesearchTest::test_dtype_stability[0235-9]": (
         _CONFUSED
     ),
@@ -154,4 +207,12 @@ DESELECTED: dict[str, str] = {
     ),
     "optax/_src/linesearch_test.py::ZoomLinesearchTest::test_dtype_stability[0235-9]": _CONFUSED,
     "optax/_src/linesearch_test.py::ZoomLinesearchTest::test_dtype_stability1[0235]": _CONFUSED,
+    "optax/_src/alias_test.py::AliasTest::test_optimization* "
+    f"(opt_name={_UNROUTED_COMPLEX}, *dtype=complex64)": _UNROUTED_COMPLEX_REASON,
+    "optax/_src/alias_test.py::AliasTest::test_state_shape_dtype_shard_stability* "
+    f"(opt_name={_UNROUTED_COMPLEX}, *dtype=complex128)": _UNROUTED_COMPLEX_REASON,
+    "optax/_src/alias_test.py::AliasTest::test_gradient_accumulation* "
+    f"(opt_name={_UNROUTED}, *)": _UNROUTED_WRAPPED,
+    "optax/_src/alias_test.py::AliasTest::test_preserve_dtype* "
+    f"(opt_name={_UNROUTED}, *)": _UNROUTED_WRAPPED,
 }

@@ -15,7 +15,8 @@ failed if its setup, call, teardown or any of its subtests failed). With
 tests (so one file's tests can be spread over several processes). Before that it deselects the
 tests ``allowlist.DESELECTED`` names (each with its reason: slow and proving nothing a kept
 parametrization does not), matching each entry against the test's id followed by its
-parameters (``described``) or its id alone, and records how many tests each entry deselected.
+parameters (``described``) or its id alone (``{a,b}`` in an entry matches either alternative),
+and records how many tests each entry deselected.
 """
 
 from __future__ import annotations
@@ -83,12 +84,27 @@ def described(item) -> str:
     return f"{item.nodeid} {params}".rstrip()
 
 
+def globs(pattern: str) -> list[str]:
+    """The fnmatch patterns a deselection entry stands for: ``{a,b,c}`` is one of the
+    alternatives (so one entry can name several optimizers)."""
+    match = re.search(r"\{([^{}]*)\}", pattern)
+    if match is None:
+        return [pattern]
+    head, tail = pattern[: match.start()], pattern[match.end() :]
+    return [g for alt in match.group(1).split(",") for g in globs(head + alt + tail)]
+
+
 def pytest_collection_modifyitems(session, config, items):
     from tests.compat.allowlist import DESELECTED as rules
 
+    expanded = {p: globs(p) for p in rules}
     matched = {
         it.nodeid: [
-            p for p in rules if any(fnmatch.fnmatchcase(n, p) for n in (it.nodeid, described(it)))
+            p
+            for p in rules
+            if any(
+                fnmatch.fnmatchcase(n, g) for n in (it.nodeid, described(it)) for g in expanded[p]
+            )
         ]
         for it in items
     }

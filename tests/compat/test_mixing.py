@@ -4,6 +4,8 @@
 Each test runs the same transformations in optax's ``chain`` and in optlab's: mixing must not
 change a single number, so the two trajectories are compared exactly."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,6 +45,25 @@ def plateau(t, v):
     return jnp.where(t < 3, 10.0 - t, 7.0)
 
 
+@functools.cache
+def reference(make, *args, **fixed):
+    """The trajectory of ``make(*args)`` (transformations in their own library's chain), run once
+    and shared by the parametrizations of the outer chain that compare against it."""
+    return run(make(*args), **fixed)
+
+
+def optlab_plateau_in_optlab_chain():
+    return ol.chain(ol.sgd(0.01), ol.reduce_on_plateau(0.5, 1, 0.0))
+
+
+def optax_plateau():
+    return optax.contrib.reduce_on_plateau(factor=0.5, patience=1, rtol=1e-3)
+
+
+def optax_plateau_in_optax_chain():
+    return optax.chain(optax.sgd(0.01), optax_plateau())
+
+
 @pytest.mark.parametrize("outer", [optax.chain, ol.chain], ids=["optax.chain", "ol.chain"])
 def test_optlab_reduce_on_plateau_gets_the_value_in_either_chain(outer):
     tx = outer(optax.sgd(0.01), ol.reduce_on_plateau(factor=0.5, patience=1, rtol=0.0))
@@ -51,19 +72,21 @@ def test_optlab_reduce_on_plateau_gets_the_value_in_either_chain(outer):
     # window of patience 1 after the first non-improving call: 1, 0.5 at t=4, 0.25 at t=5...
     scale = float(ol.get(state, "scale"))
     assert scale == 0.5**4
-    ref_x, _ = run(ol.chain(ol.sgd(0.01), ol.reduce_on_plateau(0.5, 1, 0.0)), loss=plateau)
+    ref_x, _ = reference(optlab_plateau_in_optlab_chain, loss=plateau)
     np.testing.assert_array_equal(np.asarray(x), np.asarray(ref_x))
 
 
 @pytest.mark.parametrize("outer", [optax.chain, ol.chain], ids=["optax.chain", "ol.chain"])
 def test_optax_reduce_on_plateau_gets_the_value_in_either_chain(outer):
-    def make():
-        return optax.contrib.reduce_on_plateau(factor=0.5, patience=1, rtol=1e-3)
-
-    x, state = run(outer(ol.sgd(0.01), make()), loss=plateau)
-    ref_x, ref_state = run(optax.chain(optax.sgd(0.01), make()), loss=plateau)
+    x, state = run(outer(ol.sgd(0.01), optax_plateau()), loss=plateau)
+    ref_x, ref_state = reference(optax_plateau_in_optax_chain, loss=plateau)
     assert float(state[1].scale) == float(ref_state[1].scale) < 1.0
     np.testing.assert_allclose(np.asarray(x), np.asarray(ref_x), rtol=1e-6)
+
+
+def in_own_chain(lib, search):
+    own_chain = ol.chain if lib is ol else optax.chain
+    return own_chain(optax.sgd(1.0), search(lib))
 
 
 @pytest.mark.parametrize("outer", [optax.chain, ol.chain], ids=["optax.chain", "ol.chain"])
@@ -80,8 +103,7 @@ def test_line_search_gets_value_grad_value_fn_in_either_chain(outer, search, lib
     # The same line search inside the other library's chain takes the same steps as inside
     # its own library's chain.
     x, state = run(outer(ol.sgd(1.0), search(lib)), linesearch=True)
-    own_chain = ol.chain if lib is ol else optax.chain
-    ref_x, _ = run(own_chain(optax.sgd(1.0), search(lib)), linesearch=True)
+    ref_x, _ = reference(in_own_chain, lib, search, linesearch=True)
     np.testing.assert_allclose(np.asarray(x), np.asarray(ref_x), rtol=1e-6, atol=1e-7)
     assert float(f(x)) < 0.1 * float(f(X0))
     assert int(ol.get(state, "num_linesearch_steps")) >= 1

@@ -2,11 +2,17 @@
 against NumPy float64 recomputations of a one-hidden-layer MLP: forward pass, backpropagation
 and Adam's first steps written out by hand; the record saved, reloaded and resumed exactly."""
 
+import jax
 import numpy as np
 import pytest
 
 import optlab as ol
-from optlab.diagnostics.statistics import Layer, stacked_histograms, value_stats
+from optlab.core.paths import path_str
+from optlab.diagnostics.statistics import (
+    Layer,
+    stacked_histograms,
+    value_stats,
+)
 from optlab.train.history import DiagnosticsRecord, History
 
 LOSS = ol.nn.softmax_cross_entropy_with_integer_labels
@@ -30,31 +36,44 @@ def np_stats(v, mask, kind):
     return mean, std, dead, sat, hist
 
 
-@pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid"])
-def test_value_stats_match_numpy(kind):
+KINDS = ("relu", "tanh", "sigmoid")
+
+
+def test_value_stats_match_numpy():
+    """value_stats of each kind against the textbook definitions (one compiled program per
+    kind), and of values whose mean is large against their spread (the shifted moments)."""
     rng = np.random.default_rng(1)
     z = rng.normal(scale=3.0, size=(9, 5)).astype(np.float32)
-    v = {"relu": np.maximum(z, 0), "tanh": np.tanh(z), "sigmoid": 1 / (1 + np.exp(-z))}[kind]
-    v[:, 2] = 0.0 if kind == "relu" else v[:, 2]  # one dead unit
-    v[7, 3] = 1.0 if kind == "relu" else v[7, 3]  # alive only in a padded row
-    v[:7, 3] = 0.0 if kind == "relu" else v[:7, 3]
+    values = [np.maximum(z, 0), np.tanh(z), 1 / (1 + np.exp(-z))]
+    relu = values[0]
+    relu[:, 2] = 0.0  # one dead unit
+    relu[7, 3] = 1.0  # alive only in a padded row
+    relu[:7, 3] = 0.0
+    values.append(z + 1000.0)  # a large mean against the spread: a pre-activation
     mask = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0], np.float32)
-    s = value_stats(v, mask, role="activation", kind=kind)
-    mean, std, dead, sat, _ = np_stats(v, mask, "relu" if kind == "relu" else "tanh")
-    if kind == "sigmoid":
-        sat = np.mean((v[:7] < 0.01) | (v[:7] > 0.99))
-    np.testing.assert_allclose([float(s["mean"]), float(s["std"])], [mean, std], rtol=1e-5)
-    if kind == "relu":
-        np.testing.assert_allclose(float(s["dead"]), dead, rtol=1e-6)
-        assert dead == 0.4
-        assert np.isnan(float(s["saturated"]))
-    else:
-        assert np.isnan(float(s["dead"]))
-        np.testing.assert_allclose(float(s["saturated"]), sat, rtol=1e-6)
-        assert 0 < sat < 1
-    low, high = {"relu": (0.0, 4.0), "tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}[kind]
-    expected, _ = np.histogram(np.clip(v[:7], low, high), bins=np.linspace(low, high, 33))
-    np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
+    stats = jax.jit(value_stats, static_argnames=("role", "kind"))
+    for i, kind in enumerate(KINDS):
+        v = values[i]
+        s = stats(v, mask, role="activation", kind=kind)
+        mean, std, dead, sat, _ = np_stats(v, mask, "relu" if kind == "relu" else "tanh")
+        if kind == "sigmoid":
+            sat = np.mean((v[:7] < 0.01) | (v[:7] > 0.99))
+        np.testing.assert_allclose([float(s["mean"]), float(s["std"])], [mean, std], 1e-5)
+        if kind == "relu":
+            np.testing.assert_allclose(float(s["dead"]), dead, rtol=1e-6)
+            assert dead == 0.4
+            assert np.isnan(float(s["saturated"]))
+        else:
+            assert np.isnan(float(s["dead"]))
+            np.testing.assert_allclose(float(s["saturated"]), sat, rtol=1e-6)
+            assert 0 < sat < 1
+        low, high = {"relu": (0.0, 4.0), "tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}[kind]
+        expected, _ = np.histogram(np.clip(v[:7], low, high), bins=np.linspace(low, high, 33))
+        np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
+    real = np.asarray(values[3][:7], np.float64)
+    s = stats(values[3], mask, role="preactivation", kind="linear")
+    np.testing.assert_allclose([s["mean"], s["std"]], [real.mean(), real.std()], rtol=1e-5)
+    assert np.isnan(s["dead"]) and np.isnan(s["saturated"])
 
 
 def make_model(activation="relu"):
@@ -168,6 +187,7 @@ FIT = dict(loss=LOSS, batch_size=8, progress=False, seed=2)
 # One transformation object: the runs below that differ only in epochs, checkpoints or
 # resumption reuse one compiled epoch (the transformation is a static part of the state).
 TX = ol.adam(0.01)
+SGD = ol.sgd(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -243,31 +263,47 @@ def test_monitor_does_not_change_training(data, monitored):
     np.testing.assert_array_equal(plain.history["loss"], history.history["loss"])
 
 
-def test_every_samples_by_global_step_and_batchnorm_statistics(data):
-    """Monitor(every=3) on a BatchNorm MLP: the sampled steps by the global step count, plain
-    SGD's effective learning rate, the running BatchNorm averages at the end of each epoch."""
+def test_every_samples_chunks_of_each_epoch_and_batchnorm_statistics(data):
+    """Monitor(every=3) on a BatchNorm MLP: the epoch's steps 0 and 3 sampled (the others run
+    the plain step), plain SGD's effective learning rate, the parameter norms at the epoch's
+    start with the update ratio over them, the running BatchNorm averages at each epoch's end;
+    and the training itself is that of an unmonitored run."""
     x, y = np.tile(data[0], (4, 1)), np.tile(data[1], 4)
-    model = ol.nn.MLP(3, (4,), 3, norm="batch", rngs=0)
-    history, trained = ol.fit(
-        model,
-        ol.sgd(0.1),
-        (x, y),
-        epochs=2,
-        diagnostics=ol.diagnostics.Monitor(every=3, histograms=False),
-        **FIT,
-    )
+
+    def run(diagnostics):
+        model = ol.nn.MLP(3, (4,), 3, norm="batch", rngs=0)
+        params = ol.nn.functional(model)[1]
+        start = {
+            path_str(k): np.linalg.norm(np.asarray(v, np.float64))
+            for k, v in jax.tree_util.tree_flatten_with_path(params)[0]
+        }
+        history, trained = ol.fit(
+            model, SGD, (x, y), epochs=2, diagnostics=diagnostics, metrics=(), **FIT
+        )
+        return start, history, trained
+
+    start, history, trained = run(ol.diagnostics.Monitor(every=3, histograms=False))
     record = history.diagnostics
-    # 4 steps per epoch: steps 0 and 3 sampled in epoch 1, step 6 in epoch 2.
-    assert list(record["sampled_steps"]) == [2.0, 1.0]
+    # 4 steps per epoch: steps 0 and 3 of each epoch sampled
+    assert list(record["sampled_steps"]) == [2.0, 2.0]
     assert "activation_hist" not in record.keys()
     # plain SGD: the effective learning rate is the learning rate itself
-    kernels = [i for i, name in enumerate(record.rows("effective_lr")) if name.endswith("kernel")]
+    names = record.rows("effective_lr")
+    kernels = [i for i, name in enumerate(names) if name.endswith("kernel")]
     assert len(kernels) == 2
     np.testing.assert_allclose(record["effective_lr"][kernels], 0.1, rtol=1e-5)
+    np.testing.assert_allclose(record["param_norm"][:, 0], [start[n] for n in names], 1e-6)
+    ratio = record["step_norm"][kernels] / record["param_norm"][kernels]
+    np.testing.assert_allclose(record["update_ratio"][kernels], ratio, rtol=1e-6)
+    assert np.isnan(record["update_ratio"][names.index("head/bias"), 0])  # zero at init
     assert record.rows("bn_mean") == ["blocks/0/norm"]
     norm = trained.blocks[0].norm
     np.testing.assert_allclose(record["bn_mean"][0, -1], np.mean(norm.mean[...]), rtol=1e-6)
     np.testing.assert_allclose(record["bn_var"][0, -1], np.mean(norm.var[...]), rtol=1e-6)
+    # the chunked epoch (monitored and plain steps) trains exactly as the unmonitored one
+    _, plain, untouched = run(None)
+    np.testing.assert_array_equal(plain.history["loss"], history.history["loss"])
+    np.testing.assert_array_equal(untouched.head.kernel[...], trained.head.kernel[...])
 
 
 def test_record_round_trips_exactly(tmp_path, monitored):
@@ -306,7 +342,9 @@ def test_histogram_rows_subsample():
     rng = np.random.default_rng(3)
     v = rng.normal(size=(6, 5)).astype(np.float32)
     mask = np.array([1, 0, 1, 1, 1, 1], np.float32)
-    s = value_stats(v, mask, role="preactivation", kind="linear", histogram_rows=3)
+    s = jax.jit(value_stats, static_argnames=("role", "kind", "histogram_rows"))(
+        v, mask, role="preactivation", kind="linear", histogram_rows=3
+    )
     expected, _ = np.histogram(np.clip(v[[0, 2]], -4, 4), bins=np.linspace(-4, 4, 33))
     np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
     np.testing.assert_allclose(float(s["mean"]), v[mask > 0].mean(dtype=np.float64), rtol=1e-5)
@@ -318,6 +356,8 @@ def test_histogram_rows_subsample():
         Layer((2,), "c", "activation", "tanh"),  # not called: zeros
     ]
     relu = np.maximum(v, 0)
-    both = stacked_histograms(layers, {layers[0]: v, layers[1]: relu}, mask, 3)
+    both = jax.jit(lambda a, b, m: stacked_histograms(layers, {layers[0]: a, layers[1]: b}, m, 3))(
+        v, relu, mask
+    )
     relu_expected, _ = np.histogram(np.clip(relu[[0, 2]], 0, 4), bins=np.linspace(0, 4, 33))
     np.testing.assert_array_equal(np.asarray(both), [expected, relu_expected, np.zeros(32)])

@@ -526,6 +526,16 @@ def _finite(tree: Any) -> bool:
     return all(np.all(np.isfinite(x)) for x in leaves if x.dtype.kind in "fc")
 
 
+# Transformations whose 3 updates run as one compiled program, and schedules compiled once for
+# their 4 steps (eagerly, their loops, random streams and piecewise pieces dispatch op by op).
+COMPILED = frozenset(
+    {
+        *("ol.lbfgs", "ol.newton", "ol.add_noise", "ol.scale_by_lbfgs", "ol.scale_by_newton"),
+        *("ol.cosine_onecycle_schedule", "ol.linear_onecycle_schedule"),  # piecewise, 4 steps
+    }
+)
+
+
 def exercise(key: str, result: Any) -> str | None:
     """Uses what a call returned a little; returns why it is garbage, or ``None`` when fine.
 
@@ -534,14 +544,22 @@ def exercise(key: str, result: Any) -> str | None:
     datasets: finite values.
     """
     if callable(getattr(result, "init", None)) and callable(getattr(result, "update", None)):
-        params = params_tree()
-        state = result.init(params)
-        for _ in range(3):
-            grads = jax.grad(quadratic)(params)
-            updates, state = result.update(
-                grads, state, params, value=quadratic(params), grad=grads, value_fn=quadratic
-            )
-            params = ol.apply_updates(params, updates)
+
+        def three_updates(params: Any) -> Any:
+            state = result.init(params)
+            for _ in range(3):
+                grads = jax.grad(quadratic)(params)
+                updates, state = result.update(
+                    grads, state, params, value=quadratic(params), grad=grads, value_fn=quadratic
+                )
+                params = ol.apply_updates(params, updates)
+            return params
+
+        # One compiled program where eager updates cost seconds (a line search's loop, a PRNG
+        # stream run op by op); the hyperparameters stay concrete Python values either way.
+        run = jax.jit(three_updates) if key in COMPILED else three_updates
+        with jax.disable_jit(key not in COMPILED):
+            params = run(params_tree())
         if jax.tree.map(jnp.shape, params) != jax.tree.map(jnp.shape, params_tree()):
             return f"3 updates changed the parameters' shapes to {jax.tree.map(jnp.shape, params)}"
         if not _finite(params):
@@ -562,7 +580,9 @@ def exercise(key: str, result: Any) -> str | None:
         "optlab.schedules"
     ):
         if callable(result):
-            values = [result(jnp.asarray(c)) for c in (0, 1, 5, 50)]
+            schedule = jax.jit(result) if key in COMPILED else result
+            with jax.disable_jit(key not in COMPILED):
+                values = [schedule(jnp.asarray(c)) for c in (0, 1, 5, 50)]
             return None if _finite(values) else f"the schedule gives {values}"
     if isinstance(result, ol.data.Dataset):
         return None if _finite((result.x_train, result.x_test)) else "non-finite features"

@@ -82,9 +82,14 @@ def test_norm_topology_shapes_and_counts(norm, activation, position, residual):
     )
     assert onn.count_params(model) == expected_count(activation, norm, position, residual)
     apply, params, state = onn.functional(model)
-    y, new_state = apply(params, state, X, train=True, rng=jax.random.key(0))
+    # Traced abstractly (shapes only, nothing compiled): the forward values are checked per
+    # activation and per layer elsewhere; here it is the wiring of 20 topologies.
+    y, new_state = jax.eval_shape(
+        lambda p, s: apply(p, s, X, train=True, rng=jax.random.key(0)), params, state
+    )
     assert y.shape == (BATCH, OUT)
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    assert jax.tree.map(jnp.shape, new_state) == jax.tree.map(jnp.shape, state)
     assert (norm == "batch") == bool(jax.tree.leaves(nnx.state(model, nnx.BatchStat)))
 
 

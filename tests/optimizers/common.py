@@ -48,6 +48,18 @@ def _steps(rng: np.random.Generator, n: int, dtype: Any) -> tuple[Any, list[Any]
     return params, grads
 
 
+def _small_steps(rng: np.random.Generator, n: int, dtype: Any) -> tuple[Any, list[Any]]:
+    """Two leaves (a matrix and a scalar): for the checks that do not test the tree handling
+    (the NumPy and optax checks do, on :func:`random_tree`). Compilation time grows with the
+    number of leaves, and each new leaf shape compiles every eager operation once more."""
+
+    def tree():
+        full = random_tree(rng, dtype)
+        return {"w": full["w"], "s": full["s"]}
+
+    return tree(), [tree() for _ in range(n)]
+
+
 def _run(tx: Any, params: Any, grads: list[Any], update: Any = None) -> list[Any]:
     update = update or tx.update
     state = tx.init(params)
@@ -110,7 +122,7 @@ def check_jit_and_no_recompile(case: Case, rng: np.random.Generator) -> None:
     multiply-adds (FMA) and the hyperparameter is a traced array rather than a constant, so
     the last bits differ; a few ulps, amplified by the cancellation in centered variances
     (n - m^2), stay below rtol 1e-5."""
-    params, grads = _steps(rng, 3, np.float32)
+    params, grads = _small_steps(rng, 3, np.float32)
 
     def step(hp, g, state, p):
         return case.ours(hp).update(g, state, p)
@@ -130,7 +142,7 @@ def check_jit_and_no_recompile(case: Case, rng: np.random.Generator) -> None:
 
 def check_dtype_preserved(case: Case, rng: np.random.Generator, dtype: Any) -> None:
     """Updates come back in the gradients' dtype and stay finite; the state keeps its dtype."""
-    params, grads = _steps(rng, 2, dtype)
+    params, grads = _small_steps(rng, 2, dtype)
     tx = case.ours(case.hp)
     state = tx.init(params)
     state_dtypes = [x.dtype for x in jax.tree.leaves(state)]

@@ -42,24 +42,28 @@ def _descend(name, problem, f, x0, steps):
     return f(x)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_converges_on_quadratic_and_rosenbrock(name):
+def test_converges_on_quadratic_and_rosenbrock():
     """With the registry's tuned learning rates, 10000 steps (a scan: milliseconds once
-    compiled) cut both the quadratic's value and Rosenbrock's (24.2 at (-1.2, 1)) by 100x.
-    The slowest, adadelta and rmsprop, need most of those steps; both problems are in one
-    compiled function."""
+    compiled) cut both the quadratic's value and Rosenbrock's (24.2 at (-1.2, 1)) by 100x, for
+    every optimizer. The slowest, adadelta and rmsprop, need most of those steps. Every
+    optimizer's two problems are in one compiled function: compiling it costs less than half
+    of compiling one function per optimizer."""
     x_quad, x_rosen = jnp.zeros(10), jnp.array([-1.2, 1.0])
 
     @jax.jit
     def run():
-        return (
-            _descend(name, "quadratic", quadratic, x_quad, 10_000),
-            _descend(name, "rosenbrock", rosenbrock, x_rosen, 10_000),
-        )
+        return {
+            name: (
+                _descend(name, "quadratic", quadratic, x_quad, 10_000),
+                _descend(name, "rosenbrock", rosenbrock, x_rosen, 10_000),
+            )
+            for name in NAMES
+        }
 
-    f_quad, f_rosen = (float(v) for v in run())
-    assert f_quad < float(quadratic(x_quad)) / 100, (name, f_quad)
-    assert f_rosen < float(rosenbrock(x_rosen)) / 100, (name, f_rosen)
+    f0_quad, f0_rosen = float(quadratic(x_quad)), float(rosenbrock(x_rosen))
+    values = {name: (float(q), float(r)) for name, (q, r) in run().items()}
+    slow = {n: v for n, v in values.items() if not (v[0] < f0_quad / 100 and v[1] < f0_rosen / 100)}
+    assert not slow, f"(quadratic, rosenbrock) not cut 100x: {slow}"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -82,64 +86,77 @@ def test_extra_arguments_are_ignored(name, rng):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_traced_learning_rate_no_recompile_and_vmap(name, rng):
+def test_traced_learning_rate_no_recompile_and_vmap(rng):
+    """Every optimizer's two steps from one traced learning rate, all in one compiled function
+    (one compilation for all of them instead of one each): new rates do not recompile, and the
+    vmapped function gives the steps of the single calls."""
     params, grads = random_tree(rng), random_tree(rng)
 
     def two_steps(lr):
-        tx = make(name, learning_rate=lr)
-        state = tx.init(params)
-        u, state = tx.update(grads, state, params)
-        u, state = tx.update(grads, state, ol.apply_updates(params, u))
-        return u
+        out = {}
+        for name in NAMES:
+            tx = make(name, learning_rate=lr)
+            state = tx.init(params)
+            u, state = tx.update(grads, state, params)
+            u, state = tx.update(grads, state, ol.apply_updates(params, u))
+            out[name] = u
+        return out
 
     counter = TraceCounter(two_steps)
     jitted = jax.jit(counter)
     lrs = jnp.array([0.01, 0.02, 0.05], jnp.float32)
     singles = [jitted(lr) for lr in lrs]
-    assert counter.count == 1, f"{name} recompiled for a new learning rate"
-    swept = jax.vmap(two_steps)(lrs)
-    for i, single in enumerate(singles):
-        for a, b in zip(
-            jax.tree.leaves(jax.tree.map(lambda x, i=i: x[i], swept)),
-            jax.tree.leaves(single),
-            strict=True,
-        ):
-            # the same float32 computation, batched or not: only fusion order may differ.
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
-    # the learning rate really is used: different rates give different steps
-    assert not np.allclose(
-        np.asarray(jax.tree.leaves(singles[0])[0]), np.asarray(jax.tree.leaves(singles[2])[0])
-    )
+    assert counter.count == 1, "recompiled for a new learning rate"
+    # compiled: an eager vmap would compile each of the updates' operations on its own
+    swept = jax.jit(jax.vmap(two_steps))(lrs)
+    for name in NAMES:
+        for i, single in enumerate(singles):
+            for a, b in zip(
+                jax.tree.leaves(jax.tree.map(lambda x, i=i: x[i], swept[name])),
+                jax.tree.leaves(single[name]),
+                strict=True,
+            ):
+                # the same float32 computation, batched or not: only fusion order may differ.
+                np.testing.assert_allclose(
+                    np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7, err_msg=name
+                )
+        # the learning rate really is used: different rates give different steps
+        first, last = singles[0][name], singles[2][name]
+        assert not np.allclose(
+            np.asarray(jax.tree.leaves(first)[0]), np.asarray(jax.tree.leaves(last)[0])
+        ), name
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_trains_nnx_linear_inside_nnx_optimizer(name):
+def test_trains_nnx_linear_inside_nnx_optimizer():
     """A tiny linear regression (exactly solvable): 100 steps of a compiled nnx train step
-    with the registry's default (MLP) hyperparameters lower the loss by at least 10%."""
+    with the registry's default (MLP) hyperparameters lower the loss by at least 10%, for every
+    optimizer (all in one compiled function: one compilation instead of one each)."""
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.standard_normal((32, 4)), jnp.float32)
     y = x @ jnp.asarray(rng.standard_normal((4, 2)), jnp.float32) + 0.5
-    model = nnx.Linear(4, 2, rngs=nnx.Rngs(0))
-    opt = nnx.Optimizer(model, make(name), wrt=nnx.Param)
+    models = {name: nnx.Linear(4, 2, rngs=nnx.Rngs(0)) for name in NAMES}
+    opts = {name: nnx.Optimizer(models[name], make(name), wrt=nnx.Param) for name in NAMES}
 
     def loss_fn(m):
         return jnp.mean((m(x) - y) ** 2)
 
+    def body(i, carry):
+        model, opt = carry
+        grads = nnx.grad(loss_fn)(model)
+        opt.update(model, grads)
+        return model, opt
+
     @nnx.jit
-    def train(model, opt):
-        def body(i, carry):
-            model, opt = carry
-            grads = nnx.grad(loss_fn)(model)
-            opt.update(model, grads)
-            return model, opt
+    def train(models, opts):
+        for name in NAMES:
+            nnx.fori_loop(0, 100, body, (models[name], opts[name]))
+        return {name: loss_fn(models[name]) for name in NAMES}
 
-        nnx.fori_loop(0, 100, body, (model, opt))
-        return loss_fn(model)
-
-    before = float(loss_fn(model))
-    after = float(train(model, opt))
-    assert after < 0.9 * before, (name, before, after)
+    before = {name: float(loss_fn(m)) for name, m in models.items()}
+    after = {name: float(v) for name, v in train(models, opts).items()}
+    assert len(set(before.values())) == 1  # every optimizer starts from the same model
+    slow = {n: (before[n], after[n]) for n in NAMES if not after[n] < 0.9 * before[n]}
+    assert not slow, f"(before, after) less than 10% lower: {slow}"
 
 
 @pytest.mark.parametrize("name", NAMES)

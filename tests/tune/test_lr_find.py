@@ -170,7 +170,8 @@ def test_verification_runs_are_solo_fits_and_the_winner_is_their_best(found):
     rows = result.verification
     assert [r["lr"] for r in rows] == [lr for lr, _ in candidates(result.suggestions)]
     assert result.verified == min(rows, key=lambda r: r["val_loss"])["lr"]
-    for row in (rows[0], rows[len(rows) // 2], rows[-1]):
+    # the two ends of the candidates (a solo fit compiles once per transformation object)
+    for row in (rows[0], rows[-1]):
         model = ol.nn.MLP(4, (16,), 3, norm="batch", dropout=0.1, rngs=0)
         history, _ = ol.fit(
             model,

@@ -82,17 +82,22 @@ def test_a_plain_nnx_model_and_adam_with_two_traced_hyperparameters():
 
 @quiet
 def test_shape_groups_one_program_each_and_model_reads_are_static():
-    configs = [{"width": 8, "lr": 0.1}, {"width": 16, "lr": 0.1}, {"width": 8, "lr": 0.02}]
-    result = ol.tune.sweep(mlp, sgd, configs, (X, Y), epochs=1, **KW)
-    assert result.groups == 2 and result.static == ["width"] and result.traced == ["lr"]
-    assert_histories_close(result.members[1].history, solo(mlp, sgd, configs[1], 0, 1))
+    def model_fn(config, rngs):  # an int (width) and a float (dropout) read by model_fn
+        return ol.nn.MLP(
+            4, (config["width"],), 3, norm="batch", dropout=config["dropout"], rngs=rngs
+        )
 
-    def dropout_model(config, rngs):  # a float read by model_fn selects the program
-        return ol.nn.MLP(4, (8,), 3, dropout=config["dropout"], rngs=rngs)
-
-    configs = [{"dropout": 0.1, "lr": 0.1}, {"dropout": 0.3, "lr": 0.1}]
-    result = ol.tune.sweep(dropout_model, sgd, configs, (X, Y), epochs=1, **KW)
-    assert result.static == ["dropout"] and result.groups == 2 and result.traced == ["lr"]
+    configs = [
+        {"width": 8, "dropout": 0.2, "lr": 0.1},
+        {"width": 16, "dropout": 0.3, "lr": 0.1},
+        {"width": 8, "dropout": 0.2, "lr": 0.02},
+    ]
+    result = ol.tune.sweep(model_fn, sgd, configs, (X, Y), epochs=1, **KW)
+    # the float read by model_fn is static (it selects the program), not traced like lr
+    assert result.static == ["dropout", "width"] and result.traced == ["lr"]
+    assert result.groups == 2 and result.compilations == 2
+    # the member of the second group trained with its own width and dropout rate
+    assert_histories_close(result.members[1].history, solo(model_fn, sgd, configs[1], 0, 1))
 
 
 def test_new_values_of_traced_hyperparameters_do_not_recompile(swept):
@@ -133,10 +138,14 @@ def test_successive_halving_keeps_the_best_and_compacts(swept):
         seeds=[0, 3],
         warn=False,
         halving=ol.tune.HalvingConfig(eta=2, min_epochs=1),
+        # chunks of 3 members before and after the compaction: one compiled program, which
+        # test_chunks_give_the_results_of_one_dispatch reuses when it runs in the same process
+        memory_budget=3 * swept.member_bytes + 1,
         **KW,
     )
     # rungs at epoch 1 (4 configurations -> 2) and 2 (2 <= eta: no more halving); the sizes met
-    # are 8 members (compiled for the fixture) and 4
+    # are 8 members and 4, both run in chunks of 3
+    assert half.chunk_size == 3
     assert population_epoch._cache_size() - before <= compilations_bound(4, 2) == 2
     first = np.array([m.history["val_loss"][0] for m in swept.members]).reshape(4, 2).mean(1)
     kept = {m.config_index for m in half.members if m.epochs == 3}
