@@ -274,9 +274,11 @@ class Monitor:
         n = carry["finite"]
         mean = jnp.where(n > 0, carry["total"] / jnp.maximum(n, 1.0), jnp.nan)
         p_norm = jnp.sqrt(carry["param_sq"])
-        # the mean step norms: the third of the per-step parameter blocks (_STEP_STATS)
+        # the mean step norms: their block among the per-step parameter blocks, which end
+        # the vector in the order of _STEP_STATS
         count = p_norm.shape[0]
-        step = mean[mean.shape[0] - 2 * count : mean.shape[0] - count]
+        start = mean.shape[0] - (len(_STEP_STATS) - _STEP_STATS.index("step_norm")) * count
+        step = mean[start : start + count]
         ratio = jnp.where(p_norm > 0, step / p_norm, jnp.nan)
         bn = batchnorm_stats(state.model_state)
         return {

@@ -342,9 +342,7 @@ def norm_vectors(
     p_norm = jnp.sqrt(_stack(param_sq, names))
     out = {"param_norm": p_norm}
     if step_sq is None:
-        g_norm = jnp.sqrt(_stack(grad_sq, names))
-        root = np.sqrt(np.array([max(size[n], 1) for n in names], np.float32))
-        return {"grad_norm": g_norm, "grad_rms": g_norm / root, **out}
+        return {**_grad_vectors(grad_sq, size, names), **out}
     vectors = step_vectors(grad_sq, step_sq, scale, size, names)
     out["update_ratio"] = jnp.where(p_norm > 0, vectors["step_norm"] / p_norm, jnp.nan)
     return {k: v for k, v in (vectors | out).items() if k != "step_norm"}
@@ -357,16 +355,22 @@ def step_vectors(
     gradient and of the update :math:`u` (the step is :math:`\Delta\theta = c\,u`, ``c`` is
     ``scale``): ``grad_norm``, ``grad_rms``, ``step_norm`` :math:`\lVert\Delta\theta\rVert`
     and ``effective_lr`` (NaN where the gradient is 0)."""
-    g_norm = jnp.sqrt(_stack(grad_sq, names))
-    root = np.sqrt(np.array([max(size[n], 1) for n in names], np.float32))
+    grad = _grad_vectors(grad_sq, size, names)
     scale = jnp.abs(jnp.asarray(scale, jnp.float32))
     step = scale * jnp.sqrt(_stack(step_sq, names))
     return {
-        "grad_norm": g_norm,
-        "grad_rms": g_norm / root,
+        **grad,
         "step_norm": step,
-        "effective_lr": jnp.where(g_norm > 0, step / g_norm, jnp.nan),
+        "effective_lr": jnp.where(grad["grad_norm"] > 0, step / grad["grad_norm"], jnp.nan),
     }
+
+
+def _grad_vectors(grad_sq: dict, size: dict, names: list) -> dict[str, jax.Array]:
+    """``grad_norm`` and ``grad_rms`` (the norm over the square root of the size) per
+    parameter ``names[i]``."""
+    g_norm = jnp.sqrt(_stack(grad_sq, names))
+    root = np.sqrt(np.array([max(size[n], 1) for n in names], np.float32))
+    return {"grad_norm": g_norm, "grad_rms": g_norm / root}
 
 
 def _stack(values: dict, names: list) -> jax.Array:

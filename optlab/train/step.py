@@ -527,12 +527,11 @@ def _chunked(run_step, step_fn, plain, k, state, acc, batches, num):
         st, acc, buffers = carry
         i = c * k
         st, logs, rows = run_step(step_fn, st, batch_at(i), i)
-        acc = monitor_fold(acc, logs.pop("monitor"))
+        acc = step_fn.monitor.fold(acc, logs.pop("monitor"))
         buffers = write(buffers, logs, rows, i)
         st, buffers = jax.lax.fori_loop(i + 1, jnp.minimum(i + k, num), plain_body, (st, buffers))
         return (st, acc, buffers), None
 
-    monitor_fold = step_fn.monitor.fold
     chunks = -(-num // k)
     (state, acc, buffers), _ = jax.lax.scan(chunk, (state, acc, buffers), jnp.arange(chunks))
     weights = buffers.pop("__rows__")
