@@ -29,7 +29,8 @@ def add_parser(sub: Any, parser_class: Any) -> None:
         allow_abbrev=False,
         help="benchmark the optimizers: time to a target, tuned and default (AlgoPerf-style)",
         description="For each workload and optimizer: the registry defaults, and 3 studies x "
-        "5 quasi-random trials from a declared search space (one vmapped program per workload); "
+        "5 quasi-random trials from a declared search space (one vmapped program per group of 3 "
+        "optimizers); "
         "steps and seconds to the target validation accuracy (median, IQR), final test "
         "accuracy over 10 seeds, learning-rate sensitivity, performance profiles and "
         "AlgoPerf's integrated score. Writes report.md, suite.json, profiles.png and "

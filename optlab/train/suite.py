@@ -14,15 +14,15 @@ For every workload :math:`w` (a dataset, an MLP, an epoch budget) and optimizer 
 - **learning-rate sensitivity**: the final validation accuracy at learning rates spread around
   the default, the other hyperparameters at their defaults.
 
-A workload compiles one program for all its mini-batch optimizers: every optimizer's
-defaults, sensitivity points and trials (:math:`1 + K + ST` members each) run as one vmapped
-program (:func:`optlab.train.benchmark.train_population`), each member's optimizer chosen by a
-traced index (:func:`optlab.train.benchmark.select_transform`); the final seeds (:math:`2F`
-members per optimizer, padded to the same count) reuse that compiled program. Targets are validation
-accuracies from ``benchmarks/targets.json`` (AlgoPerf: the median over seeds of the best
-accuracy a large-budget tuning of the baselines reached within 3/4 of the workload's epoch
-budget; :func:`derive_targets`). Full-batch L-BFGS has nothing to tune: it runs
-``Budget.full_batch_seeds`` seeds. Every seed derives from one ``seed``.
+A workload compiles one program per group of ``Budget.group`` mini-batch optimizers: every
+optimizer's defaults, sensitivity points and trials (:math:`1 + K + ST` members each) run as
+one vmapped program (:func:`optlab.train.benchmark.train_population`), each member's
+optimizer chosen by a traced index (:func:`optlab.train.benchmark.select_transform`); the
+final seeds (:math:`2F` members per optimizer, padded to the same count) reuse that compiled
+program. Targets are validation accuracies from ``benchmarks/targets.json`` (AlgoPerf: the
+median over seeds of the best accuracy a large-budget tuning of the baselines reached within
+3/4 of the workload's epoch budget; :func:`derive_targets`). Full-batch L-BFGS has nothing
+to tune: it runs ``Budget.full_batch_seeds`` seeds. Every seed derives from one ``seed``.
 
 The suite trains with :func:`~optlab.train.benchmark.train_population` rather than
 :func:`optlab.tune.sweep`: measured side by side they cost the same once compiled, but the
@@ -300,9 +300,10 @@ def run_workload(
     seed: int,
 ) -> dict[str, Any]:
     """Defaults, sensitivity, tuning studies and final seeds of each optimizer of ``names`` on
-    one workload: the mini-batch optimizers' members (``1 + K + ST`` each) all in one vmapped
-    program, whose final seeds (``2F`` per optimizer, padded to the same count) reuse it;
-    each full-batch optimizer in its own. Returns name -> result."""
+    one workload: the mini-batch optimizers' members (``1 + K + ST`` each) in one vmapped
+    program per group of ``budget.group`` optimizers, whose final seeds (``2F`` per
+    optimizer, padded to the same count) reuse it; each full-batch optimizer in its own.
+    Returns name -> result."""
     from optlab.nn.losses import softmax_cross_entropy_with_integer_labels as loss
 
     n_out = int(max(data["train"][1].max(), data["test"][1].max())) + 1
