@@ -4,8 +4,10 @@ numbers for one's own loop (:func:`activation_stats`, :func:`gradient_stats`).
 ``fit(..., diagnostics=Monitor(every=1, histograms=True))`` runs the training-mode forward pass
 through Flax's ``nnx.capture`` (the outputs of every Dense layer and activation layer are
 intercepted: no second model), and after each sampled step computes, per layer, the
-statistics of ``optlab.diagnostics.statistics`` on the batch's real rows, and per
-parameter the gradient norm and RMS, the update ratio and the effective learning rate. They
+statistics of ``optlab.diagnostics.statistics`` on the batch's real rows (the moments and
+saturated fractions on its first 32, ``MOMENT_ROWS``, the histograms on its first 4,
+``HISTOGRAM_ROWS``, the dead fractions on all of them), and per parameter the gradient norm
+and RMS, the update ratio and the effective learning rate. They
 are folded into a fixed-size carry of the epoch's ``lax.scan`` (sums of the finite values and
 their counts; summed histogram counts), so nothing leaves the device until the epoch ends;
 then the epoch's summary (the mean over the sampled steps of each per-step value, histograms
@@ -53,15 +55,13 @@ from optlab.diagnostics.statistics import (
     batchnorm_stats,
     histogram_edges,
     layer_outputs,
+    layer_sums,
     layers_of,
-    moments,
     parameter_stats,
+    root_sizes,
     sizes,
     squared_norms,
-    stacked_histograms,
-    step_vectors,
     value_stats,
-    value_sums,
 )
 from optlab.nn.apply import functional
 from optlab.train.history import natural_key
@@ -69,12 +69,17 @@ from optlab.train.step import split_batch, weighted_mean
 
 # The histograms count the values of the batch's first rows only (real rows: the mask still
 # weighs them): a fixed subsample, so their cost does not grow with the batch.
-HISTOGRAM_ROWS = 8
+HISTOGRAM_ROWS = 4
+# The moments and saturated fractions are taken on the batch's first rows too (all of them
+# up to this batch size); dead units on every row.
+MOMENT_ROWS = 32
 _VALUE_STATS = ("mean", "std", "dead", "saturated")
 # Per parameter, per monitored step (folded: means over the epoch's sampled steps) ...
 _STEP_STATS = ("grad_norm", "grad_rms", "step_norm", "effective_lr")
 # ... and once per epoch, in ``finish``: the norm at the epoch's start and the update ratio.
 _EPOCH_STATS = ("param_norm", "update_ratio")
+# the rows of the per-entry sums the forward pass returns (``optlab.diagnostics.statistics``)
+_VALUE_ROWS = ("first", "second", "shift", "dead", "saturated")
 
 
 def _num_classes(predictions: jax.Array, targets: Any) -> int:
@@ -104,6 +109,63 @@ def _layout(state: Any) -> tuple[list[Layer], list[tuple[str, str]]]:
     return layers, entries
 
 
+# The formulas of the packed vector's entries (``_plan``).
+_MEAN, _STD, _COPY, _NORM, _RATIO = range(5)
+
+
+def _plan(entries: int, acts: list[int], root: np.ndarray) -> np.ndarray:
+    r"""How each entry of a step's packed vector (in the layout's order, without the
+    once-per-epoch values) is computed from the raw vector of the step's scalars: the
+    ``(5, entries)`` matrix of the forward pass's sums flattened (rows first, second, shift,
+    dead, saturated; columns the input and the layers, ``acts`` the columns of the activation
+    layers), then the squared gradient norms and the squared update norms (one per
+    parameter), ``|lr_scale|``, 1 and whether the step counts (1 or 0, the last entry of the
+    packed vector too). Rows ``formula, a, b, c, k`` (operands: positions in the
+    raw vector), formulas ``a + c`` (mean: the moments of
+    ``optlab.diagnostics.statistics.moments``), :math:`\sqrt{\max(b - a^2, 0)}` (standard
+    deviation), ``a`` (a fraction), :math:`k c \sqrt a` (gradient norm, RMS, step norm) and
+    :math:`c \sqrt a / \sqrt b` (effective learning rate, NaN where ``b`` is 0).
+
+    Static: one elementwise kernel evaluates the whole vector (:func:`_evaluate`), where
+    computing its pieces apart and concatenating them costs a small kernel per piece on CPU.
+    """
+    params = len(root)
+    first, second, shift, dead, saturated = (i * entries for i in range(len(_VALUE_ROWS)))
+    grad = len(_VALUE_ROWS) * entries
+    update = grad + params
+    scale, one = update + params, update + params + 1
+    rows = [(_MEAN, first, 0, shift, 1.0), (_STD, first, second, 0, 1.0)]
+    rows += [(_MEAN, first + e, 0, shift + e, 1.0) for e in range(1, entries)]
+    rows += [(_STD, first + e, second + e, 0, 1.0) for e in range(1, entries)]
+    rows += [(_COPY, dead + a, 0, 0, 1.0) for a in acts]
+    rows += [(_COPY, saturated + a, 0, 0, 1.0) for a in acts]
+    # in the order of _STEP_STATS: gradient norm, gradient RMS, step norm, effective lr
+    rows += [(_NORM, grad + p, 0, one, 1.0) for p in range(params)]
+    rows += [(_NORM, grad + p, 0, one, 1.0 / float(root[p])) for p in range(params)]
+    rows += [(_NORM, update + p, 0, scale, 1.0) for p in range(params)]
+    rows += [(_RATIO, update + p, grad + p, scale, 1.0) for p in range(params)]
+    rows += [(_COPY, one + 1, 0, 0, 1.0)]  # whether the step counts
+    return np.array(rows, np.float64).T
+
+
+def _evaluate(raw: jax.Array, plan: np.ndarray) -> jax.Array:
+    """The packed vector of :func:`_plan`'s formulas on ``raw``."""
+    formula = plan[0].astype(np.int32)
+    a, b, c = (raw[plan[i].astype(np.int32)] for i in (1, 2, 3))
+    k = jnp.asarray(plan[4], jnp.float32)
+    root_a, root_b = jnp.sqrt(jnp.maximum(a, 0.0)), jnp.sqrt(jnp.maximum(b, 0.0))
+    return jnp.select(
+        [formula == _MEAN, formula == _STD, formula == _COPY, formula == _NORM],
+        [
+            a + c,
+            jnp.sqrt(jnp.maximum(b - jnp.square(a), 0.0)),
+            a,
+            k * c * root_a,
+        ],
+        jnp.where(root_b > 0, c * root_a / root_b, jnp.nan),
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Monitor:
     r"""Per-layer statistics inside ``fit``'s compiled step (see the module docstring).
@@ -131,10 +193,11 @@ class Monitor:
     Args:
       every: compute the statistics on the epoch's steps ``0, every, 2 every, ...``; the
         others run the plain step.
-      histograms: also count the 32-bin histograms, on the first 8 rows of each batch
-        (``HISTOGRAM_ROWS``; the mask still weighs them: a subsample of the batch, so that
-        their cost does not grow with the batch size, summed over the epoch's sampled steps;
-        the moments use every real row). All layers' counts are one scatter-add.
+      histograms: also count the 32-bin histograms, on the first 4 rows of each batch
+        (``HISTOGRAM_ROWS``; the mask still weighs them), summed over the epoch's sampled
+        steps. The moments and saturated fractions read the first 32 rows (``MOMENT_ROWS``),
+        the dead fractions every real row: fixed subsamples, so that the cost does not grow
+        with the batch size.
 
     Examples:
       >>> import optlab as ol
@@ -166,16 +229,31 @@ class Monitor:
         out, new_state, captured = apply.capture(params, model_state, x, train=True, rng=rng)
         layers = layers_of(apply.merge(params, model_state))
         outputs = layer_outputs(layers, captured)
-        stats = {
-            layer.name: value_sums(
-                jax.lax.stop_gradient(v), mask, role=layer.role, kind=layer.kind, histogram=False
-            )
-            for layer, v in outputs.items()
-        }
-        captured = {"layers": stats}
-        if self.histograms:
-            values = {layer: jax.lax.stop_gradient(v) for layer, v in outputs.items()}
-            captured["hist"] = stacked_histograms(layers, values, mask, HISTOGRAM_ROWS)
+        called = [layer for layer in layers if layer in outputs]
+        entries = [(jax.tree.leaves(x)[0], "input", "input")]
+        entries += [
+            (jax.lax.stop_gradient(outputs[layer]), layer.role, layer.kind) for layer in called
+        ]
+        sums = layer_sums(
+            entries,
+            mask,
+            histogram_rows=HISTOGRAM_ROWS if self.histograms else None,
+            moment_rows=MOMENT_ROWS,
+        )
+        # One column per layer (the input first) of the rows first, second, shift, dead and
+        # saturated: NaN (no histogram counts) for a layer not called in this pass.
+        values = jnp.stack([sums[k] for k in _VALUE_ROWS])
+        hist = sums.get("hist")
+        if len(called) < len(layers):  # a static gather from the called ones
+            row = {layer: i + 1 for i, layer in enumerate(called)}
+            where = np.array([0] + [row.get(layer, len(entries)) for layer in layers])
+            nan = jnp.full((len(_VALUE_ROWS), 1), jnp.nan, jnp.float32)
+            values = jnp.concatenate([values, nan], axis=1)[:, where]
+            if hist is not None:
+                hist = jnp.concatenate([hist, jnp.zeros((1, BINS))])[where]
+        captured = {"values": values}
+        if hist is not None:
+            captured["hist"] = hist[1:]  # the input's row is not recorded
         return out, new_state, captured
 
     def update_stats(self, state: Any, updates: Any, grads: Any, captured: Any) -> dict:
@@ -203,43 +281,33 @@ class Monitor:
         and parameter, in the order of the layout, without the once-per-epoch values),
         ``"hist"`` a ``(layers, 32)`` matrix of counts."""
         layers, entries = _layout(state)
-
-        def compute() -> dict[str, jax.Array]:
-            nan = jnp.full((), jnp.nan, jnp.float32)
-            x = value_sums(
-                jax.tree.leaves(inputs)[0], mask, role="input", kind="input", histogram=False
-            )
-            # The input and every layer not called in this pass (NaN) in one row per sum:
-            # the moments are finished for all of them at once.
-            sums = [x] + [
-                captured["layers"].get(layer.name, {"first": nan, "second": nan, "shift": nan})
-                for layer in layers
-            ]
-            mean, std = moments(
-                *(jnp.stack([s[k] for s in sums]) for k in ("first", "second", "shift"))
-            )
-            acts = [captured["layers"].get(layer.name, {}) for layer in layers]
-            acts = [a for a, layer in zip(acts, layers, strict=True) if layer.role == ACTIVATION]
-            names = leaf_paths(state.params)
-            # The gradients' norms are taken here, where XLA shares them with the step's own
-            # gradient norm.
-            vectors = step_vectors(
-                squared_norms(grads), update_stats, state.lr_scale, sizes(state.params), names
-            )
-            pieces = [mean[:1], std[:1], mean[1:], std[1:]]
-            for stat in ("dead", "saturated"):
-                pieces.append(jnp.stack([a.get(stat, nan) for a in acts] or [nan])[: len(acts)])
-            pieces += [vectors[stat] for stat in _STEP_STATS]
-            packed = jnp.concatenate(pieces)
-            size = len(entries) - len(_EPOCH_STATS) * len(names)
-            assert packed.shape == (size,), (packed.shape, size)
-            hist = captured["hist"] if self.histograms else jnp.zeros((0, BINS))
-            return {"mean": packed, "hist": hist}
-
-        first = jnp.stack(
+        names = leaf_paths(state.params)
+        # The gradients' norms are taken here, where XLA shares them with the step's own
+        # gradient norm.
+        grad_sq = squared_norms(grads)
+        root = root_sizes(sizes(state.params), names)
+        scale = jnp.abs(jnp.asarray(state.lr_scale, jnp.float32))
+        scalars = [grad_sq[n] for n in names] + [update_stats[n] for n in names]
+        scalars += [scale, jnp.float32(1.0), ok]
+        raw = jnp.concatenate(
+            [captured["values"].reshape(-1)]
+            + [jnp.reshape(jnp.asarray(v, jnp.float32), (1,)) for v in scalars]
+        )
+        acts = [i + 1 for i, layer in enumerate(layers) if layer.role == ACTIVATION]
+        # the layout's per-step entries, then whether the step counts (its sum over the
+        # epoch is the number of sampled steps)
+        packed = _evaluate(raw, _plan(len(layers) + 1, acts, root))
+        size = len(entries) - len(_EPOCH_STATS) * len(names) + 1
+        assert packed.shape == (size,), (packed.shape, size)
+        first_values = jnp.stack(
             [jnp.asarray(loss, jnp.float32), jnp.float32(_num_classes(predictions, targets))]
         )
-        return {"take": ok.astype(jnp.float32), "first": first, **compute()}
+        return {
+            "take": ok.astype(jnp.float32),
+            "first": first_values,
+            "mean": packed,
+            "hist": captured["hist"] if self.histograms else jnp.zeros((0, BINS)),
+        }
 
     def init(self, shapes: Any, state: Any) -> dict[str, jax.Array]:
         """The epoch's empty carry for per-step statistics shaped like ``shapes``, and the
@@ -247,9 +315,9 @@ class Monitor:
         sq = squared_norms(state.params)
         return {
             "param_sq": jnp.stack([sq[n] for n in leaf_paths(state.params)]),
-            "count": jnp.zeros((), jnp.float32),
-            "total": jnp.zeros(shapes["mean"].shape, jnp.float32),
-            "finite": jnp.zeros(shapes["mean"].shape, jnp.float32),
+            # row 0: the sum of each finite value over the sampled steps, row 1: their count
+            # (the last entry: the number of sampled steps)
+            "sums": jnp.zeros((2, *shapes["mean"].shape), jnp.float32),
             "hist": jnp.zeros(shapes["hist"].shape, jnp.float32),
             "first": jnp.full(shapes["first"].shape, jnp.nan, jnp.float32),
         }
@@ -258,12 +326,12 @@ class Monitor:
         """Adds one step's statistics to the carry (a skipped or unsampled step adds none)."""
         take = stats["take"] > 0
         finite = take & jnp.isfinite(stats["mean"])
+        step = jnp.stack([jnp.where(finite, stats["mean"], 0.0), finite.astype(jnp.float32)])
+        first = take & (carry["sums"][1, -1] == 0)
         return {
-            "count": carry["count"] + stats["take"],
-            "total": carry["total"] + jnp.where(finite, stats["mean"], 0.0),
-            "finite": carry["finite"] + finite.astype(jnp.float32),
+            "sums": carry["sums"] + step,
             "hist": carry["hist"] + jnp.where(take, stats["hist"], 0.0),
-            "first": jnp.where(take & (carry["count"] == 0), stats["first"], carry["first"]),
+            "first": jnp.where(first, stats["first"], carry["first"]),
             "param_sq": carry["param_sq"],
         }
 
@@ -271,8 +339,8 @@ class Monitor:
         """The epoch's summary, still packed (``unpack`` names it on the host): means over
         the sampled steps, histograms as fractions, BatchNorm's running statistics and the
         first sampled step's values."""
-        n = carry["finite"]
-        mean = jnp.where(n > 0, carry["total"] / jnp.maximum(n, 1.0), jnp.nan)
+        total, n = carry["sums"][:, :-1]
+        mean = jnp.where(n > 0, total / jnp.maximum(n, 1.0), jnp.nan)
         p_norm = jnp.sqrt(carry["param_sq"])
         # the mean step norms: their block among the per-step parameter blocks, which end
         # the vector in the order of _STEP_STATS
@@ -286,7 +354,7 @@ class Monitor:
             "hist": carry["hist"] / jnp.maximum(jnp.sum(carry["hist"], -1, keepdims=True), 1e-30),
             "bn": jnp.stack([v for stat in bn.values() for v in stat.values()] or [jnp.zeros(())]),
             "first": carry["first"],
-            "count": carry["count"],
+            "count": carry["sums"][1, -1],
         }
 
     def unpack(self, summary: Any, state: Any) -> dict[str, Any]:

@@ -32,6 +32,14 @@ output of every optlab activation layer (``optlab.nn.Activation``, ``PReLU``, ``
 ``act`` of each MLP block) an *activation*. Their values are recorded during the forward pass
 with Flax's ``nnx.capture`` (the intercepted method outputs), not by a second model. Layers
 are named by their module path (``"blocks/0/act"``) and ordered by it, numbers numerically.
+
+Inside a compiled train step, where every extra kernel shows on a small model, each sum over
+the rows is a matrix-vector product with the row weights, and the layers with few values
+(fewer than ``PACK_BELOW``) are laid side by side in one matrix whose statistics take a fixed
+handful of kernels however many layers there are (:func:`packed_sums`); a large layer is
+reduced alone (packing would copy its bytes once more). The monitor reads the first rows of
+each batch only for the moments and saturated fractions (32) and the histograms (4), so that
+its cost does not grow with the batch size; the dead fraction reads every row.
 """
 
 from __future__ import annotations
@@ -148,6 +156,7 @@ def value_stats(
     histogram: bool = True,
     bins: int = BINS,
     histogram_rows: int | None = None,
+    moment_rows: int | None = None,
 ) -> dict[str, jax.Array]:
     """Mean, standard deviation, dead and saturated fractions and histogram of one layer's
     values on one batch (see the module docstring).
@@ -161,9 +170,13 @@ def value_stats(
       histogram: also count the histogram (weights of the rows, per bin).
       bins: the number of bins.
       histogram_rows: count the histogram on the first ``histogram_rows`` rows only (still
-        weighted by the mask); None: every row. The monitor counts 8 rows per step: the
-        histogram is a scatter-add, serial on CPU, and a fixed subsample keeps its cost
-        independent of the batch size.
+        weighted by the mask); None: every row. The monitor counts 4 rows per step
+        (``optlab.diagnostics.monitor.HISTOGRAM_ROWS``): the histogram is a scatter-add,
+        serial on CPU, and a fixed subsample keeps its cost independent of the batch size.
+      moment_rows: take the mean, standard deviation and saturated fraction on the first
+        ``moment_rows`` rows only (weighted by the mask); None: every row. The dead fraction
+        always reads every row (a unit is dead when it is 0 on all of them). The monitor
+        takes 32 (``MOMENT_ROWS``).
 
     Returns:
       ``{"mean", "std", "dead", "saturated"}`` scalars (float32) and, with ``histogram``,
@@ -184,6 +197,7 @@ def value_stats(
         histogram=histogram,
         bins=bins,
         histogram_rows=histogram_rows,
+        moment_rows=moment_rows,
     )
     mean, std = moments(sums["first"], sums["second"], sums["shift"])
     stats = {"mean": mean, "std": std, "dead": sums["dead"], "saturated": sums["saturated"]}
@@ -201,39 +215,30 @@ def value_sums(
     histogram: bool = True,
     bins: int = BINS,
     histogram_rows: int | None = None,
+    moment_rows: int | None = None,
 ) -> dict[str, jax.Array]:
     """The reductions behind :func:`value_stats` (same arguments), before the moments are
     finished: ``first`` and ``second``, the weighted means of :math:`v - c` and
     :math:`(v - c)^2` for a shift :math:`c` (``shift``, one of the values: it keeps
     :math:`E[(v-c)^2] - E[v-c]^2` accurate when the mean is large against the spread), the
-    ``dead`` and ``saturated`` fractions and, with ``histogram``, ``hist``.
-    :func:`moments` turns the first three into the mean and standard deviation; the monitor
-    does so for all its layers at once (one small kernel instead of one per layer)."""
-    v = values.reshape(values.shape[0], -1).astype(jnp.float32)
-    w = jnp.ones(v.shape[0], jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
-    wv = w[:, None]
-    n = jnp.sum(w) * v.shape[1]
-    nan = jnp.full((), jnp.nan, jnp.float32)
-    if role == ACTIVATION and kind == "sigmoid":
-        sat = (v < 0.01) | (v > 0.99)
-    elif role == ACTIVATION and kind in SATURATING:
-        sat = jnp.abs(v) > 0.99
-    else:
-        sat = None
-    # Separate reductions of the same input (a stacked (B, U, 3) operand was materialized).
-    shift = jax.lax.stop_gradient(v[0, 0])
-    d = v - shift
-    sums = {"first": jnp.sum(wv * d) / n, "second": jnp.sum(wv * d * d) / n, "shift": shift}
-    sums["saturated"] = nan if sat is None else jnp.sum(wv * sat) / n
-    if role == ACTIVATION and kind in RELU_FAMILY:
-        alive = jnp.any((v != 0) & (wv > 0), axis=0)
-        sums["dead"] = 1.0 - jnp.mean(alive.astype(jnp.float32))
-    else:
-        sums["dead"] = nan
-    if histogram:
-        rows = v.shape[0] if histogram_rows is None else min(histogram_rows, v.shape[0])
-        sums["hist"] = _histogram(v[:rows], wv[:rows], *histogram_range(role, kind), bins)
-    return sums
+    ``dead`` and ``saturated`` fractions and, with ``histogram``, ``hist``: the one-entry
+    case of :func:`packed_sums`. :func:`moments` turns the first three into the mean and
+    standard deviation."""
+    sums = packed_sums(
+        [(values, role, kind)],
+        mask,
+        histogram_rows=(values.shape[0] if histogram_rows is None else histogram_rows)
+        if histogram
+        else None,
+        moment_rows=moment_rows,
+        bins=bins,
+    )
+    return {k: v[0] for k, v in sums.items()}
+
+
+def _weighted_rows(w: jax.Array, values: jax.Array) -> jax.Array:
+    r""":math:`\sum_i w_i x_{iu}` per unit :math:`u`, in float32 at full precision."""
+    return jnp.dot(w, values.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST)
 
 
 def moments(first: Any, second: Any, shift: Any) -> tuple[jax.Array, jax.Array]:
@@ -242,44 +247,137 @@ def moments(first: Any, second: Any, shift: Any) -> tuple[jax.Array, jax.Array]:
     return first + shift, jnp.sqrt(jnp.maximum(second - jnp.square(first), 0.0))
 
 
-def _histogram(v: jax.Array, wv: jax.Array, low: float, high: float, bins: int) -> jax.Array:
-    """Weighted counts per bin (values below ``low``, and NaN, in the first bin; above
-    ``high`` in the last): one scatter-add, cheaper on CPU than comparing every value with
-    every edge."""
-    index, weights = _bin_index(v, wv, low, high, bins)
-    return jnp.zeros(bins, jnp.float32).at[index].add(weights)
+def _scatter_add(counts: jax.Array, index: jax.Array, weights: jax.Array) -> jax.Array:
+    # The indices are in bounds by construction: no wrapping of negative indices or bounds
+    # handling (each was an extra pass over the indices).
+    return counts.at[index].add(weights, mode="promise_in_bounds", wrap_negative_indices=False)
 
 
-def _bin_index(
-    v: jax.Array, wv: jax.Array, low: float, high: float, bins: int
-) -> tuple[jax.Array, jax.Array]:
-    index = jnp.floor((v - low) * (bins / (high - low)))
-    index = jnp.clip(jnp.nan_to_num(index, nan=0.0), 0, bins - 1).astype(jnp.int32)
-    return index.reshape(-1), jnp.broadcast_to(wv, v.shape).reshape(-1)
+def packed_sums(
+    entries: list[tuple[jax.Array, str, str]],
+    mask: jax.Array | None,
+    *,
+    histogram_rows: int | None = None,
+    moment_rows: int | None = None,
+    bins: int = BINS,
+) -> dict[str, jax.Array]:
+    """:func:`value_sums` of several arrays at once: the monitor's statistics of every layer
+    (and of the input) on one step, in a fixed handful of kernels whatever the number of
+    layers.
+
+    The values are laid side by side, unit after unit, in one ``(B, N)`` matrix (``N`` the
+    total number of units); each sum over the rows is then one matrix-vector product with the
+    row weights for every unit of every entry at once, and the per-entry totals one segment
+    sum. On CPU, where each kernel of a small step costs about as much as its arithmetic, this
+    is several times cheaper than the same reductions taken entry by entry.
+
+    Args:
+      entries: ``(values, role, kind)`` for each entry (``values`` ``(B, ...)``, the same
+        ``B`` for all).
+      mask: ``(B,)`` row weights in {0, 1}, or None.
+      histogram_rows: also count each entry's histogram (:func:`value_stats`) on the first
+        ``histogram_rows`` rows; None: no histograms.
+      bins: the number of bins.
+
+    Returns:
+      ``first``, ``second``, ``shift``, ``dead``, ``saturated``: vectors with one value per
+      entry (as :func:`value_sums` returns them for each entry alone), and with
+      ``histogram_rows`` ``hist``, the ``(entries, bins)`` weighted counts.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> a = jnp.array([[0.0, 1.0], [0.0, 3.0]])
+      >>> s = packed_sums([(a, "activation", "relu"), (a.T, "preactivation", "linear")], None)
+      >>> print(s["dead"], s["first"] + s["shift"])
+      [0.5 nan] [1. 1.]
+    """
+    num = len(entries)
+    rows = entries[0][0].shape[0]
+    roles = [(role, kind) for _, role, kind in entries]
+    relu = np.array([r == ACTIVATION and k in RELU_FAMILY for r, k in roles])
+    sigmoid = np.array([r == ACTIVATION and k == "sigmoid" for r, k in roles])
+    saturating = np.array([r == ACTIVATION and k in SATURATING for r, k in roles])
+    flat = [jnp.reshape(v, (rows, -1)).astype(jnp.float32) for v, _, _ in entries]
+    units = np.array([v.shape[1] for v in flat])
+    starts = np.concatenate([[0], np.cumsum(units)[:-1]])
+    values = jnp.concatenate(flat, axis=1)  # (B, N)
+    w = jnp.ones(rows, jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
+    # Each unit's entry, from the units' positions (no constant as long as N).
+    segment = jnp.sum(
+        jnp.arange(values.shape[1])[:, None] >= jnp.asarray(starts[1:])[None, :], axis=1
+    )
+
+    def table(column: Any) -> jax.Array:  # a per-entry constant, read per unit
+        return jnp.asarray(np.asarray(column, np.float32))[segment]
+
+    shift = jax.lax.stop_gradient(values[0, starts])
+    # the moments and the saturated fractions on the first moment_rows rows, dead on all
+    r = rows if moment_rows is None else min(moment_rows, rows)
+    vr, wr = values[:r], w[:r]
+    # per unit: the weighted sums over the rows, one matrix-vector product each
+    columns = [_weighted_rows(wr, vr), _weighted_rows(wr, jnp.square(vr - shift[segment]))]
+    if relu.any():  # alive: some real row is not 0 (NaN is not 0)
+        columns.append((_weighted_rows(w, values != 0) > 0).astype(jnp.float32))
+    if saturating.any():
+        sat = jnp.where(table(sigmoid) > 0, (vr < 0.01) | (vr > 0.99), jnp.abs(vr) > 0.99)
+        columns.append(_weighted_rows(wr, sat))
+    # per entry: one segment sum of every column
+    totals = jax.ops.segment_sum(
+        jnp.stack(columns, axis=1), segment, num, indices_are_sorted=True
+    ).T
+    n = jnp.sum(wr) * units
+    nan = jnp.float32(jnp.nan)
+    out = {"first": totals[0] / n - shift, "second": totals[1] / n, "shift": shift}
+    out["dead"] = jnp.where(relu, 1.0 - totals[2] / units, nan) if relu.any() else (nan + n)
+    out["saturated"] = jnp.where(saturating, totals[-1] / n, nan) if saturating.any() else nan + n
+    if histogram_rows is not None:
+        r = min(histogram_rows, rows)
+        ranges = np.array([histogram_range(role, kind) for role, kind in roles], np.float32)
+        low, high = ranges[:, 0], ranges[:, 1]
+        t = (values[:r] - table(low)) * table(bins / (high - low))
+        index = jnp.minimum(jnp.where(t >= 0, t, 0.0), bins - 1).astype(jnp.int32)
+        index = index + (segment * bins)[None, :]
+        weights = jnp.broadcast_to(w[:r, None], index.shape)
+        counts = _scatter_add(
+            jnp.zeros(num * bins, jnp.float32), index.reshape(-1), weights.reshape(-1)
+        )
+        out["hist"] = counts.reshape(num, bins)
+    return out
 
 
-def stacked_histograms(
-    layers: list[Layer], outputs: Mapping, mask: jax.Array | None, rows: int, bins: int = BINS
-) -> jax.Array:
-    """The ``(len(layers), bins)`` histograms of :func:`value_stats` (on each output's first
-    ``rows`` rows, weighted by ``mask``) for every layer at once: one scatter-add over the
-    bin indices of all layers (each offset by its row of the matrix), not one per layer.
-    A layer missing from ``outputs`` (not called) gets a row of zeros."""
-    indices, weights = [], []
-    for i, layer in enumerate(layers):
-        if layer not in outputs:
-            continue
-        values = outputs[layer]
-        v = values.reshape(values.shape[0], -1)[:rows].astype(jnp.float32)
-        n = v.shape[0]
-        w = jnp.ones(n, jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)[:n]
-        index, weight = _bin_index(v, w[:, None], *histogram_range(layer.role, layer.kind), bins)
-        indices.append(index + i * bins)
-        weights.append(weight)
-    counts = jnp.zeros(len(layers) * bins, jnp.float32)
-    if indices:
-        counts = counts.at[jnp.concatenate(indices)].add(jnp.concatenate(weights))
-    return counts.reshape(len(layers), bins)
+# Entries of fewer values than this (rows times units) are packed (:func:`packed_sums`);
+# larger ones are reduced one by one. Below it the cost of a reduction is its kernels, above
+# it its bytes (which packing would copy once more).
+PACK_BELOW = 1 << 14
+
+
+def layer_sums(
+    entries: list[tuple[jax.Array, str, str]],
+    mask: jax.Array | None,
+    *,
+    histogram_rows: int | None = None,
+    moment_rows: int | None = None,
+    bins: int = BINS,
+) -> dict[str, jax.Array]:
+    """:func:`packed_sums` of the small entries (fewer than ``PACK_BELOW`` values) together
+    and of each large one alone, in the entries' order (same arguments and result as
+    :func:`packed_sums`)."""
+    small = [i for i, (v, _, _) in enumerate(entries) if np.size(v) < PACK_BELOW]
+    groups = ([small] if small else []) + [[i] for i in range(len(entries)) if i not in small]
+    parts = [
+        packed_sums(
+            [entries[i] for i in group],
+            mask,
+            histogram_rows=histogram_rows,
+            moment_rows=moment_rows,
+            bins=bins,
+        )
+        for group in groups
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    back = np.argsort([i for group in groups for i in group])
+    return {k: jnp.concatenate([p[k] for p in parts])[back] for k in parts[0]}
 
 
 def parameter_stats(
@@ -341,36 +439,34 @@ def norm_vectors(
     parameter."""
     p_norm = jnp.sqrt(_stack(param_sq, names))
     out = {"param_norm": p_norm}
+    root = root_sizes(size, names)
     if step_sq is None:
-        return {**_grad_vectors(grad_sq, size, names), **out}
-    vectors = step_vectors(grad_sq, step_sq, scale, size, names)
+        g_norm = jnp.sqrt(_stack(grad_sq, names))
+        return {"grad_norm": g_norm, "grad_rms": g_norm / root, **out}
+    vectors = step_vectors(_stack(grad_sq, names), _stack(step_sq, names), scale, root)
     out["update_ratio"] = jnp.where(p_norm > 0, vectors["step_norm"] / p_norm, jnp.nan)
     return {k: v for k, v in (vectors | out).items() if k != "step_norm"}
 
 
-def step_vectors(
-    grad_sq: dict, step_sq: dict, scale: Any, size: dict, names: list
-) -> dict[str, jax.Array]:
-    r"""Per parameter ``names[i]`` (entry ``i`` of each vector), from the squared norms of the
-    gradient and of the update :math:`u` (the step is :math:`\Delta\theta = c\,u`, ``c`` is
-    ``scale``): ``grad_norm``, ``grad_rms``, ``step_norm`` :math:`\lVert\Delta\theta\rVert`
+def step_vectors(grad_sq: Any, step_sq: Any, scale: Any, root: Any) -> dict[str, jax.Array]:
+    r"""Per parameter (entry ``i`` of each vector), from the vectors of squared norms of the
+    gradients and of the updates :math:`u` (the step is :math:`\Delta\theta = c\,u`, ``c``
+    is ``scale``) and the square roots of the parameters' sizes (``root``): ``grad_norm``,
+    ``grad_rms`` (the norm over ``root``), ``step_norm`` :math:`\lVert\Delta\theta\rVert`
     and ``effective_lr`` (NaN where the gradient is 0)."""
-    grad = _grad_vectors(grad_sq, size, names)
-    scale = jnp.abs(jnp.asarray(scale, jnp.float32))
-    step = scale * jnp.sqrt(_stack(step_sq, names))
+    g_norm = jnp.sqrt(grad_sq)
+    step = jnp.abs(jnp.asarray(scale, jnp.float32)) * jnp.sqrt(step_sq)
     return {
-        **grad,
+        "grad_norm": g_norm,
+        "grad_rms": g_norm / root,
         "step_norm": step,
-        "effective_lr": jnp.where(grad["grad_norm"] > 0, step / grad["grad_norm"], jnp.nan),
+        "effective_lr": jnp.where(g_norm > 0, step / g_norm, jnp.nan),
     }
 
 
-def _grad_vectors(grad_sq: dict, size: dict, names: list) -> dict[str, jax.Array]:
-    """``grad_norm`` and ``grad_rms`` (the norm over the square root of the size) per
-    parameter ``names[i]``."""
-    g_norm = jnp.sqrt(_stack(grad_sq, names))
-    root = np.sqrt(np.array([max(size[n], 1) for n in names], np.float32))
-    return {"grad_norm": g_norm, "grad_rms": g_norm / root}
+def root_sizes(size: dict, names: list) -> np.ndarray:
+    """The square root of each parameter's number of elements (at least 1), a constant."""
+    return np.sqrt(np.array([max(size[n], 1) for n in names], np.float32))
 
 
 def _stack(values: dict, names: list) -> jax.Array:

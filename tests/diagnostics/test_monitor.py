@@ -2,17 +2,17 @@
 against NumPy float64 recomputations of a one-hidden-layer MLP: forward pass, backpropagation
 and Adam's first steps written out by hand; the record saved, reloaded and resumed exactly."""
 
+import itertools
+
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 import optlab as ol
 from optlab.core.paths import path_str
-from optlab.diagnostics.statistics import (
-    Layer,
-    stacked_histograms,
-    value_stats,
-)
+from optlab.diagnostics import statistics
+from optlab.diagnostics.statistics import layer_sums, packed_sums, value_stats
 from optlab.train.history import DiagnosticsRecord, History
 
 LOSS = ol.nn.softmax_cross_entropy_with_integer_labels
@@ -238,12 +238,20 @@ def test_fit_records_numpy_statistics_each_epoch(data, monitored):
             np.testing.assert_allclose(record[key][:, col], want, rtol=2e-4, err_msg=key)
         if t == 1:
             np.testing.assert_allclose(record["loss_first"][0], loss, rtol=1e-5)
-        mean, std, dead, _, hist = np_stats(values["h"], np.ones(8), "relu")
+        mean, std, dead, _, _ = np_stats(values["h"], np.ones(8), "relu")
         assert record.rows("activation_mean") == ["blocks/0/act"]
         np.testing.assert_allclose(record["activation_mean"][0, col], mean, rtol=1e-4)
         np.testing.assert_allclose(record["activation_std"][0, col], std, rtol=1e-4)
         np.testing.assert_allclose(record["activation_dead"][0, col], dead, rtol=1e-6)
-        np.testing.assert_allclose(record["activation_hist"][0, col], hist / hist.sum(), 1e-5)
+        # the histogram counts the first HISTOGRAM_ROWS rows of the (shuffled) batch: the
+        # counts of some HISTOGRAM_ROWS of the rows
+        rows = ol.diagnostics.monitor.HISTOGRAM_ROWS
+        per_row = np.array([np_stats(h[None], [1.0], "relu")[4] for h in values["h"]])
+        counts = record["activation_hist"][0, col] * rows * per_row.sum(1)[0]
+        assert any(
+            np.allclose(per_row[list(pick)].sum(0), counts, atol=1e-4)
+            for pick in itertools.combinations(range(8), rows)
+        )
         assert record.rows("preactivation_std") == ["blocks/0/dense", "head"]
         np.testing.assert_allclose(
             record["preactivation_std"][:, col],
@@ -336,28 +344,110 @@ def test_resumed_run_holds_the_whole_record(data, monitored):
         np.testing.assert_array_equal(first_two, history.diagnostics[key], err_msg=key)
 
 
-def test_histogram_rows_subsample():
-    """The monitor's histograms count the first rows only (HISTOGRAM_ROWS), weighted by the
-    mask; the moments use every real row."""
+def test_row_subsamples():
+    """The histogram counts the first histogram_rows rows, the moments and the saturated
+    fraction read the first moment_rows, all weighted by the mask; dead units read every row
+    (the monitor's 4 and 32)."""
     rng = np.random.default_rng(3)
-    v = rng.normal(size=(6, 5)).astype(np.float32)
+    v = np.tanh(2 * rng.normal(size=(6, 5))).astype(np.float32)
+    v[:, 1] = 0.0
+    v[5, 1] = 0.5  # unit 1 is alive in the last row only
     mask = np.array([1, 0, 1, 1, 1, 1], np.float32)
-    s = jax.jit(value_stats, static_argnames=("role", "kind", "histogram_rows"))(
-        v, mask, role="preactivation", kind="linear", histogram_rows=3
-    )
-    expected, _ = np.histogram(np.clip(v[[0, 2]], -4, 4), bins=np.linspace(-4, 4, 33))
+    stats = jax.jit(value_stats, static_argnames=("role", "kind", "histogram_rows", "moment_rows"))
+    s = stats(v, mask, role="activation", kind="tanh", histogram_rows=3, moment_rows=4)
+    expected, _ = np.histogram(np.clip(v[[0, 2]], -1, 1), bins=np.linspace(-1, 1, 33))
     np.testing.assert_array_equal(np.asarray(s["hist"]), expected)
-    np.testing.assert_allclose(float(s["mean"]), v[mask > 0].mean(dtype=np.float64), rtol=1e-5)
-    assert ol.diagnostics.monitor.HISTOGRAM_ROWS == 8
-    # the monitor's form: every layer's histogram in one scatter, the same counts
-    layers = [
-        Layer((0,), "a", "preactivation", "linear"),
-        Layer((1,), "b", "activation", "relu"),
-        Layer((2,), "c", "activation", "tanh"),  # not called: zeros
-    ]
+    first = np.asarray(v[[0, 2, 3]], np.float64)  # the real rows among the first 4
+    np.testing.assert_allclose([s["mean"], s["std"]], [first.mean(), first.std()], rtol=1e-5)
+    np.testing.assert_allclose(float(s["saturated"]), np.mean(np.abs(first) > 0.99), rtol=1e-6)
     relu = np.maximum(v, 0)
-    both = jax.jit(lambda a, b, m: stacked_histograms(layers, {layers[0]: a, layers[1]: b}, m, 3))(
-        v, relu, mask
+    s = stats(relu, mask, role="activation", kind="relu", moment_rows=2)
+    want = np.mean(np.all(relu[mask > 0] == 0, axis=0))
+    assert float(s["dead"]) == want and want < np.mean(np.all(relu[[0, 2]] == 0, axis=0))
+    assert ol.diagnostics.monitor.HISTOGRAM_ROWS == 4 and ol.diagnostics.monitor.MOMENT_ROWS == 32
+
+
+def test_packed_sums_equal_each_entry_alone(monkeypatch):
+    """packed_sums lays several entries side by side (every kind, the input, units of any
+    shape, masked rows, row subsamples): each entry's sums are those of value_sums on it
+    alone, which the tests above hold to NumPy; layer_sums, packing the small entries and
+    reducing the large ones apart, gives the same in the entries' order."""
+    rng = np.random.default_rng(4)
+    z = rng.normal(scale=2.0, size=(7, 6)).astype(np.float32)
+    relu = np.maximum(z, 0)
+    relu[:, 0] = 0.0  # a dead unit
+    entries = [
+        (z[:, :4] + 50.0, "input", "input"),
+        (z, "preactivation", "linear"),
+        (relu, "activation", "relu"),
+        (np.tanh(z).reshape(7, 2, 3), "activation", "tanh"),
+        (1 / (1 + np.exp(-3 * z)), "activation", "sigmoid"),
+        (z[:, :2] * 0.1, "activation", "gelu"),
+    ]
+    mask = np.array([1, 1, 1, 1, 1, 0, 0], np.float32)
+    rows = dict(histogram_rows=3, moment_rows=4)
+    want = [
+        statistics.value_sums(values, mask, role=role, kind=kind, **rows)
+        for values, role, kind in entries
+    ]
+    got = packed_sums(entries, mask, **rows)
+    monkeypatch.setattr(statistics, "PACK_BELOW", 30)  # entries of 42 values alone
+    split = layer_sums(entries, mask, **rows)
+    for sums in (got, split):
+        for i, one in enumerate(want):
+            for key, value in one.items():
+                np.testing.assert_allclose(sums[key][i], value, rtol=1e-6, atol=1e-6, err_msg=key)
+
+
+class _Unused(nnx.Module):
+    """Two linear layers and one that the forward pass never calls."""
+
+    def __init__(self):
+        self.first = nnx.Linear(3, 4, rngs=nnx.Rngs(0))
+        self.spare = nnx.Linear(4, 4, rngs=nnx.Rngs(1))
+        self.last = nnx.Linear(4, 3, rngs=nnx.Rngs(2))
+
+    def __call__(self, x):
+        return self.last(jax.nn.relu(self.first(x)))
+
+
+def test_layer_not_called_records_nan_and_no_counts(data):
+    """A plain nnx module's pre-activations: the layer not called in the pass has NaN moments
+    and an empty histogram, the others those of NumPy's forward pass."""
+    history, _ = ol.fit(
+        _Unused(), SGD, data, epochs=1, diagnostics=ol.diagnostics.Monitor(), metrics=(), **FIT
     )
-    relu_expected, _ = np.histogram(np.clip(relu[[0, 2]], 0, 4), bins=np.linspace(0, 4, 33))
-    np.testing.assert_array_equal(np.asarray(both), [expected, relu_expected, np.zeros(32)])
+    record = history.diagnostics
+    assert record.rows("preactivation_mean") == ["first", "last", "spare"]
+    assert np.isnan(record["preactivation_mean"][2, 0]) and np.isnan(
+        record["preactivation_std"][2, 0]
+    )
+    np.testing.assert_array_equal(record["preactivation_hist"][2, 0], np.zeros(32))
+    assert record["preactivation_hist"][0, 0].sum() == pytest.approx(1.0)
+    x = np.asarray(data[0], np.float64)
+    first = _Unused().first  # the parameters before the single step
+    z = x @ np.asarray(first.kernel[...], np.float64) + np.asarray(first.bias[...], np.float64)
+    np.testing.assert_allclose(
+        [record["preactivation_mean"][0, 0], record["preactivation_std"][0, 0]],
+        [z.mean(), z.std()],
+        rtol=1e-5,
+    )
+
+
+def test_fit_records_saturation_of_tanh_layers(data):
+    """A tanh MLP with large weights: the recorded saturated fraction is NumPy's on the
+    parameters before the epoch's single step, and the dead fraction does not apply (NaN)."""
+    model = ol.nn.MLP(
+        3, (4,), 3, activation="tanh", kernel_init=("normal", {"stddev": 3.0}), rngs=5
+    )
+    p = np_params(model)
+    history, _ = ol.fit(model, SGD, data, epochs=1, diagnostics=ol.diagnostics.Monitor(), **FIT)
+    record = history.diagnostics
+    h = np.tanh(
+        np.asarray(data[0], np.float64) @ p["blocks/0/dense/kernel"] + p["blocks/0/dense/bias"]
+    )
+    want = np.mean(np.abs(h) > 0.99)
+    assert 0 < want < 1
+    np.testing.assert_allclose(record["activation_saturated"][0, 0], want, rtol=1e-6)
+    assert np.isnan(record["activation_dead"][0, 0])
+    np.testing.assert_allclose(record["activation_std"][0, 0], h.std(), rtol=1e-5)
