@@ -348,7 +348,7 @@ def packed_sums(
 # Entries of fewer values than this (rows times units) are packed (:func:`packed_sums`);
 # larger ones are reduced one by one. Below it the cost of a reduction is its kernels, above
 # it its bytes (which packing would copy once more).
-PACK_BELOW = 1 << 14
+PACK_BELOW = 1 << 12
 
 
 def layer_sums(
