@@ -386,13 +386,19 @@ def test_packed_sums_equal_each_entry_alone(monkeypatch):
     ]
     mask = np.array([1, 1, 1, 1, 1, 0, 0], np.float32)
     rows = dict(histogram_rows=3, moment_rows=4)
-    want = [
-        statistics.value_sums(values, mask, role=role, kind=kind, **rows)
-        for values, role, kind in entries
-    ]
-    got = packed_sums(entries, mask, **rows)
+    one = jax.jit(statistics.value_sums, static_argnames=("role", "kind", *rows))
+    want = [one(values, mask, role=role, kind=kind, **rows) for values, role, kind in entries]
+    arrays, labels = [e[0] for e in entries], [e[1:] for e in entries]
+
+    def together(fn):  # one compiled program for all the entries
+        def run(vs, m):
+            return fn([(v, *lab) for v, lab in zip(vs, labels, strict=True)], m, **rows)
+
+        return jax.jit(run)
+
+    got = together(packed_sums)(arrays, mask)
     monkeypatch.setattr(statistics, "PACK_BELOW", 30)  # entries of 42 values alone
-    split = layer_sums(entries, mask, **rows)
+    split = together(layer_sums)(arrays, mask)
     for sums in (got, split):
         for i, one in enumerate(want):
             for key, value in one.items():
