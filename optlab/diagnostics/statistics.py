@@ -67,6 +67,8 @@ RELU_FAMILY = frozenset(
     | {"swish"}
 )
 SATURATING = frozenset({"tanh", "hard_tanh", "sigmoid"})
+# ReLU-family activations whose outputs are never negative.
+NONNEGATIVE = frozenset({"relu", "relu6"})
 _RANGES = {
     "relu": (0.0, 4.0),
     "relu6": (0.0, 6.0),
@@ -317,7 +319,14 @@ def packed_sums(
     # per unit: the weighted sums over the rows, one matrix-vector product each
     columns = [_weighted_rows(wr, vr), _weighted_rows(wr, jnp.square(vr - shift[segment]))]
     if relu.any():  # alive: some real row is not 0 (NaN is not 0)
-        columns.append((_weighted_rows(w, values != 0) > 0).astype(jnp.float32))
+        if all(k in NONNEGATIVE for (r, k), dead in zip(roles, relu, strict=True) if dead):
+            # values >= 0: the unit's weighted sum over the rows is 0 exactly when it is dead
+            # (no comparison pass; the sum is the first moment's when it reads every row)
+            total = columns[0] if r == rows else _weighted_rows(w, values)
+            alive = total != 0
+        else:
+            alive = _weighted_rows(w, values != 0) > 0
+        columns.append(alive.astype(jnp.float32))
     if saturating.any():
         sat = jnp.where(table(sigmoid) > 0, (vr < 0.01) | (vr > 0.99), jnp.abs(vr) > 0.99)
         columns.append(_weighted_rows(wr, sat))
