@@ -255,6 +255,36 @@ def _scatter_add(counts: jax.Array, index: jax.Array, weights: jax.Array) -> jax
     return counts.at[index].add(weights, mode="promise_in_bounds", wrap_negative_indices=False)
 
 
+def _histograms(
+    values: jax.Array, w: jax.Array, segment: jax.Array, roles: list, bins: int
+) -> jax.Array:
+    """The ``(entries, bins)`` weighted counts of ``values`` (``(rows, N)``, the entries' units
+    side by side, ``segment`` each unit's entry, ``roles`` each entry's ``(role, kind)``):
+    one pass for the bin indices, one scatter-add."""
+    ranges = np.array([histogram_range(role, kind) for role, kind in roles], np.float32)
+    low, high = ranges[:, 0], ranges[:, 1]
+
+    def table(column: np.ndarray) -> jax.Array:  # a per-entry constant, read per unit
+        return jnp.asarray(column)[segment]
+
+    # t >= 0 is False for NaN and negative values: bin 0; the conversion truncates, which is
+    # the floor for t >= 0 (no floor or NaN pass)
+    t = (values - table(low)) * table(bins / (high - low))
+    index = jnp.minimum(jnp.where(t >= 0, t, 0.0), bins - 1).astype(jnp.int32)
+    index = index + (segment * bins)[None, :]
+    weights = jnp.broadcast_to(w[:, None], index.shape)
+    counts = jnp.zeros(len(roles) * bins, jnp.float32)
+    counts = _scatter_add(counts, index.reshape(-1), weights.reshape(-1))
+    return counts.reshape(len(roles), bins)
+
+
+def _segments(units: np.ndarray) -> jax.Array:
+    """Each unit's entry, for entries of ``units`` units laid side by side (computed from
+    the units' positions: no constant as long as all the units)."""
+    starts = np.cumsum(units)[:-1]
+    return jnp.sum(jnp.arange(int(units.sum()))[:, None] >= jnp.asarray(starts)[None, :], axis=1)
+
+
 def packed_sums(
     entries: list[tuple[jax.Array, str, str]],
     mask: jax.Array | None,
@@ -304,10 +334,7 @@ def packed_sums(
     starts = np.concatenate([[0], np.cumsum(units)[:-1]])
     values = jnp.concatenate(flat, axis=1)  # (B, N)
     w = jnp.ones(rows, jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
-    # Each unit's entry, from the units' positions (no constant as long as N).
-    segment = jnp.sum(
-        jnp.arange(values.shape[1])[:, None] >= jnp.asarray(starts[1:])[None, :], axis=1
-    )
+    segment = _segments(units)
 
     def table(column: Any) -> jax.Array:  # a per-entry constant, read per unit
         return jnp.asarray(np.asarray(column, np.float32))[segment]
@@ -341,16 +368,7 @@ def packed_sums(
     out["saturated"] = jnp.where(saturating, totals[-1] / n, nan) if saturating.any() else nan + n
     if histogram_rows is not None:
         r = min(histogram_rows, rows)
-        ranges = np.array([histogram_range(role, kind) for role, kind in roles], np.float32)
-        low, high = ranges[:, 0], ranges[:, 1]
-        t = (values[:r] - table(low)) * table(bins / (high - low))
-        index = jnp.minimum(jnp.where(t >= 0, t, 0.0), bins - 1).astype(jnp.int32)
-        index = index + (segment * bins)[None, :]
-        weights = jnp.broadcast_to(w[:r, None], index.shape)
-        counts = _scatter_add(
-            jnp.zeros(num * bins, jnp.float32), index.reshape(-1), weights.reshape(-1)
-        )
-        out["hist"] = counts.reshape(num, bins)
+        out["hist"] = _histograms(values[:r], w[:r], segment, roles, bins)
     return out
 
 
@@ -369,24 +387,29 @@ def layer_sums(
     bins: int = BINS,
 ) -> dict[str, jax.Array]:
     """:func:`packed_sums` of the small entries (fewer than ``PACK_BELOW`` values) together
-    and of each large one alone, in the entries' order (same arguments and result as
-    :func:`packed_sums`)."""
+    and of each large one alone, in the entries' order, and the histograms of all of them at
+    once (their few rows side by side); same arguments and result as :func:`packed_sums`."""
     small = [i for i, (v, _, _) in enumerate(entries) if np.size(v) < PACK_BELOW]
     groups = ([small] if small else []) + [[i] for i in range(len(entries)) if i not in small]
     parts = [
-        packed_sums(
-            [entries[i] for i in group],
-            mask,
-            histogram_rows=histogram_rows,
-            moment_rows=moment_rows,
-            bins=bins,
-        )
+        packed_sums([entries[i] for i in group], mask, moment_rows=moment_rows, bins=bins)
         for group in groups
     ]
     if len(parts) == 1:
-        return parts[0]
-    back = np.argsort([i for group in groups for i in group])
-    return {k: jnp.concatenate([p[k] for p in parts])[back] for k in parts[0]}
+        out = dict(parts[0])
+    else:
+        back = np.argsort([i for group in groups for i in group])
+        out = {k: jnp.concatenate([p[k] for p in parts])[back] for k in parts[0]}
+    if histogram_rows is not None:
+        # every entry's first rows side by side (a few rows: a small copy), one scatter
+        rows = entries[0][0].shape[0]
+        r = min(histogram_rows, rows)
+        flat = [jnp.reshape(v[:r], (r, -1)).astype(jnp.float32) for v, _, _ in entries]
+        w = jnp.ones(rows, jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
+        segment = _segments(np.array([v.shape[1] for v in flat]))
+        roles = [(role, kind) for _, role, kind in entries]
+        out["hist"] = _histograms(jnp.concatenate(flat, axis=1), w[:r], segment, roles, bins)
+    return out
 
 
 def parameter_stats(
