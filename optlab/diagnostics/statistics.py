@@ -357,10 +357,17 @@ def packed_sums(
     if saturating.any():
         sat = jnp.where(table(sigmoid) > 0, (vr < 0.01) | (vr > 0.99), jnp.abs(vr) > 0.99)
         columns.append(_weighted_rows(wr, sat))
-    # per entry: one segment sum of every column
-    totals = jax.ops.segment_sum(
-        jnp.stack(columns, axis=1), segment, num, indices_are_sorted=True
-    ).T
+    # per entry: the sum of every column over the entry's units, in one kernel: a plain
+    # reduction for one entry, a product with the constant 0/1 matrix of the units' entries
+    # while it is small, else a segment sum (a scatter-add)
+    stacked = jnp.stack(columns, axis=1)  # (N, columns)
+    if num == 1:
+        totals = jnp.sum(stacked, axis=0)[:, None]
+    elif units.sum() * num <= _SEGMENT_MATRIX:
+        member = np.repeat(np.eye(num, dtype=np.float32), units, axis=0)  # (N, entries)
+        totals = jnp.dot(stacked.T, member, precision=jax.lax.Precision.HIGHEST)
+    else:
+        totals = jax.ops.segment_sum(stacked, segment, num, indices_are_sorted=True).T
     n = jnp.sum(wr) * units
     nan = jnp.float32(jnp.nan)
     out = {"first": totals[0] / n - shift, "second": totals[1] / n, "shift": shift}
@@ -372,6 +379,8 @@ def packed_sums(
     return out
 
 
+# The largest constant 0/1 matrix of the units' entries that packed_sums multiplies by.
+_SEGMENT_MATRIX = 1 << 16
 # Entries of fewer values than this (rows times units) are packed (:func:`packed_sums`);
 # larger ones are reduced one by one. Below it the cost of a reduction is its kernels, above
 # it its bytes (which packing would copy once more).

@@ -370,7 +370,8 @@ def test_row_subsamples():
 def test_packed_sums_equal_each_entry_alone(monkeypatch):
     """packed_sums lays several entries side by side (every kind, the input, units of any
     shape, masked rows, row subsamples): each entry's sums are those of value_sums on it
-    alone, which the tests above hold to NumPy; layer_sums, packing the small entries and
+    alone, which the tests above hold to NumPy, whether the totals per entry are taken by a
+    product with a 0/1 matrix or by a segment sum; layer_sums, packing the small entries and
     reducing the large ones apart, gives the same in the entries' order."""
     rng = np.random.default_rng(4)
     z = rng.normal(scale=2.0, size=(7, 6)).astype(np.float32)
@@ -396,10 +397,12 @@ def test_packed_sums_equal_each_entry_alone(monkeypatch):
 
         return jax.jit(run)
 
-    got = together(packed_sums)(arrays, mask)
+    got = together(packed_sums)(arrays, mask)  # the entries' totals by a 0/1 matrix
+    monkeypatch.setattr(statistics, "_SEGMENT_MATRIX", 0)  # ... by a segment sum
+    scattered = together(packed_sums)(arrays, mask)
     monkeypatch.setattr(statistics, "PACK_BELOW", 30)  # entries of 42 values alone
     split = together(layer_sums)(arrays, mask)
-    for sums in (got, split):
+    for sums in (got, scattered, split):
         for i, one in enumerate(want):
             for key, value in one.items():
                 np.testing.assert_allclose(sums[key][i], value, rtol=1e-6, atol=1e-6, err_msg=key)
