@@ -278,8 +278,8 @@ class Monitor:
         ok: jax.Array,
     ) -> dict[str, Any]:
         """One step's statistics, packed: ``"mean"`` a vector (one entry per statistic, layer
-        and parameter, in the order of the layout, without the once-per-epoch values),
-        ``"hist"`` a ``(layers, 32)`` matrix of counts."""
+        and parameter, in the order of the layout, without the once-per-epoch values, then
+        1 or 0: whether the step counts), ``"hist"`` a ``(layers, 32)`` matrix of counts."""
         layers, entries = _layout(state)
         names = leaf_paths(state.params)
         # The gradients' norms are taken here, where XLA shares them with the step's own
