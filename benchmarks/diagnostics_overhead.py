@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument(
-        "--only", nargs="+", metavar="MODEL", help="measure these models only (names as printed)"
+        "--only", nargs="+", choices=list(TARGETS), metavar="MODEL", help="measure these only"
     )
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
