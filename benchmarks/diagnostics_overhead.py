@@ -32,7 +32,8 @@ variant is the median over the rounds of ``time(variant) / time(off) - 1`` (the 
 shared machine's speed between rounds cancels); the ratio of the fastest repeats,
 ``min(variant) / min(off) - 1``, is printed beside it. XLA's own cost analysis of each compiled
 epoch (floating-point operations and bytes accessed, per step) is printed too: it does not depend on
-the machine's load. Writes ``benchmarks/results/diagnostics_overhead.json``.
+the machine's load. Writes ``benchmarks/results/diagnostics_overhead.json``
+(``diagnostics_overhead_only.json`` with ``--only``, which measures some of the models).
 
     python benchmarks/diagnostics_overhead.py [--quick] [--repeats 11] [--only MODEL ...]
 """
@@ -202,9 +203,12 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "repeats": repeats,
         "quick": args.quick,
+        "only": args.only,
         "results": results,
     }
-    out = Path(__file__).parent / "results" / "diagnostics_overhead.json"
+    # a run of some models only does not replace the full record
+    name = "diagnostics_overhead_only.json" if args.only else "diagnostics_overhead.json"
+    out = Path(__file__).parent / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(record, indent=1))
     print(f"wrote {out}")
