@@ -54,6 +54,7 @@ from optlab.diagnostics.statistics import (
     Layer,
     batchnorm_stats,
     histogram_edges,
+    layer_histograms,
     layer_outputs,
     layer_sums,
     layers_of,
@@ -124,7 +125,8 @@ def _plan(entries: int, acts: list[int], root: np.ndarray) -> np.ndarray:
     raw vector), formulas ``a + c`` (mean: the moments of
     ``optlab.diagnostics.statistics.moments``), :math:`\sqrt{\max(b - a^2, 0)}` (standard
     deviation), ``a`` (a fraction), :math:`k c \sqrt a` (gradient norm, RMS, step norm) and
-    :math:`c \sqrt a / \sqrt b` (effective learning rate, NaN where ``b`` is 0).
+    :math:`c \sqrt a / \sqrt b` (effective learning rate, NaN where ``b`` is 0): the
+    formulas of ``statistics.step_vectors``, which ``parameter_stats`` uses given the steps.
 
     Static: one elementwise kernel evaluates the whole vector (:func:`_evaluate`), where
     computing its pieces apart and concatenating them costs a small kernel per piece on CPU.
@@ -234,26 +236,22 @@ class Monitor:
         entries += [
             (jax.lax.stop_gradient(outputs[layer]), layer.role, layer.kind) for layer in called
         ]
-        sums = layer_sums(
-            entries,
-            mask,
-            histogram_rows=HISTOGRAM_ROWS if self.histograms else None,
-            moment_rows=MOMENT_ROWS,
-        )
+        sums = layer_sums(entries, mask, moment_rows=MOMENT_ROWS)
+        # the layers' histograms (not the input's)
+        hist = layer_histograms(entries[1:], mask, HISTOGRAM_ROWS) if self.histograms else None
         # One column per layer (the input first) of the rows first, second, shift, dead and
         # saturated: NaN (no histogram counts) for a layer not called in this pass.
         values = jnp.stack([sums[k] for k in _VALUE_ROWS])
-        hist = sums.get("hist")
         if len(called) < len(layers):  # a static gather from the called ones
             row = {layer: i + 1 for i, layer in enumerate(called)}
             where = np.array([0] + [row.get(layer, len(entries)) for layer in layers])
             nan = jnp.full((len(_VALUE_ROWS), 1), jnp.nan, jnp.float32)
             values = jnp.concatenate([values, nan], axis=1)[:, where]
             if hist is not None:
-                hist = jnp.concatenate([hist, jnp.zeros((1, BINS))])[where]
+                hist = jnp.concatenate([hist, jnp.zeros((1, BINS))])[where[1:] - 1]
         captured = {"values": values}
         if hist is not None:
-            captured["hist"] = hist[1:]  # the input's row is not recorded
+            captured["hist"] = hist
         return out, new_state, captured
 
     def update_stats(self, state: Any, updates: Any, grads: Any, captured: Any) -> dict:

@@ -278,11 +278,34 @@ def _histograms(
     return counts.reshape(len(roles), bins)
 
 
-def _segments(units: np.ndarray) -> jax.Array:
-    """Each unit's entry, for entries of ``units`` units laid side by side (computed from
-    the units' positions: no constant as long as all the units)."""
+def _side_by_side(arrays: list[jax.Array], rows: int) -> tuple[jax.Array, np.ndarray, jax.Array]:
+    """The first ``rows`` rows of each array (rows first, every other axis a unit) laid side by
+    side in one float32 ``(rows, N)`` matrix, the number of units of each, and each unit's
+    array (computed from the units' positions: no constant as long as all the units)."""
+    flat = [jnp.reshape(v[:rows], (rows, -1)).astype(jnp.float32) for v in arrays]
+    units = np.array([v.shape[1] for v in flat])
     starts = np.cumsum(units)[:-1]
-    return jnp.sum(jnp.arange(int(units.sum()))[:, None] >= jnp.asarray(starts)[None, :], axis=1)
+    segment = jnp.sum(jnp.arange(int(units.sum()))[:, None] >= jnp.asarray(starts)[None, :], 1)
+    return jnp.concatenate(flat, axis=1), units, segment
+
+
+def _row_weights(mask: jax.Array | None, rows: int) -> jax.Array:
+    """The ``(rows,)`` float32 row weights: the mask, or ones."""
+    return jnp.ones(rows, jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
+
+
+def layer_histograms(
+    entries: list[tuple[jax.Array, str, str]], mask: jax.Array | None, rows: int, bins: int = BINS
+) -> jax.Array:
+    """The ``(entries, bins)`` histograms of :func:`value_stats` (weighted counts), counted on
+    each entry's first ``rows`` rows: those rows side by side (a few rows: a small copy), one
+    scatter-add for all the entries."""
+    if not entries:
+        return jnp.zeros((0, bins), jnp.float32)
+    r = min(rows, entries[0][0].shape[0])
+    values, _, segment = _side_by_side([v for v, _, _ in entries], r)
+    w = _row_weights(mask, entries[0][0].shape[0])[:r]
+    return _histograms(values, w, segment, [(role, kind) for _, role, kind in entries], bins)
 
 
 def packed_sums(
@@ -329,12 +352,9 @@ def packed_sums(
     relu = np.array([r == ACTIVATION and k in RELU_FAMILY for r, k in roles])
     sigmoid = np.array([r == ACTIVATION and k == "sigmoid" for r, k in roles])
     saturating = np.array([r == ACTIVATION and k in SATURATING for r, k in roles])
-    flat = [jnp.reshape(v, (rows, -1)).astype(jnp.float32) for v, _, _ in entries]
-    units = np.array([v.shape[1] for v in flat])
+    values, units, segment = _side_by_side([v for v, _, _ in entries], rows)  # (B, N)
     starts = np.concatenate([[0], np.cumsum(units)[:-1]])
-    values = jnp.concatenate(flat, axis=1)  # (B, N)
-    w = jnp.ones(rows, jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
-    segment = _segments(units)
+    w = _row_weights(mask, rows)
 
     def table(column: Any) -> jax.Array:  # a per-entry constant, read per unit
         return jnp.asarray(np.asarray(column, np.float32))[segment]
@@ -346,7 +366,7 @@ def packed_sums(
     # per unit: the weighted sums over the rows, one matrix-vector product each
     columns = [_weighted_rows(wr, vr), _weighted_rows(wr, jnp.square(vr - shift[segment]))]
     if relu.any():  # alive: some real row is not 0 (NaN is not 0)
-        if all(k in NONNEGATIVE for (r, k), dead in zip(roles, relu, strict=True) if dead):
+        if all(k in NONNEGATIVE for (_, k), dead in zip(roles, relu, strict=True) if dead):
             # values >= 0: the unit's weighted sum over the rows is 0 exactly when it is dead
             # (no comparison pass; the sum is the first moment's when it reads every row)
             total = columns[0] if r == rows else _weighted_rows(w, values)
@@ -371,8 +391,9 @@ def packed_sums(
     n = jnp.sum(wr) * units
     nan = jnp.float32(jnp.nan)
     out = {"first": totals[0] / n - shift, "second": totals[1] / n, "shift": shift}
-    out["dead"] = jnp.where(relu, 1.0 - totals[2] / units, nan) if relu.any() else (nan + n)
-    out["saturated"] = jnp.where(saturating, totals[-1] / n, nan) if saturating.any() else nan + n
+    none = jnp.full(num, nan)  # a statistic no entry has
+    out["dead"] = jnp.where(relu, 1.0 - totals[2] / units, nan) if relu.any() else none
+    out["saturated"] = jnp.where(saturating, totals[-1] / n, nan) if saturating.any() else none
     if histogram_rows is not None:
         r = min(histogram_rows, rows)
         out["hist"] = _histograms(values[:r], w[:r], segment, roles, bins)
@@ -397,7 +418,7 @@ def layer_sums(
 ) -> dict[str, jax.Array]:
     """:func:`packed_sums` of the small entries (fewer than ``PACK_BELOW`` values) together
     and of each large one alone, in the entries' order, and the histograms of all of them at
-    once (their few rows side by side); same arguments and result as :func:`packed_sums`."""
+    once (:func:`layer_histograms`); same arguments and result as :func:`packed_sums`."""
     small = [i for i, (v, _, _) in enumerate(entries) if np.size(v) < PACK_BELOW]
     groups = ([small] if small else []) + [[i] for i in range(len(entries)) if i not in small]
     parts = [
@@ -410,14 +431,7 @@ def layer_sums(
         back = np.argsort([i for group in groups for i in group])
         out = {k: jnp.concatenate([p[k] for p in parts])[back] for k in parts[0]}
     if histogram_rows is not None:
-        # every entry's first rows side by side (a few rows: a small copy), one scatter
-        rows = entries[0][0].shape[0]
-        r = min(histogram_rows, rows)
-        flat = [jnp.reshape(v[:r], (r, -1)).astype(jnp.float32) for v, _, _ in entries]
-        w = jnp.ones(rows, jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
-        segment = _segments(np.array([v.shape[1] for v in flat]))
-        roles = [(role, kind) for _, role, kind in entries]
-        out["hist"] = _histograms(jnp.concatenate(flat, axis=1), w[:r], segment, roles, bins)
+        out["hist"] = layer_histograms(entries, mask, histogram_rows, bins)
     return out
 
 
