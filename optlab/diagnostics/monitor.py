@@ -27,11 +27,27 @@ With ``every > 1`` the engine splits the epoch into chunks of ``every`` steps: t
 step of each chunk runs monitored, the others run the plain step (exactly the step without a
 monitor: no branch, no statistics), so they cost what an unmonitored step costs.
 
-The parameter norms :math:`\lVert\theta\rVert` are taken once per epoch, from the
-parameters at the epoch's start (a pass over every weight on every step cost more, on a large
-model, than all the other statistics together), and the update ratio is the epoch's mean step
-norm over them, :math:`\rho_e = \overline{\lVert\Delta\theta\rVert}_e /
-\lVert\theta_{e,0}\rVert`; with one step per epoch it is the per-step ratio exactly.
+The steps are summed as squares, elementwise: the carry holds :math:`\sum_{t \in S_e}
+(\Delta\theta_t)^2` for every weight (one float32 copy of the parameters while a monitored
+epoch runs), updated in the parameter update's own elementwise pass. A norm per step would be
+a reduction of the update, for which XLA writes the update out and reads it back: on CPU that
+cost more than all the other statistics together (the digits recipe's MLP:
+``benchmarks/diagnostics_overhead.py``). So the epoch's step norm is the root mean square over
+the sampled steps, and the effective learning rate the ratio of the root sums of squares:
+
+.. math::
+
+   \lVert\Delta\theta\rVert_e = \Big(\frac{1}{|S_e|} \sum_{t \in S_e}
+   \lVert\Delta\theta_t\rVert^2\Big)^{1/2}, \qquad
+   \eta_{\text{eff},e} = \Big(\frac{\sum_{t \in S_e} \lVert\Delta\theta_t\rVert^2}
+   {\sum_{t \in S_e} \lVert g_t\rVert^2}\Big)^{1/2}
+
+(the learning rate itself for SGD, as on every step). The parameter norms
+:math:`\lVert\theta\rVert` are taken once per epoch, from the parameters at the epoch's start
+(a pass over every weight on every step cost more, on a large model, than all the other
+statistics together), and the update ratio is the epoch's step norm over them,
+:math:`\rho_e = \lVert\Delta\theta\rVert_e / \lVert\theta_{e,0}\rVert`; with one step per
+epoch each of them is the per-step value exactly.
 """
 
 from __future__ import annotations
@@ -76,9 +92,11 @@ HISTOGRAM_ROWS = 4
 MOMENT_ROWS = 32
 _VALUE_STATS = ("mean", "std", "dead", "saturated")
 # Per parameter, per monitored step (folded: means over the epoch's sampled steps) ...
-_STEP_STATS = ("grad_norm", "grad_rms", "step_norm", "effective_lr")
-# ... and once per epoch, in ``finish``: the norm at the epoch's start and the update ratio.
-_EPOCH_STATS = ("param_norm", "update_ratio")
+_STEP_STATS = ("grad_norm", "grad_rms")
+# ... and once per epoch, in ``finish``: the steps' root mean square norm and the effective
+# learning rate (from the running sums of the squared steps and gradients), the norm at the
+# epoch's start and the update ratio.
+_EPOCH_STATS = ("step_norm", "effective_lr", "param_norm", "update_ratio")
 # the rows of the per-entry sums the forward pass returns (``optlab.diagnostics.statistics``)
 _VALUE_ROWS = ("first", "second", "shift", "dead", "saturated")
 
@@ -111,7 +129,7 @@ def _layout(state: Any) -> tuple[list[Layer], list[tuple[str, str]]]:
 
 
 # The formulas of the packed vector's entries (``_plan``).
-_MEAN, _STD, _COPY, _NORM, _RATIO = range(5)
+_MEAN, _STD, _COPY, _NORM = range(4)
 
 
 def _plan(entries: int, acts: list[int], root: np.ndarray) -> np.ndarray:
@@ -119,14 +137,15 @@ def _plan(entries: int, acts: list[int], root: np.ndarray) -> np.ndarray:
     once-per-epoch values) is computed from the raw vector of the step's scalars: the
     ``(5, entries)`` matrix of the forward pass's sums flattened (rows first, second, shift,
     dead, saturated; columns the input and the layers, ``acts`` the columns of the activation
-    layers), then the squared gradient norms and the squared update norms (one per
-    parameter), ``|lr_scale|``, 1 and whether the step counts (1 or 0, the last entry of the
-    packed vector too). Rows ``formula, a, b, c, k`` (operands: positions in the
-    raw vector), formulas ``a + c`` (mean: the moments of
-    ``optlab.diagnostics.statistics.moments``), :math:`\sqrt{\max(b - a^2, 0)}` (standard
-    deviation), ``a`` (a fraction), :math:`k c \sqrt a` (gradient norm, RMS, step norm) and
-    :math:`c \sqrt a / \sqrt b` (effective learning rate, NaN where ``b`` is 0): the
-    formulas of ``statistics.step_vectors``, which ``parameter_stats`` uses given the steps.
+    layers), then the squared gradient norms (one per parameter) and whether the step counts
+    (1 or 0). Rows ``formula, a, b, c, k`` (operands: positions in the raw vector), formulas
+    ``a + c`` (mean: the moments of ``optlab.diagnostics.statistics.moments``),
+    :math:`\sqrt{\max(b - a^2, 0)}` (standard deviation), ``a`` (a fraction, a squared
+    gradient norm, whether the step counts) and :math:`k \sqrt a` (gradient norm and RMS,
+    the formulas of ``statistics.step_vectors``). After the layout's per-step entries come
+    the squared gradient norms (summed over the epoch: the effective learning rate's
+    denominator, ``Monitor.finish``), then whether the step counts (summed: the number of
+    sampled steps).
 
     Static: one elementwise kernel evaluates the whole vector (:func:`_evaluate`), where
     computing its pieces apart and concatenating them costs a small kernel per piece on CPU.
@@ -134,19 +153,16 @@ def _plan(entries: int, acts: list[int], root: np.ndarray) -> np.ndarray:
     params = len(root)
     first, second, shift, dead, saturated = (i * entries for i in range(len(_VALUE_ROWS)))
     grad = len(_VALUE_ROWS) * entries
-    update = grad + params
-    scale, one = update + params, update + params + 1
     rows = [(_MEAN, first, 0, shift, 1.0), (_STD, first, second, 0, 1.0)]
     rows += [(_MEAN, first + e, 0, shift + e, 1.0) for e in range(1, entries)]
     rows += [(_STD, first + e, second + e, 0, 1.0) for e in range(1, entries)]
     rows += [(_COPY, dead + a, 0, 0, 1.0) for a in acts]
     rows += [(_COPY, saturated + a, 0, 0, 1.0) for a in acts]
-    # in the order of _STEP_STATS: gradient norm, gradient RMS, step norm, effective lr
-    rows += [(_NORM, grad + p, 0, one, 1.0) for p in range(params)]
-    rows += [(_NORM, grad + p, 0, one, 1.0 / float(root[p])) for p in range(params)]
-    rows += [(_NORM, update + p, 0, scale, 1.0) for p in range(params)]
-    rows += [(_RATIO, update + p, grad + p, scale, 1.0) for p in range(params)]
-    rows += [(_COPY, one + 1, 0, 0, 1.0)]  # whether the step counts
+    # in the order of _STEP_STATS: gradient norm, gradient RMS; then the squared norms
+    rows += [(_NORM, grad + p, 0, 0, 1.0) for p in range(params)]
+    rows += [(_NORM, grad + p, 0, 0, 1.0 / float(root[p])) for p in range(params)]
+    rows += [(_COPY, grad + p, 0, 0, 1.0) for p in range(params)]
+    rows += [(_COPY, grad + params, 0, 0, 1.0)]  # whether the step counts
     return np.array(rows, np.float64).T
 
 
@@ -155,16 +171,10 @@ def _evaluate(raw: jax.Array, plan: np.ndarray) -> jax.Array:
     formula = plan[0].astype(np.int32)
     a, b, c = (raw[plan[i].astype(np.int32)] for i in (1, 2, 3))
     k = jnp.asarray(plan[4], jnp.float32)
-    root_a, root_b = jnp.sqrt(jnp.maximum(a, 0.0)), jnp.sqrt(jnp.maximum(b, 0.0))
     return jnp.select(
-        [formula == _MEAN, formula == _STD, formula == _COPY, formula == _NORM],
-        [
-            a + c,
-            jnp.sqrt(jnp.maximum(b - jnp.square(a), 0.0)),
-            a,
-            k * c * root_a,
-        ],
-        jnp.where(root_b > 0, c * root_a / root_b, jnp.nan),
+        [formula == _MEAN, formula == _STD, formula == _COPY],
+        [a + c, jnp.sqrt(jnp.maximum(b - jnp.square(a), 0.0)), a],
+        k * jnp.sqrt(jnp.maximum(a, 0.0)),
     )
 
 
@@ -179,10 +189,11 @@ class Monitor:
       of an optlab MLP), ``preactivation_*`` for every layer with a kernel (its output: for the
       last one, the logits), and ``activation_edges`` / ``preactivation_edges``, the fixed
       histogram edges;
-    * ``grad_norm``, ``grad_rms``, ``step_norm`` (:math:`\lVert\Delta\theta\rVert`),
-      ``effective_lr`` for every parameter (``blocks/0/dense/kernel``), means over the
-      sampled steps; ``param_norm`` (at the epoch's start) and ``update_ratio`` (the mean
-      step norm over it);
+    * ``grad_norm`` and ``grad_rms`` for every parameter (``blocks/0/dense/kernel``), means
+      over the sampled steps; ``step_norm`` (:math:`\lVert\Delta\theta\rVert`, the root
+      mean square over the sampled steps), ``effective_lr`` (the root of the summed squared
+      step norms over the summed squared gradient norms), ``param_norm`` (at the epoch's
+      start) and ``update_ratio`` (the step norm over it);
     * ``bn_mean``, ``bn_var`` (running BatchNorm averages at the end of the epoch);
     * ``loss_first`` (the loss of the epoch's first sampled step: before any update in epoch
       1), ``input_mean``, ``input_std``, ``num_classes`` (0 unless the targets are integer
@@ -254,11 +265,23 @@ class Monitor:
             captured["hist"] = hist
         return out, new_state, captured
 
-    def update_stats(self, state: Any, updates: Any, grads: Any, captured: Any) -> dict:
-        r"""Per-parameter squared norms of the transformation's update :math:`u` (the step is
-        :math:`\Delta\theta = c\,u`, ``c`` the state's ``lr_scale``), computed beside the
-        update."""
-        return squared_norms(updates)
+    def update_stats(
+        self, state: Any, updates: Any, grads: Any, captured: Any, carry: Any = None
+    ) -> Any:
+        r"""The epoch's running elementwise sums of the squared steps, :math:`\sum_t
+        (\Delta\theta_t)^2` (the step is :math:`\Delta\theta = c\,u`, ``c`` the state's
+        ``lr_scale``): the carry's plus this step's (zeros without a carry), unchanged on a
+        skipped step (``updates`` None). Elementwise, it joins the update's own pass."""
+        if carry is None:
+            base = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), jnp.float32), state.params)
+        else:
+            base = carry["step_sq"]
+        if updates is None:
+            return base
+        c = jnp.asarray(state.lr_scale, jnp.float32)
+        return jax.tree.map(
+            lambda a, u: a + jnp.square(c * jnp.asarray(u, jnp.float32)), base, updates
+        )
 
     def measure(
         self,
@@ -284,9 +307,7 @@ class Monitor:
         # gradient norm.
         grad_sq = squared_norms(grads)
         root = root_sizes(sizes(state.params), names)
-        scale = jnp.abs(jnp.asarray(state.lr_scale, jnp.float32))
-        scalars = [grad_sq[n] for n in names] + [update_stats[n] for n in names]
-        scalars += [scale, jnp.float32(1.0), ok]
+        scalars = [grad_sq[n] for n in names] + [ok]
         raw = jnp.concatenate(
             [captured["values"].reshape(-1)]
             + [jnp.reshape(jnp.asarray(v, jnp.float32), (1,)) for v in scalars]
@@ -295,7 +316,7 @@ class Monitor:
         # the layout's per-step entries, then whether the step counts (its sum over the
         # epoch is the number of sampled steps)
         packed = _evaluate(raw, _plan(len(layers) + 1, acts, root))
-        size = len(entries) - len(_EPOCH_STATS) * len(names) + 1
+        size = len(entries) - len(_EPOCH_STATS) * len(names) + len(names) + 1
         assert packed.shape == (size,), (packed.shape, size)
         first_values = jnp.stack(
             [jnp.asarray(loss, jnp.float32), jnp.float32(_num_classes(predictions, targets))]
@@ -305,6 +326,7 @@ class Monitor:
             "first": first_values,
             "mean": packed,
             "hist": captured["hist"] if self.histograms else jnp.zeros((0, BINS)),
+            "step_sq": update_stats,
         }
 
     def init(self, shapes: Any, state: Any) -> dict[str, jax.Array]:
@@ -313,6 +335,7 @@ class Monitor:
         sq = squared_norms(state.params)
         return {
             "param_sq": jnp.stack([sq[n] for n in leaf_paths(state.params)]),
+            "step_sq": jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes["step_sq"]),
             # row 0: the sum of each finite value over the sampled steps, row 1: their count
             # (the last entry: the number of sampled steps)
             "sums": jnp.zeros((2, *shapes["mean"].shape), jnp.float32),
@@ -331,6 +354,7 @@ class Monitor:
             "hist": carry["hist"] + jnp.where(take, stats["hist"], 0.0),
             "first": jnp.where(first, stats["first"], carry["first"]),
             "param_sq": carry["param_sq"],
+            "step_sq": stats["step_sq"],
         }
 
     def finish(self, carry: dict[str, jax.Array], state: Any) -> dict[str, jax.Array]:
@@ -340,15 +364,18 @@ class Monitor:
         total, n = carry["sums"][:, :-1]
         mean = jnp.where(n > 0, total / jnp.maximum(n, 1.0), jnp.nan)
         p_norm = jnp.sqrt(carry["param_sq"])
-        # the mean step norms: their block among the per-step parameter blocks, which end
-        # the vector in the order of _STEP_STATS
         count = p_norm.shape[0]
-        start = mean.shape[0] - (len(_STEP_STATS) - _STEP_STATS.index("step_norm")) * count
-        step = mean[start : start + count]
+        # the last block: the sums of the squared gradient norms over the sampled steps
+        grad_sq, mean = total[-count:], mean[:-count]
+        steps = carry["sums"][1, -1]
+        step_sq = jnp.stack([jnp.sum(v) for v in jax.tree.leaves(carry["step_sq"])])
+        step = jnp.where(steps > 0, jnp.sqrt(step_sq / jnp.maximum(steps, 1.0)), jnp.nan)
+        lr = jnp.where(grad_sq > 0, jnp.sqrt(step_sq / jnp.maximum(grad_sq, 1e-38)), jnp.nan)
+        lr = jnp.where(steps > 0, lr, jnp.nan)
         ratio = jnp.where(p_norm > 0, step / p_norm, jnp.nan)
         bn = batchnorm_stats(state.model_state)
         return {
-            "mean": jnp.concatenate([mean, p_norm, ratio]),
+            "mean": jnp.concatenate([mean, step, lr, p_norm, ratio]),
             "hist": carry["hist"] / jnp.maximum(jnp.sum(carry["hist"], -1, keepdims=True), 1e-30),
             "bn": jnp.stack([v for stat in bn.values() for v in stat.values()] or [jnp.zeros(())]),
             "first": carry["first"],

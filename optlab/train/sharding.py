@@ -226,13 +226,19 @@ class DataParallelStep:
             state, self.mesh, shard_optimizer_state=self.shard_optimizer_state, axis=self.axis
         )
 
-    def __call__(self, state: Any, batch: Any, metric: Any = None) -> tuple[Any, Any]:
+    def __call__(
+        self, state: Any, batch: Any, metric: Any = None, carry: Any = None
+    ) -> tuple[Any, Any]:
+        """The wrapped step, layouts kept; ``carry``: its monitor's epoch carry, passed on."""
         shardings = self.state_sharding(state)
         state = _constrain(state, shardings)
         rows = batch_sharding(self.mesh, axis=self.axis)
         if isinstance(batch, Batches | tuple | list | dict):
             batch = jax.tree.map(lambda a: _constrain(a, rows), batch)
-        state, logs = self.step_fn(state, batch, metric)
+        if carry is None:
+            state, logs = self.step_fn(state, batch, metric)
+        else:
+            state, logs = self.step_fn(state, batch, metric, carry)
         return _constrain(state, shardings), logs
 
 

@@ -37,8 +37,12 @@ is exactly the function it was. The engine calls, inside the compiled program:
 * ``m.forward(apply, params, model_state, x, *, rng, mask) -> (predictions, model_state,
   captured)`` in place of the training-mode ``apply`` (``captured``: fixed-size arrays
   recorded during the pass, e.g. each layer's statistics);
-* ``m.update_stats(state, updates, grads, captured) -> arrays`` beside the parameter update
-  (the parameters move by ``state.lr_scale * updates``; zeros on a skipped step);
+* ``m.update_stats(state, updates, grads, captured, carry) -> arrays`` beside the parameter
+  update, in the same branch (the parameters move by ``state.lr_scale * updates``;
+  ``updates`` is None on a skipped step; ``carry`` is the epoch's carry of ``m.init`` and
+  ``m.fold``, or None when the step runs alone): elementwise statistics that add to the
+  carry here join the update's own elementwise pass, where a separate reduction of the
+  updates makes XLA write them out and read them back;
 * ``m.measure(...) -> stats`` once per monitored step, with keyword arguments ``state`` (before the
   step), ``new_state``, ``update_stats``, ``grads``, ``captured``, ``inputs``, ``predictions``,
   ``targets``, ``mask``, ``loss`` and ``ok`` (False for a skipped step): a fixed-size pytree
@@ -203,6 +207,10 @@ def make_train_step(
 ) -> Callable[..., tuple[TrainState, Logs]]:
     """Builds the pure train step ``step(state, batch, metric=None) -> (state, logs)``.
 
+    With a monitor the step also takes ``carry=None``, the monitor's epoch carry
+    (:func:`scan_epoch` passes it), which the statistics that accumulate elementwise over the
+    epoch add to (``monitor.update_stats``); None: they start from zero.
+
     The step runs the model in training mode (with the key ``fold_in(state.rng, step)``
     for dropout and other random layers), differentiates the masked mean loss, calls the
     transformation with the extra arguments ``value`` (the batch loss), ``grad``, ``value_fn``
@@ -252,7 +260,12 @@ def make_train_step(
             f"make_train_step: skip_nonfinite must be a bool, got skip_nonfinite={skip_nonfinite!r}"
         )
 
-    def step(state: TrainState, batch: Batch, metric: jax.Array | None = None):
+    def step(state: TrainState, batch: Batch, metric: jax.Array | None = None, carry: Any = None):
+        if carry is not None and monitor is None:
+            raise TypeError(
+                "train step: carry is a monitor's epoch carry, and this step has none "
+                "(make_train_step(loss, monitor=...)); call step(state, batch, metric)"
+            )
         x, y, mask = split_batch("train step", batch)
         key = jax.random.fold_in(state.rng, state.step)
 
@@ -286,16 +299,16 @@ def make_train_step(
             params = jax.tree.map(move, state.params, updates, is_leaf=lambda v: v is None)
             if monitor is None:
                 return params, opt_state, model_state
-            # Beside the step, from the updates (zeros in ``kept``, the skipped step's branch).
-            stats = monitor.update_stats(state, updates, grads, captured[0])
+            # Beside the step, from the updates (``kept``, the skipped step's branch, passes
+            # None: the carry's statistics unchanged).
+            stats = monitor.update_stats(state, updates, grads, captured[0], carry)
             return params, opt_state, model_state, stats
 
         def kept(_=None):
             if monitor is None:
                 return state.params, state.opt_state, state.model_state
-            shapes = jax.eval_shape(monitor.update_stats, state, grads, grads, captured[0])
-            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-            return state.params, state.opt_state, state.model_state, zeros
+            stats = monitor.update_stats(state, None, grads, captured[0], carry)
+            return state.params, state.opt_state, state.model_state, stats
 
         if skip_nonfinite:
             ok = jnp.isfinite(value) & jnp.isfinite(squared_norm)
@@ -454,13 +467,13 @@ def scan_epoch(
     num = jax.tree.leaves(batches)[0].shape[0]
     monitor = getattr(step_fn, "monitor", None)
 
-    def run_step(fn, st, batch, i):
+    def run_step(fn, st, batch, i, carry=None):
         if augment is not None:
             x, y, mask = split_batch("epoch", batch)
             if mask is None:
                 mask = jnp.ones((jax.tree.leaves(x)[0].shape[0],), jnp.float32)
             batch = augment(Batches(x, y, mask), jax.random.fold_in(augment_key, i))
-        st, logs = fn(st, batch, metric)
+        st, logs = fn(st, batch, metric) if carry is None else fn(st, batch, metric, carry)
         logs = dict(logs)
         if "skipped" in logs:
             logs["nonfinite_streak"] = st.nonfinite_streak
@@ -483,7 +496,7 @@ def scan_epoch(
 
             def body(carry, xs):
                 st, acc = carry
-                st, logs, rows = run_step(step_fn, st, *xs)
+                st, logs, rows = run_step(step_fn, st, *xs, acc)
                 return (st, monitor.fold(acc, logs.pop("monitor"))), (logs, rows)
 
             (state, acc), (stacked, weights) = jax.lax.scan(body, (state, acc), inputs)
@@ -526,7 +539,7 @@ def _chunked(run_step, step_fn, plain, k, state, acc, batches, num):
     def chunk(carry, c):
         st, acc, buffers = carry
         i = c * k
-        st, logs, rows = run_step(step_fn, st, batch_at(i), i)
+        st, logs, rows = run_step(step_fn, st, batch_at(i), i, acc)
         acc = step_fn.monitor.fold(acc, logs.pop("monitor"))
         buffers = write(buffers, logs, rows, i)
         st, buffers = jax.lax.fori_loop(i + 1, jnp.minimum(i + k, num), plain_body, (st, buffers))

@@ -264,6 +264,56 @@ def test_fit_records_numpy_statistics_each_epoch(data, monitored):
     np.testing.assert_array_equal(record["activation_edges"][0, 0], np.linspace(0, 4, 33))
 
 
+@pytest.mark.parametrize("every, skip", [(1, False), (2, False), (1, True)])
+def test_step_statistics_over_several_steps_match_numpy(data, every, skip):
+    """An epoch of four Adam steps (batches of 2 rows, sampled every ``every``; with
+    ``skip``, the second batch is NaN, so its step is skipped and adds nothing): the step
+    norm is the root mean square of the sampled steps' norms, the effective learning rate
+    the root of the ratio of their summed squares to the gradients' (NumPy float64, Adam
+    written out), the gradient norm the mean of the sampled steps' norms."""
+    x, y = data
+    if skip:
+        x = x.copy()
+        x[2:4] = np.nan
+    model = make_model()
+    p = np_params(model)
+    monitor = ol.diagnostics.Monitor(every=every, histograms=False)
+    step = ol.make_train_step(LOSS, metrics=(), monitor=monitor)
+    state = ol.TrainState.create(model, TX)
+    state, logs = ol.train_epoch(step, state, (x.reshape(4, 2, 3), y.reshape(4, 2)))
+    record = monitor.unpack(jax.tree.map(np.asarray, logs["monitor"]), state)
+    start = {k: np.linalg.norm(v) for k, v in p.items()}
+    m = {k: 0 * v for k, v in p.items()}
+    v2 = {k: 0 * v for k, v in p.items()}
+    step_sq = {k: [] for k in p}
+    grad = {k: [] for k in p}
+    t = 0  # Adam's count: the updates applied
+    for i in range(4):
+        if skip and i == 1:
+            continue
+        t += 1
+        _, _, g = np_forward_backward(p, x[2 * i : 2 * i + 2], y[2 * i : 2 * i + 2])
+        for k in p:
+            m[k] = 0.9 * m[k] + 0.1 * g[k]
+            v2[k] = 0.999 * v2[k] + 0.001 * g[k] ** 2
+            mhat, vhat = m[k] / (1 - 0.9**t), v2[k] / (1 - 0.999**t)
+            delta = -0.01 * mhat / (np.sqrt(vhat) + 1e-8)
+            if i % every == 0:
+                step_sq[k].append(np.sum(delta**2))
+                grad[k].append(np.linalg.norm(g[k]))
+            p[k] = p[k] + delta
+    assert float(logs["skipped_steps"]) == float(skip)
+    assert record["sampled_steps"] == len(step_sq["head/kernel"]) == (3 if skip else 4 // every)
+    for k in p:
+        rms = np.sqrt(np.mean(step_sq[k]))
+        np.testing.assert_allclose(record["step_norm"][k], rms, rtol=2e-4, err_msg=k)
+        lr = np.sqrt(np.sum(step_sq[k]) / np.sum(np.square(grad[k])))
+        np.testing.assert_allclose(record["effective_lr"][k], lr, rtol=2e-4, err_msg=k)
+        np.testing.assert_allclose(record["grad_norm"][k], np.mean(grad[k]), rtol=2e-4)
+        want = rms / start[k] if start[k] > 0 else np.nan
+        np.testing.assert_allclose(record["update_ratio"][k], want, rtol=2e-4, err_msg=k)
+
+
 def test_monitor_does_not_change_training(data, monitored):
     _, history, _ = monitored
     plain, _ = ol.fit(make_model(), TX, data, epochs=2, **FIT)

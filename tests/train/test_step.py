@@ -190,6 +190,10 @@ def test_bad_arguments():
         ol.make_train_step(xent, metrics="accuracy")
     with pytest.raises(TypeError, match="make_train_step: skip_nonfinite must be a bool"):
         ol.make_train_step(xent, skip_nonfinite="yes")
+    state = ol.TrainState.create(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), ol.sgd(0.1))
+    batch = (jnp.ones((4, 2)), jnp.zeros((4,), jnp.int32))
+    with pytest.raises(TypeError, match="train step: carry is a monitor's epoch carry"):
+        ol.make_train_step(xent)(state, batch, None, {"step_sq": state.params})
     with pytest.raises(TypeError, match=r"TrainState\.create: model must be a flax\.nnx\.Module"):
         ol.TrainState.create(object(), ol.identity())
     with pytest.raises(TypeError, match="tx must be a gradient transformation"):
