@@ -26,14 +26,21 @@ Variants, in one run:
 - ``every10``: ``Monitor(every=10)``, statistics on one step in ten (the epoch runs in chunks
   of ten steps: one monitored, nine plain, no branch); target +5%.
 
+and a control:
+
+- ``off_again``: the unmonitored step once more, compiled apart: its "overhead" is the run's
+  noise floor (it would be 0 on a quiet machine).
+
 The variants are compiled first, then timed round-robin over repeats (a digits sample is
-several epochs back to back): each round times every variant once, and the overhead of a
-variant is the median over the rounds of ``time(variant) / time(off) - 1`` (the drift of a
-shared machine's speed between rounds cancels); the ratio of the fastest repeats,
-``min(variant) / min(off) - 1``, is printed beside it. XLA's own cost analysis of each compiled
-epoch (floating-point operations and bytes accessed, per step) is printed too: it does not depend on
-the machine's load. Writes ``benchmarks/results/diagnostics_overhead.json``
-(``diagnostics_overhead_only.json`` with ``--only``, which measures some of the models).
+several epochs back to back): each round times every variant once, in an order shuffled per
+round (seeded), so that no variant always runs right after the same other one, and the
+overhead of a variant is the median over the rounds of ``time(variant) / time(off) - 1`` (the
+drift of a shared machine's speed between rounds cancels), with the quartiles of those ratios
+beside it; the ratio of the fastest repeats, ``min(variant) / min(off) - 1``, is kept too.
+XLA's own cost analysis of each compiled epoch (floating-point operations and bytes accessed,
+per step) is printed too: it does not depend on the machine's load. Writes
+``benchmarks/results/diagnostics_overhead.json`` (``diagnostics_overhead_only.json`` with
+``--only``, which measures some of the models).
 
     python benchmarks/diagnostics_overhead.py [--quick] [--repeats 11] [--only MODEL ...]
 """
@@ -44,6 +51,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -72,6 +80,7 @@ def _variants() -> dict[str, ol.diagnostics.Monitor | None]:
         "every1": ol.diagnostics.Monitor(every=1, histograms=True),
         "every1_nohist": ol.diagnostics.Monitor(every=1, histograms=False),
         "every10": ol.diagnostics.Monitor(every=10, histograms=True),
+        "off_again": None,
     }
 
 
@@ -138,8 +147,11 @@ def run(repeats: int, quick: bool, only: list[str] | None = None) -> dict:
                 "compile_s": compile_s,
                 **_cost(compiled, steps),
             }
+        order = random.Random(0)
         for _ in range(repeats):  # round-robin: every variant sees the same load
-            for entry in entries.values():
+            names = list(entries)
+            order.shuffle(names)
+            for entry in (entries[n] for n in names):
                 start = time.perf_counter()
                 for _ in range(inner):
                     entry["state"], logs = ol.train_epoch(entry["step"], entry["state"], batches)
@@ -152,11 +164,14 @@ def run(repeats: int, quick: bool, only: list[str] | None = None) -> dict:
             # each round's variant against that round's unmonitored epoch: the drift of a
             # shared machine's speed between rounds cancels
             ratios = [t / b for t, b in zip(times, base, strict=True)]
+            q25, _, q75 = statistics.quantiles(ratios, n=4)
             out[variant] = {
                 "ms_per_step_median": 1e3 * statistics.median(times) / steps,
                 "ms_per_step_min": 1e3 * min(times) / steps,
                 "ms_per_step_max": 1e3 * max(times) / steps,
                 "overhead": statistics.median(ratios) - 1.0,
+                "overhead_q25": q25 - 1.0,
+                "overhead_q75": q75 - 1.0,
                 "overhead_min": min(times) / min(base) - 1.0,
                 "flops_ratio": entry["flops_per_step"] / entries["off"]["flops_per_step"],
                 "bytes_ratio": entry["bytes_per_step"] / entries["off"]["bytes_per_step"],
@@ -181,8 +196,8 @@ def main() -> None:
     repeats = 3 if args.quick else args.repeats
     results = run(repeats, args.quick, args.only)
     header = (
-        f"{'model':<27}{'variant':<15}{'ms/step':>9}{'overhead':>10}{'of mins':>9}"
-        f"{'flops':>8}{'bytes':>8}{'compile s':>11}"
+        f"{'model':<27}{'variant':<15}{'ms/step':>9}{'overhead':>10}{'quartiles':>17}"
+        f"{'of mins':>9}{'flops':>8}{'bytes':>8}{'compile s':>11}"
     )
     print(header)
     for name, out in results.items():
@@ -191,6 +206,7 @@ def main() -> None:
                 continue
             print(
                 f"{name:<27}{variant:<15}{r['ms_per_step_min']:>9.3f}{r['overhead']:>+10.1%}"
+                f"{r['overhead_q25']:>+9.1%}{r['overhead_q75']:>+8.1%}"
                 f"{r['overhead_min']:>+9.1%}{r['flops_ratio']:>8.3f}{r['bytes_ratio']:>8.3f}"
                 f"{r['compile_s']:>11.1f}"
             )
