@@ -300,7 +300,9 @@ class Monitor:
     ) -> dict[str, Any]:
         """One step's statistics, packed: ``"mean"`` a vector (one entry per statistic, layer
         and parameter, in the order of the layout, without the once-per-epoch values, then
-        1 or 0: whether the step counts), ``"hist"`` a ``(layers, 32)`` matrix of counts."""
+        each parameter's squared gradient norm, then 1 or 0: whether the step counts),
+        ``"hist"`` a ``(layers, 32)`` matrix of counts, and ``"step_sq"`` the running sums of
+        the squared steps (``update_stats``), which ``fold`` keeps as they are."""
         layers, entries = _layout(state)
         names = leaf_paths(state.params)
         # The gradients' norms are taken here, where XLA shares them with the step's own
