@@ -372,8 +372,8 @@ class Monitor:
         steps = carry["sums"][1, -1]
         step_sq = jnp.stack([jnp.sum(v) for v in jax.tree.leaves(carry["step_sq"])])
         step = jnp.where(steps > 0, jnp.sqrt(step_sq / jnp.maximum(steps, 1.0)), jnp.nan)
+        # NaN without a sampled step too: then no gradient was summed
         lr = jnp.where(grad_sq > 0, jnp.sqrt(step_sq / jnp.maximum(grad_sq, 1e-38)), jnp.nan)
-        lr = jnp.where(steps > 0, lr, jnp.nan)
         ratio = jnp.where(p_norm > 0, step / p_norm, jnp.nan)
         bn = batchnorm_stats(state.model_state)
         return {
