@@ -111,6 +111,26 @@ def np_forward_backward(p, x, y):
     return {"z": z, "h": h, "logits": logits}, loss, grads
 
 
+class NpAdam:
+    """Adam(0.01) written out in float64 (optlab's defaults: b1 0.9, b2 0.999, eps 1e-8)."""
+
+    def __init__(self, params):
+        self.m = {k: 0 * v for k, v in params.items()}
+        self.v = {k: 0 * v for k, v in params.items()}
+        self.t = 0
+
+    def step(self, g):
+        """The step of each parameter for gradients ``g`` (Adam's count advances)."""
+        self.t += 1
+        out = {}
+        for k in g:
+            self.m[k] = 0.9 * self.m[k] + 0.1 * g[k]
+            self.v[k] = 0.999 * self.v[k] + 0.001 * g[k] ** 2
+            mhat, vhat = self.m[k] / (1 - 0.9**self.t), self.v[k] / (1 - 0.999**self.t)
+            out[k] = -0.01 * mhat / (np.sqrt(vhat) + 1e-8)
+        return out
+
+
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
@@ -215,17 +235,11 @@ def test_fit_records_numpy_statistics_each_epoch(data, monitored):
     x, y = data
     record = history.diagnostics
     assert record.epoch == [1, 2] and list(record["sampled_steps"]) == [1.0, 1.0]
-    m = {k: 0 * v for k, v in p.items()}
-    v2 = {k: 0 * v for k, v in p.items()}
+    adam = NpAdam(p)
     names = record.rows("grad_norm")
     for t in (1, 2):
         values, loss, g = np_forward_backward(p, x, y)
-        step = {}
-        for k in p:
-            m[k] = 0.9 * m[k] + 0.1 * g[k]
-            v2[k] = 0.999 * v2[k] + 0.001 * g[k] ** 2
-            mhat, vhat = m[k] / (1 - 0.9**t), v2[k] / (1 - 0.999**t)
-            step[k] = -0.01 * mhat / (np.sqrt(vhat) + 1e-8)
+        step = adam.step(g)
         col = t - 1
         expect = {
             "grad_norm": [np.linalg.norm(g[n]) for n in names],
@@ -283,25 +297,19 @@ def test_step_statistics_over_several_steps_match_numpy(data, every, skip):
     state, logs = ol.train_epoch(step, state, (x.reshape(4, 2, 3), y.reshape(4, 2)))
     record = monitor.unpack(jax.tree.map(np.asarray, logs["monitor"]), state)
     start = {k: np.linalg.norm(v) for k, v in p.items()}
-    m = {k: 0 * v for k, v in p.items()}
-    v2 = {k: 0 * v for k, v in p.items()}
+    adam = NpAdam(p)  # its count advances on the applied updates only
     step_sq = {k: [] for k in p}
     grad = {k: [] for k in p}
-    t = 0  # Adam's count: the updates applied
     for i in range(4):
         if skip and i == 1:
             continue
-        t += 1
         _, _, g = np_forward_backward(p, x[2 * i : 2 * i + 2], y[2 * i : 2 * i + 2])
+        delta = adam.step(g)
         for k in p:
-            m[k] = 0.9 * m[k] + 0.1 * g[k]
-            v2[k] = 0.999 * v2[k] + 0.001 * g[k] ** 2
-            mhat, vhat = m[k] / (1 - 0.9**t), v2[k] / (1 - 0.999**t)
-            delta = -0.01 * mhat / (np.sqrt(vhat) + 1e-8)
             if i % every == 0:
-                step_sq[k].append(np.sum(delta**2))
+                step_sq[k].append(np.sum(delta[k] ** 2))
                 grad[k].append(np.linalg.norm(g[k]))
-            p[k] = p[k] + delta
+            p[k] = p[k] + delta[k]
     assert float(logs["skipped_steps"]) == float(skip)
     assert record["sampled_steps"] == len(step_sq["head/kernel"]) == (3 if skip else 4 // every)
     for k in p:
